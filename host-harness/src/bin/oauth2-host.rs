@@ -1,0 +1,364 @@
+//! `oauth2-host`: runs the oauth2-plugin component from the command line.
+
+use std::io::{self, Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, anyhow, bail};
+use host_harness::callback::CallbackListener;
+use host_harness::errors::Explain;
+use host_harness::{
+    ConnectionConfig, FileStore, HttpRequest, HttpResponse, Pair, Plugin, SecretStore, Services,
+    SystemClock, UreqClient, config_file,
+};
+
+const USAGE: &str = "\
+usage:
+  oauth2-host demo
+  oauth2-host secret set NAME [--store PATH]          (value read from stdin)
+  oauth2-host token --config FILE [--store PATH] [--ca-cert PEM] [--reveal]
+  oauth2-host call --config FILE [--store PATH] [--ca-cert PEM] [-X METHOD] [-H 'K: V']... [-d BODY] URL
+  oauth2-host authorize --config FILE [--store PATH] [--ca-cert PEM]
+options common to token, call and authorize:
+  --store PATH       secret store file (default .oauth2-host/store.json)
+  --ca-cert PEM      also trust the CA certificates in this PEM file
+  --component PATH   run this component instead of the built-in one";
+
+const DEFAULT_STORE: &str = ".oauth2-host/store.json";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(&args) {
+        Ok(code) => code,
+        Err(error) if error.is::<Usage>() => {
+            eprintln!("error: {error}\n{USAGE}");
+            ExitCode::from(2)
+        }
+        Err(error) => {
+            // `:#` puts the whole context chain on the one line.
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A command line that does not fit the interface.
+#[derive(Debug)]
+struct Usage(String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
+
+fn usage(message: impl Into<String>) -> anyhow::Error {
+    Usage(message.into()).into()
+}
+
+fn run(args: &[String]) -> anyhow::Result<ExitCode> {
+    let Some((command, rest)) = args.split_first() else {
+        return Err(usage("no command given"));
+    };
+    match command.as_str() {
+        "secret" => match rest.split_first() {
+            Some((set, rest)) if set == "set" => secret_set(&Options::parse(rest, &["--store"])?),
+            _ => Err(usage("the secret command is: secret set NAME")),
+        },
+        "token" => token(&Options::parse(rest, &[COMMON, &["--reveal"]].concat())?),
+        "call" => call(&Options::parse(
+            rest,
+            &[COMMON, &["-X", "-H", "-d"]].concat(),
+        )?),
+        "authorize" => authorize(&Options::parse(rest, COMMON)?),
+        "demo" => {
+            eprintln!("demo: not yet");
+            Ok(ExitCode::FAILURE)
+        }
+        "-h" | "--help" | "help" => {
+            println!("{USAGE}");
+            Ok(ExitCode::SUCCESS)
+        }
+        other => Err(usage(format!("unknown command {other:?}"))),
+    }
+}
+
+const COMMON: &[&str] = &["--config", "--store", "--ca-cert", "--component"];
+
+/// The flags of one command line, after checking each is allowed for the command.
+#[derive(Debug, Default)]
+struct Options {
+    config: Option<PathBuf>,
+    store: Option<PathBuf>,
+    ca_cert: Option<PathBuf>,
+    component: Option<PathBuf>,
+    reveal: bool,
+    method: Option<String>,
+    headers: Vec<String>,
+    data: Option<String>,
+    positional: Vec<String>,
+}
+
+impl Options {
+    fn parse(args: &[String], allowed: &[&str]) -> anyhow::Result<Self> {
+        let mut options = Self::default();
+        let mut args = args.iter();
+        while let Some(arg) = args.next() {
+            if !arg.starts_with('-') || arg == "-" {
+                options.positional.push(arg.clone());
+                continue;
+            }
+            let (flag, inline) = match arg.split_once('=') {
+                Some((flag, value)) if flag.starts_with("--") => (flag, Some(value.to_owned())),
+                _ => (arg.as_str(), None),
+            };
+            if !allowed.contains(&flag) {
+                return Err(usage(format!("unknown option {flag}")));
+            }
+            if flag == "--reveal" {
+                options.reveal = true;
+                continue;
+            }
+            let value = match inline {
+                Some(value) => value,
+                None => args
+                    .next()
+                    .cloned()
+                    .ok_or_else(|| usage(format!("{flag} needs a value")))?,
+            };
+            match flag {
+                "--config" => options.config = Some(value.into()),
+                "--store" => options.store = Some(value.into()),
+                "--ca-cert" => options.ca_cert = Some(value.into()),
+                "--component" => options.component = Some(value.into()),
+                "-X" => options.method = Some(value),
+                "-H" => options.headers.push(value),
+                "-d" => options.data = Some(value),
+                _ => unreachable!("every allowed flag is handled above"),
+            }
+        }
+        Ok(options)
+    }
+
+    fn store(&self) -> anyhow::Result<FileStore> {
+        let path = self.store.clone().unwrap_or_else(|| DEFAULT_STORE.into());
+        FileStore::open(path).map_err(|e| anyhow!(e))
+    }
+
+    fn config(&self) -> anyhow::Result<ConnectionConfig> {
+        let path = self
+            .config
+            .as_deref()
+            .ok_or_else(|| usage("--config FILE is required"))?;
+        config_file::load(path).with_context(|| path.display().to_string())
+    }
+
+    fn plugin(&self) -> anyhow::Result<Plugin> {
+        match &self.component {
+            Some(path) => Plugin::from_file(path),
+            None => Plugin::embedded(),
+        }
+    }
+
+    fn services(&self) -> anyhow::Result<Services> {
+        let http = match &self.ca_cert {
+            Some(path) => UreqClient::with_extra_ca(path)
+                .with_context(|| format!("--ca-cert {}", path.display()))?,
+            None => UreqClient::new(),
+        };
+        Ok(Services {
+            http: Arc::new(http),
+            secrets: Arc::new(self.store()?),
+            clock: Arc::new(SystemClock),
+        })
+    }
+
+    fn no_positional(&self) -> anyhow::Result<()> {
+        match self.positional.first() {
+            Some(extra) => Err(usage(format!("unexpected argument {extra:?}"))),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Everything a command that runs the component needs.
+struct Session {
+    plugin: Plugin,
+    services: Services,
+    config: ConnectionConfig,
+}
+
+impl Session {
+    fn open(options: &Options) -> anyhow::Result<Self> {
+        // The config and store are checked before the slower component compilation.
+        let config = options.config()?;
+        let services = options.services()?;
+        Ok(Self {
+            plugin: options.plugin()?,
+            services,
+            config,
+        })
+    }
+}
+
+fn secret_set(options: &Options) -> anyhow::Result<ExitCode> {
+    let [name] = options.positional.as_slice() else {
+        return Err(usage("secret set takes exactly one NAME"));
+    };
+    let store = options.store()?;
+    let mut value = String::new();
+    io::stdin()
+        .read_to_string(&mut value)
+        .context("reading the secret from stdin")?;
+    let value = value
+        .strip_suffix('\n')
+        .map(|v| v.strip_suffix('\r').unwrap_or(v))
+        .unwrap_or(&value);
+    if value.is_empty() {
+        bail!(
+            "no secret value on stdin (pipe it in, e.g. printf %s \"$SECRET\" | oauth2-host secret set {name})"
+        );
+    }
+    store.set(name, value).map_err(|e| anyhow!(e))?;
+    eprintln!("stored secret \"{name}\" in {}", store.path().display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn token(options: &Options) -> anyhow::Result<ExitCode> {
+    options.no_positional()?;
+    let session = Session::open(options)?;
+    let token = session
+        .plugin
+        .ensure_token(&session.services, &session.config)?;
+    let mut summary = serde_json::json!({
+        "token_type": token.token_type,
+        "expires_at": token.expires_at,
+        "scope": token.scope,
+    });
+    if options.reveal {
+        summary["access_token"] = token.access_token.into();
+    }
+    println!("{summary}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn call(options: &Options) -> anyhow::Result<ExitCode> {
+    let [url] = options.positional.as_slice() else {
+        return Err(usage("call takes exactly one URL"));
+    };
+    let headers = options
+        .headers
+        .iter()
+        .map(|header| {
+            let (name, value) = header
+                .split_once(':')
+                // Not echoed: a header given here may well be a credential.
+                .ok_or_else(|| usage("-H takes 'Name: value'; one has no ':'"))?;
+            Ok(Pair {
+                name: name.trim().to_owned(),
+                value: value.trim().to_owned(),
+            })
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let body = options.data.clone().unwrap_or_default().into_bytes();
+    // curl's convention: a body without an explicit method is a POST.
+    let method = options.method.clone().unwrap_or_else(|| {
+        if options.data.is_some() {
+            "POST"
+        } else {
+            "GET"
+        }
+        .to_owned()
+    });
+    let request = HttpRequest {
+        method,
+        url: url.clone(),
+        headers,
+        body,
+    };
+
+    let session = Session::open(options)?;
+    let mut response = send_decorated(&session, &request)?;
+    if response.status == 401 {
+        // The token may have been revoked before its expiry: drop it and try once more.
+        eprintln!("HTTP 401, retrying with a fresh token");
+        session
+            .plugin
+            .forget_token(&session.services, &session.config)?;
+        response = send_decorated(&session, &request)?;
+    }
+
+    let reason = ureq::http::StatusCode::from_u16(response.status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or_default();
+    eprintln!("HTTP {} {reason}", response.status);
+    let mut stdout = io::stdout().lock();
+    stdout.write_all(&response.body)?;
+    stdout.flush()?;
+    Ok(if (200..300).contains(&response.status) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn send_decorated(session: &Session, request: &HttpRequest) -> anyhow::Result<HttpResponse> {
+    let decorated = session
+        .plugin
+        .decorate_request(&session.services, &session.config, request)?;
+    session
+        .services
+        .http
+        .send(&decorated)
+        .map_err(|e| anyhow!("{} {}: {}", request.method, request.url, Explain(&e)))
+}
+
+fn authorize(options: &Options) -> anyhow::Result<ExitCode> {
+    options.no_positional()?;
+    let session = Session::open(options)?;
+    let start = session
+        .plugin
+        .begin_authorization(&session.services, &session.config)?;
+    let redirect_uri = session
+        .config
+        .redirect_uri
+        .as_deref()
+        .ok_or_else(|| anyhow!("config: redirect_uri: required for authorize"))?;
+    // Listen before showing the URL, so a fast browser cannot arrive before the listener.
+    let listener = CallbackListener::bind(redirect_uri)?;
+
+    let mut stdout = io::stdout().lock();
+    writeln!(stdout, "{}", start.url)?;
+    stdout.flush()?;
+    drop(stdout);
+    eprintln!("waiting for the browser on {redirect_uri} ...");
+
+    let redirect = listener.wait()?;
+    match session
+        .plugin
+        .complete_authorization(&session.services, &session.config, redirect.url())
+    {
+        Ok(token) => {
+            let _ =
+                redirect.respond_success("The token is stored. You can return to the terminal.");
+            eprintln!(
+                "authorized: {} token stored, expires_at {}, scope {}",
+                token.token_type,
+                token
+                    .expires_at
+                    .map_or_else(|| "unknown".to_owned(), |at| at.to_string()),
+                token.scope.as_deref().unwrap_or("(not stated)")
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(error) => {
+            // The browser is told why too; the message names codes and hints, never secrets.
+            let _ = redirect.respond_failure(&error.to_string());
+            Err(error.into())
+        }
+    }
+}

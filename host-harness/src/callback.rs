@@ -1,0 +1,334 @@
+//! A one-shot loopback listener that catches the browser's authorization-code redirect.
+
+use std::fmt::{self, Display, Formatter};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use tiny_http::{Header, Request, Response, Server};
+
+/// How long a user gets to finish consenting in the browser, unless told otherwise.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+
+/// Why no redirect could be caught.
+#[derive(Debug)]
+pub enum CallbackError {
+    /// The redirect URI is not `http://` on a loopback host with a port this host can bind.
+    UnusableRedirectUri(String),
+    Bind {
+        address: SocketAddr,
+        message: String,
+    },
+    Timeout(Duration),
+    Io(std::io::Error),
+}
+
+impl Display for CallbackError {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::UnusableRedirectUri(why) => write!(f, "config: redirect_uri: {why}"),
+            Self::Bind { address, message } => write!(
+                f,
+                "cannot listen on {address} for the redirect: {message} \
+                 (is another program using that port?)"
+            ),
+            Self::Timeout(after) => write!(
+                f,
+                "no browser redirect arrived within {} s; open the authorization URL and consent",
+                after.as_secs()
+            ),
+            Self::Io(e) => write!(f, "while waiting for the redirect: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for CallbackError {}
+
+/// A listener bound to the redirect URI's loopback address.
+pub struct CallbackListener {
+    server: Server,
+    /// `http://host:port` exactly as the redirect URI spells it.
+    origin: String,
+    path: String,
+    timeout: Duration,
+}
+
+impl fmt::Debug for CallbackListener {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CallbackListener")
+            .field("origin", &self.origin)
+            .field("path", &self.path)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CallbackListener {
+    /// Binds now, so a busy port is reported before the user is sent to the browser.
+    pub fn bind(redirect_uri: &str) -> Result<Self, CallbackError> {
+        let target =
+            RedirectTarget::parse(redirect_uri).map_err(CallbackError::UnusableRedirectUri)?;
+        let server = Server::http(target.address).map_err(|e| CallbackError::Bind {
+            address: target.address,
+            message: e.to_string(),
+        })?;
+        Ok(Self {
+            server,
+            origin: target.origin,
+            path: target.path,
+            timeout: DEFAULT_TIMEOUT,
+        })
+    }
+
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.server.server_addr().to_ip()
+    }
+
+    /// Waits for the browser to arrive on the redirect path; other requests (a favicon, a
+    /// stray probe) get a 404 and the wait goes on.
+    pub fn wait(&self) -> Result<Redirect, CallbackError> {
+        let deadline = Instant::now() + self.timeout;
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let request = self
+                .server
+                .recv_timeout(remaining)
+                .map_err(CallbackError::Io)?
+                .ok_or(CallbackError::Timeout(self.timeout))?;
+            let target = request.url();
+            let path = target.split(['?', '#']).next().unwrap_or_default();
+            if path == self.path {
+                return Ok(Redirect {
+                    url: format!("{}{target}", self.origin),
+                    request,
+                });
+            }
+            // The browser gets nothing useful either way; the error would only be noise.
+            let _ = request.respond(Response::empty(404));
+        }
+    }
+}
+
+/// The browser's request to the redirect URI, waiting for its result page.
+pub struct Redirect {
+    url: String,
+    request: Request,
+}
+
+impl fmt::Debug for Redirect {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        // The URL carries the authorization code: a credential until it is exchanged.
+        f.debug_struct("Redirect").finish_non_exhaustive()
+    }
+}
+
+impl Redirect {
+    /// The full redirect URL, origin as the redirect URI spells it, with its query.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Tells the browser the authorization worked.
+    pub fn respond_success(self, message: &str) -> std::io::Result<()> {
+        self.respond(200, "Authorization complete", message)
+    }
+
+    /// Tells the browser the authorization failed, and why (no secrets in `message`).
+    pub fn respond_failure(self, message: &str) -> std::io::Result<()> {
+        self.respond(400, "Authorization failed", message)
+    }
+
+    fn respond(self, status: u16, title: &str, message: &str) -> std::io::Result<()> {
+        let page = format!(
+            "<!doctype html><html><head><meta charset=\"utf-8\"><title>{title}</title></head>\
+             <body><h1>{title}</h1><p>{}</p><p>You can close this window.</p></body></html>",
+            escape_html(message)
+        );
+        let content_type = Header::from_bytes("Content-Type", "text/html; charset=utf-8")
+            .expect("a valid static header");
+        let no_store =
+            Header::from_bytes("Cache-Control", "no-store").expect("a valid static header");
+        self.request.respond(
+            Response::from_string(page)
+                .with_status_code(status)
+                .with_header(content_type)
+                .with_header(no_store),
+        )
+    }
+}
+
+fn escape_html(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '&' => escaped.push_str("&amp;"),
+            '"' => escaped.push_str("&quot;"),
+            '\'' => escaped.push_str("&#39;"),
+            c => escaped.push(c),
+        }
+    }
+    escaped
+}
+
+/// The parts of a loopback redirect URI the listener needs.
+#[derive(Debug, PartialEq, Eq)]
+struct RedirectTarget {
+    address: SocketAddr,
+    origin: String,
+    path: String,
+}
+
+impl RedirectTarget {
+    fn parse(uri: &str) -> Result<Self, String> {
+        let rest = uri
+            .get(..7)
+            .filter(|scheme| scheme.eq_ignore_ascii_case("http://"))
+            .map(|_| &uri[7..])
+            .ok_or("must start with http:// to be caught on this machine")?;
+        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let (authority, tail) = rest.split_at(authority_end);
+        let path = match tail.split(['?', '#']).next().unwrap_or_default() {
+            "" => "/",
+            path => path,
+        };
+        if authority.contains('@') {
+            return Err("must not carry user information".into());
+        }
+        let (host, port) = split_host_port(authority)?;
+        let ip = if host.eq_ignore_ascii_case("localhost") {
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        } else {
+            host.parse::<IpAddr>()
+                .ok()
+                .filter(IpAddr::is_loopback)
+                .ok_or_else(|| format!("host {host} is not a loopback address"))?
+        };
+        Ok(Self {
+            address: SocketAddr::new(ip, port),
+            origin: format!("{}{authority}", &uri[..7]),
+            path: path.to_owned(),
+        })
+    }
+}
+
+fn split_host_port(authority: &str) -> Result<(&str, u16), String> {
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(bracketed) => {
+            let (host, after) = bracketed
+                .split_once(']')
+                .ok_or("has an unclosed [ in its host")?;
+            (host, after.strip_prefix(':'))
+        }
+        None => match authority.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        },
+    };
+    let port = match port {
+        None => 80,
+        Some(port) => port
+            .parse()
+            .map_err(|_| format!("port {port:?} is not a number"))?,
+    };
+    if port == 0 {
+        return Err("needs a fixed port, registered at the provider".into());
+    }
+    Ok((host, port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+
+    fn get(address: SocketAddr, target: &str) -> String {
+        let mut stream = TcpStream::connect(address).unwrap();
+        write!(
+            stream,
+            "GET {target} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response
+    }
+
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+
+    #[test]
+    fn parses_loopback_redirect_uris() {
+        let target = RedirectTarget::parse("http://127.0.0.1:8976/callback?x=1").unwrap();
+        assert_eq!(target.address, "127.0.0.1:8976".parse().unwrap());
+        assert_eq!(target.origin, "http://127.0.0.1:8976");
+        assert_eq!(target.path, "/callback");
+
+        let target = RedirectTarget::parse("http://[::1]:9000").unwrap();
+        assert_eq!(target.address, "[::1]:9000".parse().unwrap());
+        assert_eq!(target.path, "/");
+
+        let target = RedirectTarget::parse("HTTP://localhost/cb").unwrap();
+        assert_eq!(target.address, "127.0.0.1:80".parse().unwrap());
+        assert_eq!(target.origin, "HTTP://localhost");
+    }
+
+    #[test]
+    fn refuses_redirect_uris_it_cannot_catch() {
+        for (uri, why) in [
+            ("https://127.0.0.1:8976/cb", "http://"),
+            ("http://example.com:8976/cb", "not a loopback"),
+            ("http://10.0.0.1:8976/cb", "not a loopback"),
+            ("http://127.0.0.1:0/cb", "fixed port"),
+            ("http://127.0.0.1:http/cb", "not a number"),
+            ("http://user@127.0.0.1:1/cb", "user information"),
+        ] {
+            let err = RedirectTarget::parse(uri).unwrap_err();
+            assert!(err.contains(why), "{uri}: {err}");
+        }
+    }
+
+    #[test]
+    fn returns_the_redirect_and_ignores_other_paths() {
+        let port = free_port();
+        let listener = CallbackListener::bind(&format!("http://127.0.0.1:{port}/callback"))
+            .unwrap()
+            .with_timeout(Duration::from_secs(10));
+        let address = listener.local_addr().unwrap();
+        let browser = std::thread::spawn(move || {
+            let favicon = get(address, "/favicon.ico");
+            let redirect = get(address, "/callback?code=abc&state=xyz");
+            (favicon, redirect)
+        });
+        let redirect = listener.wait().unwrap();
+        assert_eq!(
+            redirect.url(),
+            format!("http://127.0.0.1:{port}/callback?code=abc&state=xyz")
+        );
+        redirect.respond_failure("bad <state>").unwrap();
+        let (favicon, page) = browser.join().unwrap();
+        assert!(favicon.starts_with("HTTP/1.1 404"), "{favicon}");
+        assert!(page.starts_with("HTTP/1.1 400"), "{page}");
+        assert!(page.contains("bad &lt;state&gt;"), "{page}");
+    }
+
+    #[test]
+    fn gives_up_after_the_timeout() {
+        let listener = CallbackListener::bind(&format!("http://127.0.0.1:{}/cb", free_port()))
+            .unwrap()
+            .with_timeout(Duration::from_millis(50));
+        assert!(matches!(listener.wait(), Err(CallbackError::Timeout(_))));
+    }
+}

@@ -1,0 +1,251 @@
+//! One-line, secret-free explanations of what went wrong in a call into the component.
+
+use std::fmt::{self, Display, Formatter};
+
+use crate::bindings::{OauthError, ProviderError, ResponseProblem, TransportError};
+
+/// The failure of one call into the component.
+#[derive(Debug)]
+pub enum CallError {
+    /// The grant logic returned its typed error.
+    OAuth(OauthError),
+    /// The host could not run the call: instantiation failed, the guest trapped, ...
+    Host(anyhow::Error),
+}
+
+impl Display for CallError {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::OAuth(e) => Explain(e).fmt(f),
+            // `:#` keeps anyhow's context chain on the one line.
+            Self::Host(e) => write!(f, "component failed: {e:#}"),
+        }
+    }
+}
+
+impl std::error::Error for CallError {}
+
+impl From<OauthError> for CallError {
+    fn from(e: OauthError) -> Self {
+        Self::OAuth(e)
+    }
+}
+
+/// Displays a generated error type readably; their own `Display` (from bindgen) is `Debug`.
+#[derive(Debug, Clone, Copy)]
+pub struct Explain<'a, E>(pub &'a E);
+
+impl Display for Explain<'_, OauthError> {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            OauthError::InvalidConfig(p) => write!(f, "config: {}: {}", p.field, p.message),
+            OauthError::MissingSecret(m) => write!(
+                f,
+                "secret \"{name}\" named by {field} is not in the store \
+                 (add it with: oauth2-host secret set {name})",
+                name = m.name,
+                field = m.field
+            ),
+            OauthError::SecretStore(message) => write!(f, "secret store: {message}"),
+            OauthError::Transport(t) => {
+                write!(f, "could not reach the token endpoint: {}", Explain(t))
+            }
+            OauthError::Provider(p) => {
+                write!(f, "token endpoint answered {} ", p.status)?;
+                provider(f, p)
+            }
+            OauthError::MalformedResponse(r) => response_problem(f, r),
+            OauthError::AuthorizationRequired(message) => write!(
+                f,
+                "authorization required: {message} (run the consent flow: oauth2-host authorize)"
+            ),
+            OauthError::AuthorizationDenied(p) => {
+                f.write_str("authorization server redirected with ")?;
+                provider(f, p)
+            }
+            OauthError::StateMismatch => f.write_str(
+                "state_mismatch: the redirect's state was not issued by this host or was already \
+                 used; start the authorization again",
+            ),
+            OauthError::InvalidRedirect(message) => write!(f, "invalid redirect URL: {message}"),
+        }
+    }
+}
+
+impl Display for Explain<'_, TransportError> {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            TransportError::InvalidRequest(m) => write!(f, "invalid request: {m}"),
+            TransportError::ForbiddenDestination(m) => write!(f, "destination refused: {m}"),
+            TransportError::Dns(m) => write!(f, "DNS lookup failed: {m} (check the host name)"),
+            TransportError::Connect(m) => {
+                write!(f, "connection failed: {m} (is the server up on that port?)")
+            }
+            TransportError::Tls(m) => write!(
+                f,
+                "TLS failed: {m} (is the server's certificate issued by a trusted CA?)"
+            ),
+            TransportError::Timeout => f.write_str("timed out"),
+            TransportError::BodyTooLarge(limit) => {
+                write!(f, "response body larger than {limit} bytes")
+            }
+            TransportError::Other(m) => f.write_str(m),
+        }
+    }
+}
+
+/// `invalid_client: Client authentication failed (see URI). Check the client ID ...`
+fn provider(f: &mut Formatter<'_>, p: &ProviderError) -> fmt::Result {
+    f.write_str(&p.code)?;
+    if let Some(description) = p.description.as_deref().filter(|d| !d.is_empty()) {
+        write!(f, ": {}", description.trim_end_matches('.'))?;
+    }
+    if let Some(uri) = &p.uri {
+        write!(f, " (see {uri})")?;
+    }
+    hint(f, &p.hint)
+}
+
+fn response_problem(f: &mut Formatter<'_>, r: &ResponseProblem) -> fmt::Result {
+    write!(f, "token endpoint answered {}", r.status)?;
+    if let Some(content_type) = &r.content_type {
+        write!(f, " ({content_type})")?;
+    }
+    write!(
+        f,
+        " that is not a token: {}",
+        r.message.trim_end_matches('.')
+    )?;
+    hint(f, &r.hint)
+}
+
+/// Ends the previous sentence and appends the component's advice.
+fn hint(f: &mut Formatter<'_>, hint: &str) -> fmt::Result {
+    if hint.is_empty() {
+        return Ok(());
+    }
+    f.write_str(". ")?;
+    f.write_str(hint)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bindings::{ConfigProblem, MissingSecret};
+
+    fn line(e: OauthError) -> String {
+        CallError::OAuth(e).to_string()
+    }
+
+    fn invalid_client() -> ProviderError {
+        ProviderError {
+            status: 401,
+            code: "invalid_client".into(),
+            description: Some("Client authentication failed.".into()),
+            uri: None,
+            hint: "Check the client ID and secret, and the client_auth style".into(),
+        }
+    }
+
+    #[test]
+    fn provider_errors_name_status_code_description_and_hint() {
+        assert_eq!(
+            line(OauthError::Provider(invalid_client())),
+            "token endpoint answered 401 invalid_client: Client authentication failed. \
+             Check the client ID and secret, and the client_auth style"
+        );
+    }
+
+    #[test]
+    fn provider_errors_without_description_keep_uri_and_hint() {
+        let error = ProviderError {
+            description: None,
+            uri: Some("https://example.com/doc".into()),
+            ..invalid_client()
+        };
+        assert_eq!(
+            line(OauthError::Provider(error)),
+            "token endpoint answered 401 invalid_client (see https://example.com/doc). \
+             Check the client ID and secret, and the client_auth style"
+        );
+    }
+
+    #[test]
+    fn denied_authorizations_name_the_code() {
+        let error = ProviderError {
+            status: 0,
+            code: "access_denied".into(),
+            description: Some("The user said no".into()),
+            uri: None,
+            hint: "Approve the consent screen".into(),
+        };
+        assert_eq!(
+            line(OauthError::AuthorizationDenied(error)),
+            "authorization server redirected with access_denied: The user said no. \
+             Approve the consent screen"
+        );
+    }
+
+    #[test]
+    fn malformed_responses_name_status_type_and_hint() {
+        let problem = ResponseProblem {
+            status: 200,
+            content_type: Some("text/html".into()),
+            message: "not JSON".into(),
+            hint: "Check token_url points at the token endpoint".into(),
+        };
+        assert_eq!(
+            line(OauthError::MalformedResponse(problem)),
+            "token endpoint answered 200 (text/html) that is not a token: not JSON. \
+             Check token_url points at the token endpoint"
+        );
+    }
+
+    #[test]
+    fn config_problems_name_the_key() {
+        let problem = ConfigProblem {
+            field: "token_url".into(),
+            message: "must be https".into(),
+        };
+        assert_eq!(
+            line(OauthError::InvalidConfig(problem)),
+            "config: token_url: must be https"
+        );
+    }
+
+    #[test]
+    fn missing_secrets_say_how_to_add_them() {
+        let missing = MissingSecret {
+            field: "client_secret".into(),
+            name: "acme-secret".into(),
+        };
+        assert_eq!(
+            line(OauthError::MissingSecret(missing)),
+            "secret \"acme-secret\" named by client_secret is not in the store \
+             (add it with: oauth2-host secret set acme-secret)"
+        );
+    }
+
+    #[test]
+    fn transport_errors_are_explained() {
+        assert_eq!(
+            line(OauthError::Transport(TransportError::Timeout)),
+            "could not reach the token endpoint: timed out"
+        );
+        assert_eq!(
+            Explain(&TransportError::BodyTooLarge(1024)).to_string(),
+            "response body larger than 1024 bytes"
+        );
+    }
+
+    #[test]
+    fn host_errors_keep_their_context_on_one_line() {
+        let error = anyhow::anyhow!("unknown import").context("instantiating the component");
+        let text = CallError::Host(error).to_string();
+        assert_eq!(
+            text,
+            "component failed: instantiating the component: unknown import"
+        );
+        assert!(!text.contains('\n'));
+    }
+}

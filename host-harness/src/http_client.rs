@@ -1,0 +1,340 @@
+//! The HTTP the component imports: one whole request out, one whole response back, over rustls.
+
+use std::io;
+use std::path::Path;
+use std::time::Duration;
+
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+use ureq::http::{self, HeaderName, HeaderValue};
+use ureq::tls::{Certificate, RootCerts, TlsConfig};
+
+use crate::bindings::{HttpRequest, HttpResponse, Pair, TransportError};
+
+/// Sends one request and returns whatever the server answered. Error messages never contain
+/// request headers or bodies: they carry credentials.
+pub trait HttpClient: Send + Sync {
+    fn send(&self, request: &HttpRequest) -> Result<HttpResponse, TransportError>;
+}
+
+/// Largest response body accepted; token responses are a few KiB.
+pub const MAX_BODY_BYTES: u64 = 1024 * 1024;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const OVERALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A blocking client on ureq: no redirects followed, every status returned as a response.
+#[derive(Debug, Clone)]
+pub struct UreqClient {
+    agent: ureq::Agent,
+}
+
+impl UreqClient {
+    /// Trusts the Mozilla root certificates bundled with the binary.
+    pub fn new() -> Self {
+        Self::with_roots(RootCerts::WebPki)
+    }
+
+    /// Trusts the bundled roots and every certificate in the PEM file at `path`, such as the
+    /// CA of a test or corporate authorization server.
+    pub fn with_extra_ca(path: &Path) -> Result<Self, CaFileError> {
+        let extra = CertificateDer::pem_file_iter(path)
+            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| CaFileError::Unreadable(e.to_string()))?;
+        if extra.is_empty() {
+            return Err(CaFileError::NoCertificate);
+        }
+        let roots = webpki_root_certs::TLS_SERVER_ROOT_CERTS
+            .iter()
+            .chain(&extra)
+            .map(|der| Certificate::from_der(der.as_ref()).to_owned());
+        Ok(Self::with_roots(roots.into()))
+    }
+
+    fn with_roots(roots: RootCerts) -> Self {
+        let config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .timeout_connect(Some(CONNECT_TIMEOUT))
+            .timeout_global(Some(OVERALL_TIMEOUT))
+            .tls_config(TlsConfig::builder().root_certs(roots).build())
+            .build();
+        Self {
+            agent: config.new_agent(),
+        }
+    }
+}
+
+impl Default for UreqClient {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Why an extra CA file could not be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CaFileError {
+    Unreadable(String),
+    NoCertificate,
+}
+
+impl std::fmt::Display for CaFileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Unreadable(e) => write!(f, "CA certificate file: {e}"),
+            Self::NoCertificate => f.write_str("CA certificate file holds no PEM certificate"),
+        }
+    }
+}
+
+impl std::error::Error for CaFileError {}
+
+impl HttpClient for UreqClient {
+    fn send(&self, request: &HttpRequest) -> Result<HttpResponse, TransportError> {
+        let outgoing = to_http(request)?;
+        let sent = if request.body.is_empty() {
+            // An empty body as `()` keeps ureq from refusing GET "with a body".
+            self.agent.run(outgoing.map(|_| ()))
+        } else {
+            self.agent.run(outgoing)
+        };
+        let response = sent.map_err(classify)?;
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(name, value)| Pair {
+                name: name.as_str().to_owned(),
+                value: String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            })
+            .collect();
+        let body = response
+            .into_body()
+            .into_with_config()
+            .limit(MAX_BODY_BYTES)
+            .read_to_vec()
+            .map_err(classify)?;
+        Ok(HttpResponse {
+            status,
+            headers,
+            body,
+        })
+    }
+}
+
+fn to_http(request: &HttpRequest) -> Result<http::Request<Vec<u8>>, TransportError> {
+    let invalid = |what: String| TransportError::InvalidRequest(what);
+    let method = http::Method::from_bytes(request.method.as_bytes())
+        .map_err(|_| invalid(format!("invalid method {:?}", request.method)))?;
+    let uri: http::Uri = request
+        .url
+        .parse()
+        .map_err(|e| invalid(format!("invalid URL: {e}")))?;
+    let mut builder = http::Request::builder().method(method).uri(uri);
+    for Pair { name, value } in &request.headers {
+        let header = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| invalid(format!("invalid header name {name:?}")))?;
+        // The value is deliberately left out of the message: it may be a credential.
+        let value = HeaderValue::from_str(value)
+            .map_err(|_| invalid(format!("invalid value for header {name:?}")))?;
+        builder = builder.header(header, value);
+    }
+    builder
+        .body(request.body.clone())
+        .map_err(|e| invalid(format!("unusable request: {e}")))
+}
+
+fn classify(error: ureq::Error) -> TransportError {
+    use ureq::Error;
+    match error {
+        Error::Timeout(_) => TransportError::Timeout,
+        Error::HostNotFound => TransportError::Dns("host not found".into()),
+        Error::ConnectionFailed => TransportError::Connect("connection failed".into()),
+        Error::BodyExceedsLimit(_) => TransportError::BodyTooLarge(MAX_BODY_BYTES),
+        Error::Rustls(e) => TransportError::Tls(e.to_string()),
+        Error::Tls(e) => TransportError::Tls(e.into()),
+        Error::Pem(e) => TransportError::Tls(e.to_string()),
+        Error::BadUri(e) => TransportError::InvalidRequest(format!("invalid URL: {e}")),
+        Error::Http(e) => TransportError::InvalidRequest(e.to_string()),
+        Error::Io(e) => classify_io(e),
+        other => TransportError::Other(other.to_string()),
+    }
+}
+
+fn classify_io(error: io::Error) -> TransportError {
+    use io::ErrorKind;
+    // rustls reports handshake and certificate failures through the stream as io errors.
+    if let Some(tls) = error
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<rustls::Error>())
+    {
+        return TransportError::Tls(tls.to_string());
+    }
+    match error.kind() {
+        ErrorKind::TimedOut | ErrorKind::WouldBlock => TransportError::Timeout,
+        ErrorKind::ConnectionRefused
+        | ErrorKind::HostUnreachable
+        | ErrorKind::NetworkUnreachable
+        | ErrorKind::AddrNotAvailable => TransportError::Connect(error.to_string()),
+        // std's resolver failure has no ErrorKind of its own, only this message prefix.
+        _ if error
+            .to_string()
+            .starts_with("failed to lookup address information") =>
+        {
+            TransportError::Dns(error.to_string())
+        }
+        _ => TransportError::Other(error.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+    use std::thread;
+
+    /// Serves `respond` for every request on a loopback port until the test process exits.
+    fn serve(respond: fn(tiny_http::Request)) -> String {
+        let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
+        let port = server.server_addr().to_ip().unwrap().port();
+        thread::spawn(move || {
+            for request in server.incoming_requests() {
+                respond(request);
+            }
+        });
+        format!("http://127.0.0.1:{port}")
+    }
+
+    fn get(url: String) -> HttpRequest {
+        HttpRequest {
+            method: "GET".into(),
+            url,
+            headers: vec![],
+            body: vec![],
+        }
+    }
+
+    #[test]
+    fn error_statuses_are_responses() {
+        let base = serve(|req| {
+            let response = tiny_http::Response::from_string(r#"{"error":"invalid_client"}"#)
+                .with_status_code(401)
+                .with_header(
+                    "Content-Type: application/json"
+                        .parse::<tiny_http::Header>()
+                        .unwrap(),
+                );
+            req.respond(response).unwrap();
+        });
+        let response = UreqClient::new()
+            .send(&get(format!("{base}/token")))
+            .unwrap();
+        assert_eq!(response.status, 401);
+        assert_eq!(response.body, br#"{"error":"invalid_client"}"#);
+        assert!(response.headers.iter().any(|h| {
+            h.name.eq_ignore_ascii_case("content-type") && h.value == "application/json"
+        }));
+    }
+
+    #[test]
+    fn request_method_headers_and_body_reach_the_server() {
+        let base = serve(|mut req| {
+            let mut body = String::new();
+            req.as_reader().read_to_string(&mut body).unwrap();
+            let auth = req
+                .headers()
+                .iter()
+                .find(|h| h.field.equiv("Authorization"))
+                .map(|h| h.value.to_string())
+                .unwrap_or_default();
+            let echo = format!("{} {} {auth} {body}", req.method(), req.url());
+            req.respond(tiny_http::Response::from_string(echo)).unwrap();
+        });
+        let request = HttpRequest {
+            method: "POST".into(),
+            url: format!("{base}/token?x=1"),
+            headers: vec![Pair {
+                name: "Authorization".into(),
+                value: "Basic YTpi".into(),
+            }],
+            body: b"grant_type=client_credentials".to_vec(),
+        };
+        let response = UreqClient::new().send(&request).unwrap();
+        assert_eq!(
+            String::from_utf8(response.body).unwrap(),
+            "POST /token?x=1 Basic YTpi grant_type=client_credentials"
+        );
+    }
+
+    #[test]
+    fn redirects_are_returned_not_followed() {
+        let base = serve(|req| {
+            let response = tiny_http::Response::empty(302)
+                .with_header("Location: /elsewhere".parse::<tiny_http::Header>().unwrap());
+            req.respond(response).unwrap();
+        });
+        let response = UreqClient::new()
+            .send(&get(format!("{base}/start")))
+            .unwrap();
+        assert_eq!(response.status, 302);
+        assert!(response.headers.iter().any(|h| h.value == "/elsewhere"));
+    }
+
+    #[test]
+    fn oversized_bodies_are_refused() {
+        let base = serve(|req| {
+            let body = vec![b'x'; MAX_BODY_BYTES as usize + 1];
+            req.respond(tiny_http::Response::from_data(body))
+                .unwrap_or(());
+        });
+        let err = UreqClient::new().send(&get(base)).unwrap_err();
+        assert_eq!(err, TransportError::BodyTooLarge(MAX_BODY_BYTES));
+    }
+
+    #[test]
+    fn a_body_at_the_limit_is_accepted() {
+        let base = serve(|req| {
+            let body = vec![b'x'; MAX_BODY_BYTES as usize];
+            req.respond(tiny_http::Response::from_data(body)).unwrap();
+        });
+        let response = UreqClient::new().send(&get(base)).unwrap();
+        assert_eq!(response.body.len() as u64, MAX_BODY_BYTES);
+    }
+
+    #[test]
+    fn refused_connections_are_connect_errors() {
+        // Bind then drop a listener: the port is free and nothing accepts on it.
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let err = UreqClient::new()
+            .send(&get(format!("http://127.0.0.1:{port}/token")))
+            .unwrap_err();
+        assert!(matches!(err, TransportError::Connect(_)), "{err:?}");
+    }
+
+    #[test]
+    fn invalid_header_values_are_not_echoed() {
+        let mut request = get("http://127.0.0.1:1/".into());
+        request.headers.push(Pair {
+            name: "Authorization".into(),
+            value: "Bearer secret\nvalue".into(),
+        });
+        let err = UreqClient::new().send(&request).unwrap_err();
+        let TransportError::InvalidRequest(message) = err else {
+            panic!("expected invalid-request, got {err:?}");
+        };
+        assert!(message.contains("Authorization"), "{message}");
+        assert!(!message.contains("secret"), "{message}");
+    }
+
+    #[test]
+    fn an_empty_ca_file_is_refused() {
+        let path = std::env::temp_dir().join(format!("host-harness-ca-{}.pem", std::process::id()));
+        std::fs::write(&path, "not a certificate\n").unwrap();
+        let err = UreqClient::with_extra_ca(&path).unwrap_err();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(err, CaFileError::NoCertificate);
+    }
+}

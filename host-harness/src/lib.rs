@@ -1,0 +1,23 @@
+//! wasmtime host for the oauth2-plugin component: the sandbox, the host services it imports
+//! (HTTP, secrets, clock), and the pieces of the `oauth2-host` command.
+
+pub mod bindings;
+pub mod callback;
+pub mod clock;
+pub mod config_file;
+pub mod errors;
+pub mod http_client;
+pub mod plugin;
+pub mod provider;
+mod sandbox;
+pub mod secret_store;
+
+pub use bindings::{
+    ClientAuth, ConfigProblem, ConnectionConfig, GrantType, HttpRequest, HttpResponse, OauthError,
+    Pair, TokenStep, TransportError,
+};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use errors::CallError;
+pub use http_client::{HttpClient, UreqClient};
+pub use plugin::{Plugin, Services, Token};
+pub use secret_store::{FileStore, MemoryStore, SecretStore};

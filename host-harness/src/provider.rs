@@ -1,0 +1,2395 @@
+//! An embedded OAuth 2.0 authorization server and protected API on 127.0.0.1, for the `demo`
+//! command and the integration tests.
+//!
+//! It is strict where a client can get the protocol wrong: client authentication by HTTP Basic
+//! with form-urlencoded halves (RFC 6749 §2.3.1) or by request body, never both; the client
+//! credentials, password, authorization code (PKCE S256 required, RFC 7636) and refresh token
+//! grants, with optional refresh token rotation; an authorization endpoint with automatic or
+//! interactive consent; a bearer-protected API (RFC 6750). Tests steer it (injected failures,
+//! revocation, forced expiry) and inspect what it received (recorded token requests, counters).
+//!
+//! The HTTP/1.1 server is a small one on `std::net`: one thread per connection and one request per
+//! connection (`Connection: close`). That keeps shutdown deterministic: dropping the [`Provider`]
+//! closes the port and joins every thread it started before it returns.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::fmt;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+/// Largest request body accepted; a longer one is answered 413 without being read.
+const MAX_BODY: u64 = 64 * 1024;
+/// Largest request line plus headers; a longer head is answered 431.
+const MAX_HEAD: u64 = 16 * 1024;
+/// How long a client may stall in the middle of a request before its connection is dropped.
+const IO_TIMEOUT: Duration = Duration::from_secs(10);
+/// How much unread input is taken in before closing after an early reply (see `serve_connection`).
+const DRAIN_LIMIT: u64 = 1024 * 1024;
+/// How long to wait for that input.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
+/// Authorization codes are short-lived (RFC 6749 §4.1.2 recommends at most ten minutes).
+const CODE_LIFETIME: Duration = Duration::from_secs(60);
+/// The realm named in `WWW-Authenticate` challenges.
+const REALM: &str = "demo";
+/// Form parameters that carry credentials: recorded as present, never with their value.
+const SECRET_PARAMS: [&str; 4] = [
+    "client_secret",
+    "password",
+    "code_verifier",
+    "refresh_token",
+];
+const REDACTED: &str = "[redacted]";
+
+// ---------------------------------------------------------------------------------------------
+// Configuration
+// ---------------------------------------------------------------------------------------------
+
+/// A grant a client may use at the token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrantType {
+    ClientCredentials,
+    Password,
+    AuthorizationCode,
+    RefreshToken,
+}
+
+impl GrantType {
+    pub const ALL: [GrantType; 4] = [
+        GrantType::ClientCredentials,
+        GrantType::Password,
+        GrantType::AuthorizationCode,
+        GrantType::RefreshToken,
+    ];
+
+    /// The `grant_type` value on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GrantType::ClientCredentials => "client_credentials",
+            GrantType::Password => "password",
+            GrantType::AuthorizationCode => "authorization_code",
+            GrantType::RefreshToken => "refresh_token",
+        }
+    }
+
+    fn from_wire(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|grant| grant.as_str() == value)
+    }
+}
+
+/// How a confidential client may authenticate at the token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuthMethod {
+    /// HTTP Basic only (`client_secret_basic`).
+    Basic,
+    /// `client_id` and `client_secret` in the form body only (`client_secret_post`).
+    Body,
+    /// Either of them.
+    Any,
+}
+
+/// What the authorization endpoint does once a request is valid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsentMode {
+    /// Redirect with a code at once.
+    AutoAllow,
+    /// Redirect with `error=access_denied` at once.
+    AutoDeny,
+    /// Show a page with "Allow" and "Deny" buttons (for browser tests).
+    Interactive,
+}
+
+/// A registered client.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    pub id: String,
+    /// `None` makes a public client: authorization code (with PKCE) and refresh only.
+    pub secret: Option<String>,
+    pub auth_method: ClientAuthMethod,
+    pub grants: Vec<GrantType>,
+    /// Compared exactly with the `redirect_uri` of authorization requests.
+    pub redirect_uris: Vec<String>,
+    /// The scopes it may obtain; also what it gets when it asks for none (RFC 6749 §3.3).
+    pub scopes: Vec<String>,
+}
+
+impl ClientConfig {
+    /// A confidential client allowed every grant and either authentication method, with the
+    /// scopes `read` and `write` and no redirect URI yet.
+    pub fn confidential(id: &str, secret: &str) -> Self {
+        ClientConfig {
+            id: id.to_owned(),
+            secret: Some(secret.to_owned()),
+            auth_method: ClientAuthMethod::Any,
+            grants: GrantType::ALL.to_vec(),
+            redirect_uris: Vec::new(),
+            scopes: vec!["read".to_owned(), "write".to_owned()],
+        }
+    }
+
+    /// A public client (no secret) for the authorization code grant, with the scopes `read` and
+    /// `write`.
+    pub fn public(id: &str, redirect_uri: &str) -> Self {
+        ClientConfig {
+            id: id.to_owned(),
+            secret: None,
+            auth_method: ClientAuthMethod::Any,
+            grants: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
+            redirect_uris: vec![redirect_uri.to_owned()],
+            scopes: vec!["read".to_owned(), "write".to_owned()],
+        }
+    }
+}
+
+/// A resource owner who can use the password grant.
+#[derive(Debug, Clone)]
+pub struct User {
+    pub username: String,
+    pub password: String,
+}
+
+/// Everything a [`Provider`] serves.
+#[derive(Debug, Clone)]
+pub struct ProviderConfig {
+    pub clients: Vec<ClientConfig>,
+    pub users: Vec<User>,
+    /// The user on whose behalf consent is given at the authorization endpoint, which has no
+    /// login page; the `sub` of tokens from authorization codes.
+    pub resource_owner: String,
+    /// `expires_in` of every access token.
+    pub access_token_lifetime_secs: u64,
+    /// When on, each refresh returns a new refresh token and invalidates the one used; when off,
+    /// the response has no refresh token and the one used stays valid.
+    pub rotate_refresh_tokens: bool,
+    /// Grants whose responses carry a refresh token, for clients allowed the refresh grant.
+    pub refresh_token_grants: Vec<GrantType>,
+    pub consent: ConsentMode,
+}
+
+impl ProviderConfig {
+    /// The confidential client `demo-client` / `demo-secret` (every grant, either authentication
+    /// method, scopes `read write`, the given redirect URI), the user `alice` / `wonderland`,
+    /// one-hour access tokens, refresh tokens for password and authorization code, rotation on,
+    /// automatic consent.
+    ///
+    /// The redirect URI is the caller's: it picks the port of its callback listener first.
+    pub fn demo(redirect_uri: &str) -> Self {
+        let mut client = ClientConfig::confidential("demo-client", "demo-secret");
+        client.redirect_uris.push(redirect_uri.to_owned());
+        ProviderConfig {
+            clients: vec![client],
+            users: vec![User {
+                username: "alice".to_owned(),
+                password: "wonderland".to_owned(),
+            }],
+            resource_owner: "alice".to_owned(),
+            access_token_lifetime_secs: 3600,
+            rotate_refresh_tokens: true,
+            refresh_token_grants: vec![GrantType::Password, GrantType::AuthorizationCode],
+            consent: ConsentMode::AutoAllow,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// What tests can inspect
+// ---------------------------------------------------------------------------------------------
+
+/// Which client authentication a token request carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuthUsed {
+    /// An `Authorization: Basic` header.
+    Basic,
+    /// A `client_secret` form parameter.
+    Body,
+    /// Both (rejected with `invalid_request`).
+    Both,
+    /// Neither: a public client, or none at all.
+    Neither,
+}
+
+/// One request received at the token endpoint, as recorded for tests.
+#[derive(Debug, Clone)]
+pub struct TokenRequestRecord {
+    pub grant_type: Option<String>,
+    pub client_auth: ClientAuthUsed,
+    /// Whether an `Authorization` header was present, whatever its scheme.
+    pub authorization_header: bool,
+    pub accept: Option<String>,
+    pub content_type: Option<String>,
+    /// The form parameters in order, credentials (see `SECRET_PARAMS`) replaced by `[redacted]`.
+    pub params: Vec<(String, String)>,
+}
+
+impl TokenRequestRecord {
+    /// The first value of a form parameter (`[redacted]` for credentials).
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+
+    fn new(request: &Request, params: &[(String, String)]) -> Self {
+        let has_param = |name: &str| params.iter().any(|(key, _)| key == name);
+        let basic = request
+            .header("authorization")
+            .and_then(|value| value.split_once(' '))
+            .is_some_and(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"));
+        let client_auth = match (basic, has_param("client_secret")) {
+            (true, true) => ClientAuthUsed::Both,
+            (true, false) => ClientAuthUsed::Basic,
+            (false, true) => ClientAuthUsed::Body,
+            (false, false) => ClientAuthUsed::Neither,
+        };
+        TokenRequestRecord {
+            grant_type: params
+                .iter()
+                .find(|(key, _)| key == "grant_type")
+                .map(|(_, value)| value.clone()),
+            client_auth,
+            authorization_header: request.header("authorization").is_some(),
+            accept: request.header("accept").map(str::to_owned),
+            content_type: request.header("content-type").map(str::to_owned),
+            params: params
+                .iter()
+                .map(|(key, value)| {
+                    let value = if SECRET_PARAMS.contains(&key.as_str()) {
+                        REDACTED.to_owned()
+                    } else {
+                        value.clone()
+                    };
+                    (key.clone(), value)
+                })
+                .collect(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The provider
+// ---------------------------------------------------------------------------------------------
+
+/// A running provider. Dropping it (or [`Provider::shutdown`]) stops it.
+pub struct Provider {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    accept_thread: Option<JoinHandle<()>>,
+}
+
+impl Provider {
+    /// Binds a free port on 127.0.0.1 and serves on background threads.
+    pub fn start(config: ProviderConfig) -> io::Result<Provider> {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            config,
+            state: Mutex::default(),
+            stopping: AtomicBool::new(false),
+        });
+        let accept_thread = thread::Builder::new()
+            .name("oauth-provider".to_owned())
+            .spawn({
+                let shared = Arc::clone(&shared);
+                move || accept_loop(listener, shared)
+            })?;
+        Ok(Provider {
+            addr,
+            shared,
+            accept_thread: Some(accept_thread),
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn token_url(&self) -> String {
+        format!("{}/token", self.base_url())
+    }
+
+    pub fn authorization_url(&self) -> String {
+        format!("{}/authorize", self.base_url())
+    }
+
+    /// Every request received at the token endpoint so far, oldest first.
+    pub fn token_requests(&self) -> Vec<TokenRequestRecord> {
+        self.shared.lock().token_requests.clone()
+    }
+
+    /// How many token requests named this `grant_type` (e.g. `"refresh_token"`).
+    pub fn token_request_count(&self, grant_type: &str) -> usize {
+        self.shared
+            .lock()
+            .token_requests
+            .iter()
+            .filter(|record| record.grant_type.as_deref() == Some(grant_type))
+            .count()
+    }
+
+    /// How many requests reached the protected API, whether or not they were authorized.
+    pub fn api_call_count(&self) -> usize {
+        self.shared.lock().api_calls
+    }
+
+    /// Answers the next `count` token requests with this raw response instead of processing them
+    /// (they are still recorded).
+    pub fn fail_next_token_requests(
+        &self,
+        count: usize,
+        status: u16,
+        body: &str,
+        content_type: &str,
+    ) {
+        let response = Response::new(status, content_type, body);
+        self.shared
+            .lock()
+            .injected
+            .extend(std::iter::repeat_n(response, count));
+    }
+
+    /// Answers the next token request with this RFC 6749 §5.2 error (401 for `invalid_client`,
+    /// 400 otherwise) instead of processing it.
+    pub fn reject_next_token_request(&self, error: &str, description: &str) {
+        let response = token_error_response(error, description);
+        self.shared.lock().injected.push_back(response);
+    }
+
+    /// Invalidates every access and refresh token issued so far.
+    pub fn revoke_all(&self) {
+        let mut state = self.shared.lock();
+        state.access_tokens.clear();
+        state.refresh_tokens.clear();
+    }
+
+    /// Makes every access token issued so far expired; refresh tokens stay valid.
+    pub fn expire_all_access_tokens(&self) {
+        for token in self.shared.lock().access_tokens.values_mut() {
+            token.lifetime = Duration::ZERO;
+        }
+    }
+
+    /// Stops serving, closes the port and joins all threads (as dropping does).
+    pub fn shutdown(self) {
+        drop(self);
+    }
+}
+
+impl fmt::Debug for Provider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Provider")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Provider {
+    fn drop(&mut self) {
+        if let Some(accept_thread) = self.accept_thread.take() {
+            self.shared.stopping.store(true, Ordering::SeqCst);
+            // `accept` has no timeout: a connection of our own wakes it up to see the flag.
+            let _ = TcpStream::connect(self.addr);
+            let _ = accept_thread.join();
+        }
+    }
+}
+
+/// Accepts connections until the provider stops, then closes the port and ends the connections
+/// still open (a client may hold one idle) before joining their threads.
+fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    let mut connections: Vec<(JoinHandle<()>, TcpStream)> = Vec::new();
+    for stream in listener.incoming() {
+        if shared.stopping.load(Ordering::SeqCst) {
+            break;
+        }
+        let Ok(stream) = stream else {
+            // Such as running out of file descriptors: pause rather than spin.
+            thread::sleep(Duration::from_millis(10));
+            continue;
+        };
+        for (finished, _) in connections.extract_if(.., |(handle, _)| handle.is_finished()) {
+            let _ = finished.join();
+        }
+        let Ok(control) = stream.try_clone() else {
+            continue;
+        };
+        let shared = Arc::clone(&shared);
+        let spawned = thread::Builder::new()
+            .name("oauth-provider-conn".to_owned())
+            .spawn(move || serve_connection(&shared, stream));
+        if let Ok(handle) = spawned {
+            connections.push((handle, control));
+        }
+    }
+    drop(listener);
+    for (handle, control) in connections {
+        let _ = control.shutdown(Shutdown::Both);
+        let _ = handle.join();
+    }
+}
+
+fn serve_connection(shared: &Shared, mut stream: TcpStream) {
+    if stream.set_read_timeout(Some(IO_TIMEOUT)).is_err()
+        || stream.set_write_timeout(Some(IO_TIMEOUT)).is_err()
+    {
+        return;
+    }
+    let Ok(read_half) = stream.try_clone() else {
+        return;
+    };
+    let mut reader = BufReader::new(read_half);
+    let (response, read_all) = match read_request(&mut reader) {
+        Ok(request) => (shared.handle(&request), true),
+        Err(ReadError::Reply(response)) => (response, false),
+        Err(ReadError::Drop) => return,
+    };
+    if response.write_to(&mut stream).is_err() {
+        return;
+    }
+    let _ = stream.shutdown(Shutdown::Write);
+    if !read_all {
+        // Closing a socket with unread input sends a reset, which can destroy the reply before
+        // the client reads it (a 413 to a client still sending its body): take the rest in first.
+        let _ = reader.get_ref().set_read_timeout(Some(DRAIN_TIMEOUT));
+        let _ = io::copy(&mut reader.take(DRAIN_LIMIT), &mut io::sink());
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// OAuth state and endpoints
+// ---------------------------------------------------------------------------------------------
+
+struct Shared {
+    config: ProviderConfig,
+    state: Mutex<State>,
+    stopping: AtomicBool,
+}
+
+#[derive(Default)]
+struct State {
+    access_tokens: HashMap<String, AccessToken>,
+    refresh_tokens: HashMap<String, Grant>,
+    codes: HashMap<String, Code>,
+    /// Codes already exchanged, with the family of the tokens they gave.
+    redeemed_codes: HashMap<String, u64>,
+    /// Authorization requests waiting for the user's decision, by the id on the consent page.
+    pending_consents: HashMap<String, Authorization>,
+    next_family: u64,
+    injected: VecDeque<Response>,
+    token_requests: Vec<TokenRequestRecord>,
+    api_calls: usize,
+}
+
+/// What a token stands for. `family` ties together all tokens that descend from one grant, so
+/// that a replayed authorization code can revoke them (RFC 6749 §4.1.2).
+#[derive(Clone)]
+struct Grant {
+    client_id: String,
+    subject: String,
+    scope: Vec<String>,
+    family: u64,
+}
+
+struct AccessToken {
+    grant: Grant,
+    issued: Instant,
+    lifetime: Duration,
+}
+
+/// A valid authorization request, waiting for consent or bound to a code.
+struct Authorization {
+    client_id: String,
+    redirect: Redirect,
+    /// Whether the request named its `redirect_uri`: then the token request must repeat it
+    /// (RFC 6749 §4.1.3).
+    redirect_uri_given: bool,
+    scope: Vec<String>,
+    code_challenge: String,
+}
+
+struct Code {
+    authorization: Authorization,
+    issued: Instant,
+}
+
+/// Where the authorization endpoint sends the user agent back, with the client's `state`.
+struct Redirect {
+    uri: String,
+    state: Option<String>,
+}
+
+impl Redirect {
+    /// A 302 to the redirect URI with these query parameters and the `state`, unchanged.
+    fn with(&self, params: &[(&str, &str)]) -> Response {
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        query.extend_pairs(params);
+        if let Some(state) = &self.state {
+            query.append_pair("state", state);
+        }
+        let separator = if self.uri.contains('?') { '&' } else { '?' };
+        let location = format!("{}{separator}{}", self.uri, query.finish());
+        Response::new(302, "text/plain; charset=utf-8", "")
+            .with_header("Location", location)
+            .with_header("Cache-Control", "no-store")
+    }
+
+    fn with_error(&self, error: &OAuthError) -> Response {
+        self.with(&[
+            ("error", error.code),
+            ("error_description", &error.description),
+        ])
+    }
+}
+
+/// Token endpoint success (RFC 6749 §5.1).
+struct TokenResponse {
+    access_token: String,
+    expires_in: u64,
+    refresh_token: Option<String>,
+    scope: Vec<String>,
+}
+
+impl TokenResponse {
+    fn into_response(self) -> Response {
+        let mut body = json!({
+            "access_token": self.access_token,
+            "token_type": "Bearer",
+            "expires_in": self.expires_in,
+        });
+        if let Some(refresh_token) = self.refresh_token {
+            body["refresh_token"] = refresh_token.into();
+        }
+        if !self.scope.is_empty() {
+            body["scope"] = self.scope.join(" ").into();
+        }
+        Response::json(200, &body).no_store()
+    }
+}
+
+/// An RFC 6749 error: §5.2 at the token endpoint, §4.1.2.1 in an authorization redirect.
+#[derive(Debug)]
+struct OAuthError {
+    code: &'static str,
+    description: String,
+}
+
+impl OAuthError {
+    fn new(code: &'static str, description: impl Into<String>) -> Self {
+        OAuthError {
+            code,
+            description: description.into(),
+        }
+    }
+}
+
+fn token_error_response(error: &str, description: &str) -> Response {
+    let status = match error {
+        "invalid_client" => 401,
+        "server_error" => 500,
+        _ => 400,
+    };
+    let body = json!({ "error": error, "error_description": description });
+    let response = Response::json(status, &body).no_store();
+    if status == 401 {
+        response.with_header("WWW-Authenticate", format!("Basic realm=\"{REALM}\""))
+    } else {
+        response
+    }
+}
+
+/// Request parameters, each present at most once (RFC 6749 §3.1, §3.2).
+struct Form(Vec<(String, String)>);
+
+impl Form {
+    fn parse(input: &[u8]) -> Result<Self, OAuthError> {
+        let params: Vec<(String, String)> = form_urlencoded::parse(input).into_owned().collect();
+        Self::new(params)
+    }
+
+    fn new(params: Vec<(String, String)>) -> Result<Self, OAuthError> {
+        let mut seen = HashSet::new();
+        if let Some((name, _)) = params.iter().find(|(name, _)| !seen.insert(name.as_str())) {
+            return Err(OAuthError::new(
+                "invalid_request",
+                format!("parameter {name} is repeated"),
+            ));
+        }
+        Ok(Form(params))
+    }
+
+    /// A parameter's value; an empty one counts as absent (RFC 6749 §3.1).
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+            .filter(|value| !value.is_empty())
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // No handler panics while holding the lock; should one, its state is still usable.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn client(&self, id: &str) -> Option<&ClientConfig> {
+        self.config.clients.iter().find(|client| client.id == id)
+    }
+
+    fn handle(&self, request: &Request) -> Response {
+        let path = request.path.as_str();
+        match (request.method.as_str(), path) {
+            ("POST", "/token") => self.token_endpoint(request),
+            ("GET", "/authorize") => self.authorize(request),
+            ("POST", "/authorize/decision") => self.decide(request),
+            (_, "/token" | "/authorize/decision") => method_not_allowed("POST"),
+            (_, "/authorize") => method_not_allowed("GET"),
+            _ if path == "/api" || path.starts_with("/api/") => self.api(request),
+            _ => Response::new(404, "text/plain; charset=utf-8", "not found\n"),
+        }
+    }
+
+    // --- token endpoint ------------------------------------------------------------------------
+
+    fn token_endpoint(&self, request: &Request) -> Response {
+        let params: Vec<(String, String)> =
+            form_urlencoded::parse(&request.body).into_owned().collect();
+        let mut state = self.lock();
+        state
+            .token_requests
+            .push(TokenRequestRecord::new(request, &params));
+        if let Some(injected) = state.injected.pop_front() {
+            return injected;
+        }
+        match self.token_grant(&mut state, request, params) {
+            Ok(issued) => issued.into_response(),
+            Err(error) => token_error_response(error.code, &error.description),
+        }
+    }
+
+    fn token_grant(
+        &self,
+        state: &mut State,
+        request: &Request,
+        params: Vec<(String, String)>,
+    ) -> Result<TokenResponse, OAuthError> {
+        if !request.has_media_type("application/x-www-form-urlencoded") {
+            return Err(OAuthError::new(
+                "invalid_request",
+                "the body must be application/x-www-form-urlencoded",
+            ));
+        }
+        let form = Form::new(params)?;
+        let grant_type = form
+            .get("grant_type")
+            .ok_or_else(|| OAuthError::new("invalid_request", "grant_type is missing"))?;
+        let grant_type = GrantType::from_wire(grant_type).ok_or_else(|| {
+            OAuthError::new(
+                "unsupported_grant_type",
+                format!("grant_type {grant_type} is not supported"),
+            )
+        })?;
+        let client = self.authenticate(request, &form)?;
+        // A public client cannot prove who it is: only a PKCE-bound code (and the refresh token
+        // that came from one) is safe to honour for it.
+        let public_may_use = matches!(
+            grant_type,
+            GrantType::AuthorizationCode | GrantType::RefreshToken
+        );
+        if !client.grants.contains(&grant_type) || (client.secret.is_none() && !public_may_use) {
+            return Err(OAuthError::new(
+                "unauthorized_client",
+                format!(
+                    "client {} may not use the {} grant",
+                    client.id,
+                    grant_type.as_str()
+                ),
+            ));
+        }
+        match grant_type {
+            GrantType::ClientCredentials => {
+                let grant = Grant {
+                    client_id: client.id.clone(),
+                    subject: client.id.clone(),
+                    scope: negotiate_scope(form.get("scope"), &client.scopes)?,
+                    family: state.new_family(),
+                };
+                self.issue_new(state, client, grant_type, grant)
+            }
+            GrantType::Password => self.password_grant(state, client, &form),
+            GrantType::AuthorizationCode => self.code_grant(state, client, &form),
+            GrantType::RefreshToken => self.refresh_grant(state, client, &form),
+        }
+    }
+
+    /// Client authentication (RFC 6749 §2.3): HTTP Basic or body, exactly one of them, or none
+    /// for a public client.
+    fn authenticate(&self, request: &Request, form: &Form) -> Result<&ClientConfig, OAuthError> {
+        let invalid_client = |description: &str| OAuthError::new("invalid_client", description);
+        let basic = match request.header("authorization") {
+            Some(header) => Some(
+                parse_basic(header)
+                    .ok_or_else(|| invalid_client("the Authorization header is not valid Basic"))?,
+            ),
+            None => None,
+        };
+        let (id, secret, method) = match (basic, form.get("client_secret")) {
+            (Some(_), Some(_)) => {
+                return Err(OAuthError::new(
+                    "invalid_request",
+                    "use one client authentication method, not both Basic and client_secret",
+                ));
+            }
+            (Some((id, secret)), None) => {
+                if form.get("client_id").is_some_and(|body_id| body_id != id) {
+                    return Err(OAuthError::new(
+                        "invalid_request",
+                        "client_id differs from the Basic credentials",
+                    ));
+                }
+                (id, Some(secret), ClientAuthMethod::Basic)
+            }
+            (None, secret) => {
+                let id = form
+                    .get("client_id")
+                    .ok_or_else(|| invalid_client("no client authentication"))?;
+                (
+                    id.to_owned(),
+                    secret.map(str::to_owned),
+                    ClientAuthMethod::Body,
+                )
+            }
+        };
+        let client = self
+            .client(&id)
+            .ok_or_else(|| invalid_client("unknown client"))?;
+        match (&client.secret, secret) {
+            (None, None) => Ok(client),
+            (None, Some(_)) => Err(invalid_client("a public client has no secret")),
+            (Some(_), None) => Err(invalid_client("client authentication is required")),
+            (Some(expected), Some(given)) => {
+                if client.auth_method != ClientAuthMethod::Any && client.auth_method != method {
+                    let allowed = match client.auth_method {
+                        ClientAuthMethod::Basic => "HTTP Basic",
+                        _ => "client_secret in the body",
+                    };
+                    Err(invalid_client(&format!(
+                        "this client must authenticate with {allowed}"
+                    )))
+                } else if constant_time_eq(expected.as_bytes(), given.as_bytes()) {
+                    Ok(client)
+                } else {
+                    Err(invalid_client("wrong client secret"))
+                }
+            }
+        }
+    }
+
+    fn password_grant(
+        &self,
+        state: &mut State,
+        client: &ClientConfig,
+        form: &Form,
+    ) -> Result<TokenResponse, OAuthError> {
+        let (Some(username), Some(password)) = (form.get("username"), form.get("password")) else {
+            return Err(OAuthError::new(
+                "invalid_request",
+                "username and password are required",
+            ));
+        };
+        let user = self
+            .config
+            .users
+            .iter()
+            .find(|user| user.username == username)
+            .filter(|user| constant_time_eq(user.password.as_bytes(), password.as_bytes()))
+            .ok_or_else(|| OAuthError::new("invalid_grant", "wrong username or password"))?;
+        let grant = Grant {
+            client_id: client.id.clone(),
+            subject: user.username.clone(),
+            scope: negotiate_scope(form.get("scope"), &client.scopes)?,
+            family: state.new_family(),
+        };
+        self.issue_new(state, client, GrantType::Password, grant)
+    }
+
+    fn code_grant(
+        &self,
+        state: &mut State,
+        client: &ClientConfig,
+        form: &Form,
+    ) -> Result<TokenResponse, OAuthError> {
+        let invalid_grant = |description: &str| OAuthError::new("invalid_grant", description);
+        let value = form
+            .get("code")
+            .ok_or_else(|| OAuthError::new("invalid_request", "code is missing"))?;
+        let verifier = form
+            .get("code_verifier")
+            .ok_or_else(|| OAuthError::new("invalid_request", "code_verifier is missing (PKCE)"))?;
+        if let Some(&family) = state.redeemed_codes.get(value) {
+            state.revoke_family(family);
+            return Err(invalid_grant(
+                "the authorization code was already used; the tokens it gave are revoked",
+            ));
+        }
+        let code = state
+            .codes
+            .get(value)
+            .ok_or_else(|| invalid_grant("unknown authorization code"))?;
+        let authorization = &code.authorization;
+        if code.issued.elapsed() >= CODE_LIFETIME {
+            return Err(invalid_grant("the authorization code has expired"));
+        }
+        if authorization.client_id != client.id {
+            return Err(invalid_grant(
+                "the authorization code was issued to another client",
+            ));
+        }
+        let redirect_uri_matches = match form.get("redirect_uri") {
+            Some(uri) => uri == authorization.redirect.uri,
+            None => !authorization.redirect_uri_given,
+        };
+        if !redirect_uri_matches {
+            return Err(invalid_grant(
+                "redirect_uri differs from the authorization request",
+            ));
+        }
+        if !pkce_verifies(verifier, &authorization.code_challenge) {
+            return Err(invalid_grant("code_verifier does not match code_challenge"));
+        }
+        let scope = authorization.scope.clone();
+        state.codes.remove(value);
+        let family = state.new_family();
+        state.redeemed_codes.insert(value.to_owned(), family);
+        let grant = Grant {
+            client_id: client.id.clone(),
+            subject: self.config.resource_owner.clone(),
+            scope,
+            family,
+        };
+        self.issue_new(state, client, GrantType::AuthorizationCode, grant)
+    }
+
+    fn refresh_grant(
+        &self,
+        state: &mut State,
+        client: &ClientConfig,
+        form: &Form,
+    ) -> Result<TokenResponse, OAuthError> {
+        let value = form
+            .get("refresh_token")
+            .ok_or_else(|| OAuthError::new("invalid_request", "refresh_token is missing"))?;
+        let grant = state.refresh_tokens.get(value).ok_or_else(|| {
+            OAuthError::new("invalid_grant", "unknown, used or revoked refresh token")
+        })?;
+        if grant.client_id != client.id {
+            return Err(OAuthError::new(
+                "invalid_grant",
+                "the refresh token was issued to another client",
+            ));
+        }
+        // A refresh may narrow the scope of the new access token (RFC 6749 §6); a rotated
+        // refresh token keeps the original scope.
+        let access = Grant {
+            scope: negotiate_scope(form.get("scope"), &grant.scope)?,
+            ..grant.clone()
+        };
+        let rotated = if self.config.rotate_refresh_tokens {
+            state.refresh_tokens.remove(value)
+        } else {
+            None
+        };
+        state.issue(access, self.config.access_token_lifetime_secs, rotated)
+    }
+
+    /// Issues the tokens of a new grant: an access token, and a refresh token when configured for
+    /// this grant and the client may use it.
+    fn issue_new(
+        &self,
+        state: &mut State,
+        client: &ClientConfig,
+        grant_type: GrantType,
+        grant: Grant,
+    ) -> Result<TokenResponse, OAuthError> {
+        let with_refresh = self.config.refresh_token_grants.contains(&grant_type)
+            && client.grants.contains(&GrantType::RefreshToken);
+        let refresh = with_refresh.then(|| grant.clone());
+        state.issue(grant, self.config.access_token_lifetime_secs, refresh)
+    }
+
+    // --- authorization endpoint ----------------------------------------------------------------
+
+    fn authorize(&self, request: &Request) -> Response {
+        let form = match Form::parse(request.query.as_bytes()) {
+            Ok(form) => form,
+            Err(error) => return html_error(400, &error.description),
+        };
+        // Until client and redirect URI are known to be good, errors are shown, not redirected:
+        // an open redirector would hand codes to anyone (RFC 6749 §4.1.2.1).
+        let Some(client) = form.get("client_id").and_then(|id| self.client(id)) else {
+            return html_error(400, "unknown or missing client_id");
+        };
+        let registered = |uri: &str| client.redirect_uris.iter().any(|known| known == uri);
+        let requested = form.get("redirect_uri");
+        let (uri, redirect_uri_given) = match (requested, client.redirect_uris.as_slice()) {
+            (Some(uri), _) if registered(uri) => (uri.to_owned(), true),
+            (None, [only]) => (only.clone(), false),
+            _ => return html_error(400, "redirect_uri is not registered for this client"),
+        };
+        let redirect = Redirect {
+            uri,
+            state: form.get("state").map(str::to_owned),
+        };
+        let (scope, code_challenge) = match check_authorization_request(client, &form) {
+            Ok(checked) => checked,
+            Err(error) => return redirect.with_error(&error),
+        };
+        let authorization = Authorization {
+            client_id: client.id.clone(),
+            redirect,
+            redirect_uri_given,
+            scope,
+            code_challenge,
+        };
+        let mut state = self.lock();
+        match self.config.consent {
+            ConsentMode::AutoAllow => state.approve(authorization),
+            ConsentMode::AutoDeny => authorization.redirect.with_error(&access_denied()),
+            ConsentMode::Interactive => match random_token() {
+                Ok(id) => {
+                    let page = consent_page(&id, &authorization, &self.config.resource_owner);
+                    state.pending_consents.insert(id, authorization);
+                    page
+                }
+                Err(error) => authorization.redirect.with_error(&error),
+            },
+        }
+    }
+
+    /// The form posted from the consent page.
+    fn decide(&self, request: &Request) -> Response {
+        let form = match Form::parse(&request.body) {
+            Ok(form) => form,
+            Err(error) => return html_error(400, &error.description),
+        };
+        let mut state = self.lock();
+        let Some(authorization) = form
+            .get("request_id")
+            .and_then(|id| state.pending_consents.remove(id))
+        else {
+            return html_error(400, "unknown or already decided authorization request");
+        };
+        if form.get("decision") == Some("allow") {
+            state.approve(authorization)
+        } else {
+            authorization.redirect.with_error(&access_denied())
+        }
+    }
+
+    // --- protected API -------------------------------------------------------------------------
+
+    fn api(&self, request: &Request) -> Response {
+        let mut state = self.lock();
+        state.api_calls += 1;
+        let Some(token) = request.header("authorization").and_then(bearer_token) else {
+            // No credentials at all: a challenge without an error code (RFC 6750 §3.1).
+            return Response::json(
+                401,
+                &json!({ "error": "invalid_token", "error_description": "no bearer token" }),
+            )
+            .with_header("WWW-Authenticate", format!("Bearer realm=\"{REALM}\""));
+        };
+        let rejection = match state.access_tokens.get(token) {
+            None => "unknown or revoked access token",
+            Some(access) if access.issued.elapsed() >= access.lifetime => "expired access token",
+            Some(access) => {
+                let grant = &access.grant;
+                return Response::json(
+                    200,
+                    &json!({
+                        "ok": true,
+                        "client_id": grant.client_id,
+                        "sub": grant.subject,
+                        "scope": grant.scope.join(" "),
+                        "path": request.path,
+                    }),
+                );
+            }
+        };
+        let challenge = format!(
+            "Bearer realm=\"{REALM}\", error=\"invalid_token\", error_description=\"{rejection}\""
+        );
+        Response::json(
+            401,
+            &json!({ "error": "invalid_token", "error_description": rejection }),
+        )
+        .with_header("WWW-Authenticate", challenge)
+    }
+}
+
+impl State {
+    fn new_family(&mut self) -> u64 {
+        self.next_family += 1;
+        self.next_family
+    }
+
+    fn revoke_family(&mut self, family: u64) {
+        self.access_tokens
+            .retain(|_, token| token.grant.family != family);
+        self.refresh_tokens
+            .retain(|_, grant| grant.family != family);
+    }
+
+    /// Stores a new access token for `grant`, and a new refresh token for `refresh` if given.
+    fn issue(
+        &mut self,
+        grant: Grant,
+        lifetime_secs: u64,
+        refresh: Option<Grant>,
+    ) -> Result<TokenResponse, OAuthError> {
+        let access_token = random_token()?;
+        let refresh_token = match refresh {
+            Some(refresh) => {
+                let token = random_token()?;
+                self.refresh_tokens.insert(token.clone(), refresh);
+                Some(token)
+            }
+            None => None,
+        };
+        let scope = grant.scope.clone();
+        self.access_tokens.insert(
+            access_token.clone(),
+            AccessToken {
+                grant,
+                issued: Instant::now(),
+                lifetime: Duration::from_secs(lifetime_secs),
+            },
+        );
+        Ok(TokenResponse {
+            access_token,
+            expires_in: lifetime_secs,
+            refresh_token,
+            scope,
+        })
+    }
+
+    /// Binds the authorization to a new code and redirects with it.
+    fn approve(&mut self, authorization: Authorization) -> Response {
+        match random_token() {
+            Ok(code) => {
+                let response = authorization.redirect.with(&[("code", &code)]);
+                let issued = Instant::now();
+                self.codes.insert(
+                    code,
+                    Code {
+                        authorization,
+                        issued,
+                    },
+                );
+                response
+            }
+            Err(error) => authorization.redirect.with_error(&error),
+        }
+    }
+}
+
+/// Checks an authorization request whose client and redirect URI are good; gives the granted
+/// scope and the PKCE challenge.
+fn check_authorization_request(
+    client: &ClientConfig,
+    form: &Form,
+) -> Result<(Vec<String>, String), OAuthError> {
+    match form.get("response_type") {
+        Some("code") => {}
+        Some(other) => {
+            return Err(OAuthError::new(
+                "unsupported_response_type",
+                format!("response_type {other} is not supported"),
+            ));
+        }
+        None => {
+            return Err(OAuthError::new(
+                "invalid_request",
+                "response_type is missing",
+            ));
+        }
+    }
+    if !client.grants.contains(&GrantType::AuthorizationCode) {
+        return Err(OAuthError::new(
+            "unauthorized_client",
+            "this client may not use the authorization code grant",
+        ));
+    }
+    let Some(challenge) = form.get("code_challenge") else {
+        return Err(OAuthError::new(
+            "invalid_request",
+            "code_challenge is required (PKCE)",
+        ));
+    };
+    if form.get("code_challenge_method") != Some("S256") {
+        return Err(OAuthError::new(
+            "invalid_request",
+            "code_challenge_method must be S256",
+        ));
+    }
+    // An S256 challenge is a base64url SHA-256 digest without padding: 43 characters.
+    let well_formed = challenge.len() == 43
+        && challenge
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_');
+    if !well_formed {
+        return Err(OAuthError::new(
+            "invalid_request",
+            "code_challenge is not a base64url SHA-256 digest",
+        ));
+    }
+    let scope = negotiate_scope(form.get("scope"), &client.scopes)?;
+    Ok((scope, challenge.to_owned()))
+}
+
+fn access_denied() -> OAuthError {
+    OAuthError::new("access_denied", "the resource owner denied the request")
+}
+
+/// The scope to grant: the requested one if every token of it is allowed, or everything allowed
+/// when none is requested (RFC 6749 §3.3).
+fn negotiate_scope(requested: Option<&str>, allowed: &[String]) -> Result<Vec<String>, OAuthError> {
+    let Some(requested) = requested else {
+        return Ok(allowed.to_vec());
+    };
+    let mut granted: Vec<String> = Vec::new();
+    for token in requested.split(' ').filter(|token| !token.is_empty()) {
+        if !allowed.iter().any(|scope| scope == token) {
+            return Err(OAuthError::new(
+                "invalid_scope",
+                format!("scope {token} is not allowed"),
+            ));
+        }
+        if !granted.iter().any(|scope| scope == token) {
+            granted.push(token.to_owned());
+        }
+    }
+    if granted.is_empty() {
+        return Err(OAuthError::new("invalid_scope", "the scope is empty"));
+    }
+    Ok(granted)
+}
+
+/// RFC 7636 §4.6: BASE64URL-NOPAD(SHA256(verifier)) == challenge, for a well-formed verifier.
+fn pkce_verifies(verifier: &str, challenge: &str) -> bool {
+    let well_formed = (43..=128).contains(&verifier.len())
+        && verifier
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || b"-._~".contains(&byte));
+    let computed = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+    well_formed && constant_time_eq(computed.as_bytes(), challenge.as_bytes())
+}
+
+/// `Basic base64(urlencode(id) ":" urlencode(secret))` (RFC 6749 §2.3.1) to (id, secret).
+fn parse_basic(header: &str) -> Option<(String, String)> {
+    let (scheme, credentials) = header.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = STANDARD.decode(credentials.trim()).ok()?;
+    let colon = decoded.iter().position(|&byte| byte == b':')?;
+    let (id, secret) = (&decoded[..colon], &decoded[colon + 1..]);
+    Some((form_decode(id)?, form_decode(secret)?))
+}
+
+/// Decodes one `application/x-www-form-urlencoded` value; `None` if it is not UTF-8.
+fn form_decode(encoded: &[u8]) -> Option<String> {
+    let plus_as_space: Vec<u8> = encoded
+        .iter()
+        .map(|&byte| if byte == b'+' { b' ' } else { byte })
+        .collect();
+    percent_encoding::percent_decode(&plus_as_space)
+        .decode_utf8()
+        .ok()
+        .map(|value| value.into_owned())
+}
+
+/// The token of an `Authorization: Bearer <token>` header, the scheme in any case.
+fn bearer_token(header: &str) -> Option<&str> {
+    let (scheme, token) = header.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// 256 bits from the OS CSPRNG, base64url: unguessable tokens, codes and consent ids.
+fn random_token() -> Result<String, OAuthError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)
+        .map_err(|error| OAuthError::new("server_error", format!("no randomness: {error}")))?;
+    Ok(URL_SAFE_NO_PAD.encode(bytes))
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0, |diff, (x, y)| diff | (x ^ y)) == 0
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pages
+// ---------------------------------------------------------------------------------------------
+
+fn consent_page(request_id: &str, authorization: &Authorization, owner: &str) -> Response {
+    let body = format!(
+        "<p>Signed in as <b>{owner}</b>.</p>\n\
+         <p>The application <b>{client}</b> asks for access with scope <code>{scope}</code>.</p>\n\
+         <form method=\"post\" action=\"/authorize/decision\">\n\
+         <input type=\"hidden\" name=\"request_id\" value=\"{request_id}\">\n\
+         <button type=\"submit\" name=\"decision\" value=\"allow\">Allow</button>\n\
+         <button type=\"submit\" name=\"decision\" value=\"deny\">Deny</button>\n\
+         </form>",
+        owner = escape_html(owner),
+        client = escape_html(&authorization.client_id),
+        scope = escape_html(&authorization.scope.join(" ")),
+        request_id = escape_html(request_id),
+    );
+    html_page(200, "Authorize", &body).no_store()
+}
+
+fn html_error(status: u16, message: &str) -> Response {
+    let body = format!("<p>{}</p>", escape_html(message));
+    html_page(status, "Authorization error", &body)
+}
+
+fn html_page(status: u16, title: &str, body: &str) -> Response {
+    let page = format!(
+        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{title}</title></head>\n\
+         <body>\n<h1>{title}</h1>\n{body}\n</body></html>\n"
+    );
+    Response::new(status, "text/html; charset=utf-8", page)
+}
+
+fn escape_html(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => escaped.push_str("&amp;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '"' => escaped.push_str("&quot;"),
+            '\'' => escaped.push_str("&#39;"),
+            c => escaped.push(c),
+        }
+    }
+    escaped
+}
+
+fn method_not_allowed(allow: &str) -> Response {
+    Response::new(405, "text/plain; charset=utf-8", "method not allowed\n")
+        .with_header("Allow", allow)
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP/1.1, one request per connection
+// ---------------------------------------------------------------------------------------------
+
+struct Request {
+    method: String,
+    path: String,
+    query: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Request {
+    /// The first value of a header, by case-insensitive name.
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+
+    fn has_media_type(&self, expected: &str) -> bool {
+        self.header("content-type")
+            .and_then(|value| value.split(';').next())
+            .is_some_and(|media_type| media_type.trim().eq_ignore_ascii_case(expected))
+    }
+}
+
+#[derive(Clone)]
+struct Response {
+    status: u16,
+    headers: Vec<(&'static str, String)>,
+    body: Vec<u8>,
+}
+
+impl Response {
+    fn new(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> Self {
+        Response {
+            status,
+            headers: vec![("Content-Type", content_type.to_owned())],
+            body: body.into(),
+        }
+    }
+
+    fn json(status: u16, body: &serde_json::Value) -> Self {
+        Self::new(status, "application/json", body.to_string())
+    }
+
+    fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    /// Token responses and pages carrying one-time values must not be cached (RFC 6749 §5.1).
+    fn no_store(self) -> Self {
+        self.with_header("Cache-Control", "no-store")
+            .with_header("Pragma", "no-cache")
+    }
+
+    fn write_to(&self, out: &mut impl Write) -> io::Result<()> {
+        let mut head = Vec::new();
+        write!(head, "HTTP/1.1 {} {}\r\n", self.status, reason(self.status))?;
+        for (name, value) in &self.headers {
+            write!(head, "{name}: {value}\r\n")?;
+        }
+        write!(
+            head,
+            "Content-Length: {}\r\nConnection: close\r\n\r\n",
+            self.body.len()
+        )?;
+        out.write_all(&head)?;
+        out.write_all(&self.body)?;
+        out.flush()
+    }
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        302 => "Found",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        413 => "Content Too Large",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        505 => "HTTP Version Not Supported",
+        // The reason phrase is optional (RFC 9112 §4); injected statuses may be anything.
+        _ => "",
+    }
+}
+
+/// Why a request was not read to its end.
+enum ReadError {
+    /// Malformed or too large: answer with this.
+    Reply(Response),
+    /// The connection failed or the client went away: nothing to answer.
+    Drop,
+}
+
+fn bad_request(message: &str) -> ReadError {
+    ReadError::Reply(Response::new(
+        400,
+        "text/plain; charset=utf-8",
+        format!("{message}\n"),
+    ))
+}
+
+fn read_request(reader: &mut BufReader<TcpStream>) -> Result<Request, ReadError> {
+    let head = read_head(reader)?;
+    let (request_line, header_lines) = head.split_first().ok_or(ReadError::Drop)?;
+    let mut parts = request_line.split(' ');
+    let (Some(method), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(bad_request("malformed request line"));
+    };
+    if !version.starts_with("HTTP/1.") {
+        return Err(ReadError::Reply(Response::new(
+            505,
+            "text/plain; charset=utf-8",
+            "HTTP/1.x only\n",
+        )));
+    }
+    if !target.starts_with('/') {
+        return Err(bad_request("the request target must be a path"));
+    }
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let mut headers = Vec::with_capacity(header_lines.len());
+    for line in header_lines {
+        // RFC 9112 §5: no whitespace before the colon, and no obsolete line folding.
+        let Some((name, value)) = line.split_once(':') else {
+            return Err(bad_request("malformed header line"));
+        };
+        if name.is_empty() || name.contains([' ', '\t']) {
+            return Err(bad_request("malformed header name"));
+        }
+        headers.push((name.to_owned(), value.trim().to_owned()));
+    }
+    let mut request = Request {
+        method: method.to_owned(),
+        path: path.to_owned(),
+        query: query.to_owned(),
+        headers,
+        body: Vec::new(),
+    };
+    request.body = read_body(reader, &request)?;
+    Ok(request)
+}
+
+/// The request line and header lines, without line ends.
+fn read_head(reader: &mut BufReader<TcpStream>) -> Result<Vec<String>, ReadError> {
+    let mut limited = reader.by_ref().take(MAX_HEAD);
+    let mut lines = Vec::new();
+    loop {
+        let mut line = Vec::new();
+        limited
+            .read_until(b'\n', &mut line)
+            .map_err(|_| ReadError::Drop)?;
+        if !line.ends_with(b"\n") {
+            return Err(if limited.limit() == 0 {
+                ReadError::Reply(Response::new(
+                    431,
+                    "text/plain; charset=utf-8",
+                    "request head too large\n",
+                ))
+            } else {
+                ReadError::Drop
+            });
+        }
+        let Ok(line) = String::from_utf8(line) else {
+            return Err(bad_request("the request head is not UTF-8"));
+        };
+        let line = line.trim_end_matches(['\r', '\n']);
+        match (line.is_empty(), lines.is_empty()) {
+            // Empty lines before the request line are to be ignored (RFC 9112 §2.2).
+            (true, true) => continue,
+            (true, false) => return Ok(lines),
+            (false, _) => lines.push(line.to_owned()),
+        }
+    }
+}
+
+fn read_body(reader: &mut BufReader<TcpStream>, request: &Request) -> Result<Vec<u8>, ReadError> {
+    if request.header("transfer-encoding").is_some() {
+        return Err(ReadError::Reply(Response::new(
+            501,
+            "text/plain; charset=utf-8",
+            "Transfer-Encoding is not supported: send Content-Length\n",
+        )));
+    }
+    let mut lengths = request
+        .headers
+        .iter()
+        .filter(|(name, _)| name.eq_ignore_ascii_case("content-length"))
+        .map(|(_, value)| value.parse::<u64>());
+    let length = match lengths.next() {
+        None => 0,
+        Some(Ok(first)) if lengths.all(|other| other.is_ok_and(|other| other == first)) => first,
+        Some(_) => return Err(bad_request("invalid Content-Length")),
+    };
+    if length > MAX_BODY {
+        return Err(ReadError::Reply(Response::new(
+            413,
+            "text/plain; charset=utf-8",
+            format!("the body is limited to {MAX_BODY} bytes\n"),
+        )));
+    }
+    let expects_continue = request
+        .header("expect")
+        .is_some_and(|value| value.eq_ignore_ascii_case("100-continue"));
+    if expects_continue && length > 0 {
+        reader
+            .get_mut()
+            .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+            .map_err(|_| ReadError::Drop)?;
+    }
+    // Bounded by MAX_BODY above, so the conversion cannot truncate.
+    let mut body = vec![0; length as usize];
+    reader.read_exact(&mut body).map_err(|_| ReadError::Drop)?;
+    Ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REDIRECT_URI: &str = "http://127.0.0.1:9/callback";
+    /// The example of RFC 7636 Appendix B.
+    const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+    const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+    const DEMO: Option<(&str, &str)> = Some(("demo-client", "demo-secret"));
+    const CLIENT_CREDENTIALS: (&str, &str) = ("grant_type", "client_credentials");
+
+    fn start(configure: impl FnOnce(&mut ProviderConfig)) -> Provider {
+        let mut config = ProviderConfig::demo(REDIRECT_URI);
+        configure(&mut config);
+        Provider::start(config).expect("provider starts")
+    }
+
+    struct Reply {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: String,
+    }
+
+    impl Reply {
+        fn header(&self, name: &str) -> Option<&str> {
+            self.headers
+                .iter()
+                .find(|(key, _)| key.eq_ignore_ascii_case(name))
+                .map(|(_, value)| value.as_str())
+        }
+
+        fn json(&self) -> serde_json::Value {
+            serde_json::from_str(&self.body).expect("a JSON body")
+        }
+
+        /// Status and RFC 6749 error code.
+        fn error(&self) -> (u16, String) {
+            let code = self.json()["error"].as_str().expect("an error").to_owned();
+            (self.status, code)
+        }
+
+        fn access_token(&self) -> String {
+            assert_eq!(self.status, 200, "{}", self.body);
+            let token = &self.json()["access_token"];
+            token.as_str().expect("access_token").to_owned()
+        }
+
+        fn refresh_token(&self) -> Option<String> {
+            let token = &self.json()["refresh_token"];
+            token.as_str().map(str::to_owned)
+        }
+
+        /// The query parameters of a redirect's `Location`.
+        fn redirect_params(&self) -> HashMap<String, String> {
+            assert_eq!(self.status, 302, "{}", self.body);
+            let location = self.header("location").expect("a Location");
+            let (_, query) = location.split_once('?').expect("a query");
+            form_urlencoded::parse(query.as_bytes())
+                .into_owned()
+                .collect()
+        }
+    }
+
+    fn agent() -> ureq::Agent {
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .build()
+            .new_agent()
+    }
+
+    fn reply(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
+        let mut response = result.expect("an HTTP response");
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(name, value)| {
+                let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+                (name.to_string(), value)
+            })
+            .collect();
+        Reply {
+            status: response.status().as_u16(),
+            headers,
+            body: response.body_mut().read_to_string().expect("a body"),
+        }
+    }
+
+    /// RFC 6749 §2.3.1: each half form-urlencoded, then base64.
+    fn basic(id: &str, secret: &str) -> String {
+        let encode =
+            |value: &str| -> String { form_urlencoded::byte_serialize(value.as_bytes()).collect() };
+        let credentials = format!("{}:{}", encode(id), encode(secret));
+        format!("Basic {}", STANDARD.encode(credentials))
+    }
+
+    fn post_token(
+        provider: &Provider,
+        authorization: Option<&str>,
+        params: &[(&str, &str)],
+    ) -> Reply {
+        let mut request = agent()
+            .post(provider.token_url())
+            .header("Accept", "application/json");
+        if let Some(authorization) = authorization {
+            request = request.header("Authorization", authorization);
+        }
+        reply(request.send_form(params.iter().copied()))
+    }
+
+    fn token(provider: &Provider, client: Option<(&str, &str)>, params: &[(&str, &str)]) -> Reply {
+        let authorization = client.map(|(id, secret)| basic(id, secret));
+        post_token(provider, authorization.as_deref(), params)
+    }
+
+    fn api(provider: &Provider, authorization: Option<&str>) -> Reply {
+        let mut request = agent().get(format!("{}/api/things?page=1", provider.base_url()));
+        if let Some(authorization) = authorization {
+            request = request.header("Authorization", authorization);
+        }
+        reply(request.call())
+    }
+
+    fn bearer(token: &str) -> Option<String> {
+        Some(format!("Bearer {token}"))
+    }
+
+    fn authorize(provider: &Provider, params: &[(&str, &str)]) -> Reply {
+        let query = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(params)
+            .finish();
+        reply(
+            agent()
+                .get(format!("{}?{query}", provider.authorization_url()))
+                .call(),
+        )
+    }
+
+    /// A valid authorization request, with `overrides` replacing or adding parameters.
+    fn authorize_with(provider: &Provider, overrides: &[(&str, &str)]) -> Reply {
+        let mut params = vec![
+            ("response_type", "code"),
+            ("client_id", "demo-client"),
+            ("redirect_uri", REDIRECT_URI),
+            ("scope", "read"),
+            ("state", "st/+&= é"),
+            ("code_challenge", CHALLENGE),
+            ("code_challenge_method", "S256"),
+        ];
+        for &(name, value) in overrides {
+            params.retain(|(key, _)| *key != name);
+            params.push((name, value));
+        }
+        authorize(provider, &params)
+    }
+
+    fn code(provider: &Provider) -> String {
+        let params = authorize_with(provider, &[]).redirect_params();
+        assert_eq!(params["state"], "st/+&= é");
+        params["code"].clone()
+    }
+
+    fn exchange(provider: &Provider, code: &str, verifier: &str) -> Reply {
+        token(
+            provider,
+            DEMO,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", REDIRECT_URI),
+                ("code_verifier", verifier),
+            ],
+        )
+    }
+
+    fn refresh(provider: &Provider, refresh_token: &str) -> Reply {
+        token(
+            provider,
+            DEMO,
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token),
+            ],
+        )
+    }
+
+    /// Sends raw bytes, half-closes, and returns the whole answer.
+    fn raw(provider: &Provider, request: &[u8]) -> String {
+        let mut stream = TcpStream::connect(provider.addr()).expect("connect");
+        stream.write_all(request).expect("send");
+        let _ = stream.shutdown(Shutdown::Write);
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+        String::from_utf8_lossy(&answer).into_owned()
+    }
+
+    #[test]
+    fn client_credentials_token_works_at_the_api() {
+        let provider = start(|_| {});
+        let reply = token(
+            &provider,
+            DEMO,
+            &[
+                CLIENT_CREDENTIALS,
+                ("audience", "https://api.example.com"),
+                ("scope", "read"),
+            ],
+        );
+        let token = reply.access_token();
+        assert_eq!(reply.header("cache-control"), Some("no-store"));
+        let body = reply.json();
+        assert_eq!(body["token_type"], "Bearer");
+        assert_eq!(body["expires_in"], 3600);
+        assert_eq!(body["scope"], "read");
+        assert_eq!(reply.refresh_token(), None);
+        assert_eq!(token.len(), 43);
+
+        let answer = api(&provider, bearer(&token).as_deref());
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        let body = answer.json();
+        assert_eq!(body["ok"], true);
+        assert_eq!(body["client_id"], "demo-client");
+        assert_eq!(body["sub"], "demo-client");
+        assert_eq!(body["scope"], "read");
+        assert_eq!(body["path"], "/api/things");
+
+        let records = provider.token_requests();
+        assert_eq!(records.len(), 1);
+        let record = &records[0];
+        assert_eq!(record.grant_type.as_deref(), Some("client_credentials"));
+        assert_eq!(record.client_auth, ClientAuthUsed::Basic);
+        assert!(record.authorization_header);
+        assert_eq!(record.accept.as_deref(), Some("application/json"));
+        assert_eq!(
+            record.content_type.as_deref(),
+            Some("application/x-www-form-urlencoded")
+        );
+        assert_eq!(record.param("audience"), Some("https://api.example.com"));
+        assert_eq!(provider.token_request_count("client_credentials"), 1);
+        assert_eq!(provider.token_request_count("password"), 0);
+        assert_eq!(provider.api_call_count(), 1);
+    }
+
+    #[test]
+    fn client_authentication_rules() {
+        let provider = start(|config| {
+            let mut basic_only = ClientConfig::confidential("basic-only", "b-secret");
+            basic_only.auth_method = ClientAuthMethod::Basic;
+            let mut body_only = ClientConfig::confidential("body-only", "p-secret");
+            body_only.auth_method = ClientAuthMethod::Body;
+            config.clients.extend([basic_only, body_only]);
+        });
+        let in_body = |id: &str, secret: &str| {
+            let params = [
+                CLIENT_CREDENTIALS,
+                ("client_id", id),
+                ("client_secret", secret),
+            ];
+            token(&provider, None, &params)
+        };
+
+        in_body("demo-client", "demo-secret").access_token();
+        let record = provider.token_requests().pop().expect("a record");
+        assert_eq!(record.client_auth, ClientAuthUsed::Body);
+        assert!(!record.authorization_header);
+        assert_eq!(record.param("client_secret"), Some(REDACTED));
+        in_body("body-only", "p-secret").access_token();
+        token(
+            &provider,
+            Some(("basic-only", "b-secret")),
+            &[CLIENT_CREDENTIALS],
+        )
+        .access_token();
+
+        let both = token(
+            &provider,
+            DEMO,
+            &[CLIENT_CREDENTIALS, ("client_secret", "demo-secret")],
+        );
+        assert_eq!(both.error(), (400, "invalid_request".to_owned()));
+        let record = provider.token_requests().pop().expect("a record");
+        assert_eq!(record.client_auth, ClientAuthUsed::Both);
+
+        let wrong = token(
+            &provider,
+            Some(("demo-client", "nope")),
+            &[CLIENT_CREDENTIALS],
+        );
+        assert_eq!(wrong.error(), (401, "invalid_client".to_owned()));
+        assert_eq!(
+            wrong.header("www-authenticate"),
+            Some("Basic realm=\"demo\"")
+        );
+        assert_eq!(wrong.header("cache-control"), Some("no-store"));
+
+        let rejected = [
+            token(&provider, Some(("nobody", "x")), &[CLIENT_CREDENTIALS]),
+            token(&provider, None, &[CLIENT_CREDENTIALS]),
+            token(
+                &provider,
+                None,
+                &[CLIENT_CREDENTIALS, ("client_id", "demo-client")],
+            ),
+            post_token(
+                &provider,
+                Some("Basic !!not base64!!"),
+                &[CLIENT_CREDENTIALS],
+            ),
+            post_token(&provider, Some("Bearer abc"), &[CLIENT_CREDENTIALS]),
+            in_body("basic-only", "b-secret"),
+            token(
+                &provider,
+                Some(("body-only", "p-secret")),
+                &[CLIENT_CREDENTIALS],
+            ),
+        ];
+        for reply in rejected {
+            assert_eq!(
+                reply.error(),
+                (401, "invalid_client".to_owned()),
+                "{}",
+                reply.body
+            );
+        }
+    }
+
+    #[test]
+    fn basic_credentials_are_form_urlencoded() {
+        let secret = "s3cr:t/+&%= ~";
+        let provider = start(|config| {
+            config
+                .clients
+                .push(ClientConfig::confidential("odd id:é", secret));
+        });
+        token(&provider, Some(("odd id:é", secret)), &[CLIENT_CREDENTIALS]).access_token();
+
+        // Without the form-urlencoding, `:` `+` and `%` mean something else.
+        let unencoded = format!("Basic {}", STANDARD.encode(format!("odd id:é:{secret}")));
+        let reply = post_token(&provider, Some(&unencoded), &[CLIENT_CREDENTIALS]);
+        assert_eq!(reply.error(), (401, "invalid_client".to_owned()));
+    }
+
+    #[test]
+    fn grant_errors() {
+        let provider = start(|config| {
+            let mut limited = ClientConfig::confidential("cc-only", "secret");
+            limited.grants = vec![GrantType::ClientCredentials];
+            config
+                .clients
+                .extend([limited, ClientConfig::public("public", REDIRECT_URI)]);
+        });
+        let cases: [(Reply, u16, &str); 7] = [
+            (
+                token(&provider, DEMO, &[("grant_type", "urn:x")]),
+                400,
+                "unsupported_grant_type",
+            ),
+            (
+                token(&provider, DEMO, &[("scope", "read")]),
+                400,
+                "invalid_request",
+            ),
+            (
+                token(
+                    &provider,
+                    DEMO,
+                    &[CLIENT_CREDENTIALS, ("scope", "read admin")],
+                ),
+                400,
+                "invalid_scope",
+            ),
+            (
+                token(
+                    &provider,
+                    Some(("cc-only", "secret")),
+                    &[
+                        ("grant_type", "password"),
+                        ("username", "alice"),
+                        ("password", "wonderland"),
+                    ],
+                ),
+                400,
+                "unauthorized_client",
+            ),
+            (
+                token(
+                    &provider,
+                    None,
+                    &[CLIENT_CREDENTIALS, ("client_id", "public")],
+                ),
+                400,
+                "unauthorized_client",
+            ),
+            (
+                token(
+                    &provider,
+                    DEMO,
+                    &[CLIENT_CREDENTIALS, ("scope", "read"), ("scope", "write")],
+                ),
+                400,
+                "invalid_request",
+            ),
+            (
+                token(
+                    &provider,
+                    DEMO,
+                    &[
+                        ("grant_type", "password"),
+                        ("username", "alice"),
+                        ("password", "alice"),
+                    ],
+                ),
+                400,
+                "invalid_grant",
+            ),
+        ];
+        for (reply, status, error) in cases {
+            assert_eq!(reply.error(), (status, error.to_owned()), "{}", reply.body);
+            assert_eq!(reply.header("cache-control"), Some("no-store"));
+        }
+
+        let json_body = agent()
+            .post(provider.token_url())
+            .header("Authorization", basic("demo-client", "demo-secret"))
+            .header("Content-Type", "application/json")
+            .send(r#"{"grant_type":"client_credentials"}"#);
+        assert_eq!(
+            reply(json_body).error(),
+            (400, "invalid_request".to_owned())
+        );
+        assert_eq!(provider.token_requests().len(), 8);
+    }
+
+    #[test]
+    fn password_grant_and_refresh_rotation() {
+        let provider = start(|_| {});
+        let reply = token(
+            &provider,
+            DEMO,
+            &[
+                ("grant_type", "password"),
+                ("username", "alice"),
+                ("password", "wonderland"),
+            ],
+        );
+        let first_access = reply.access_token();
+        let first_refresh = reply.refresh_token().expect("a refresh token");
+        assert_eq!(reply.json()["scope"], "read write");
+        let record = provider.token_requests().pop().expect("a record");
+        assert_eq!(record.param("password"), Some(REDACTED));
+        assert_eq!(record.param("username"), Some("alice"));
+        let answer = api(&provider, bearer(&first_access).as_deref());
+        assert_eq!(answer.json()["sub"], "alice");
+
+        let narrowed = token(
+            &provider,
+            DEMO,
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &first_refresh),
+                ("scope", "read"),
+            ],
+        );
+        let second_access = narrowed.access_token();
+        assert_eq!(narrowed.json()["scope"], "read");
+        let second_refresh = narrowed.refresh_token().expect("a rotated refresh token");
+        assert_ne!(second_refresh, first_refresh);
+        assert_eq!(
+            provider
+                .token_requests()
+                .pop()
+                .expect("a record")
+                .param("refresh_token"),
+            Some(REDACTED)
+        );
+
+        let reused = refresh(&provider, &first_refresh);
+        assert_eq!(reused.error(), (400, "invalid_grant".to_owned()));
+        // The rotated token keeps the original scope.
+        let third = refresh(&provider, &second_refresh);
+        assert_eq!(third.json()["scope"], "read write");
+        assert_eq!(
+            api(&provider, bearer(&second_access).as_deref()).status,
+            200
+        );
+        assert_eq!(provider.token_request_count("refresh_token"), 3);
+
+        let other_client = token(
+            &provider,
+            None,
+            &[
+                ("grant_type", "refresh_token"),
+                (
+                    "refresh_token",
+                    &third.refresh_token().expect("a refresh token"),
+                ),
+                ("client_id", "nobody"),
+            ],
+        );
+        assert_eq!(other_client.error(), (401, "invalid_client".to_owned()));
+    }
+
+    #[test]
+    fn refresh_without_rotation_keeps_the_token() {
+        let provider = start(|config| config.rotate_refresh_tokens = false);
+        let reply = exchange(&provider, &code(&provider), VERIFIER);
+        let refresh_token = reply.refresh_token().expect("a refresh token");
+        for _ in 0..2 {
+            let refreshed = refresh(&provider, &refresh_token);
+            refreshed.access_token();
+            assert_eq!(refreshed.refresh_token(), None);
+        }
+    }
+
+    #[test]
+    fn authorization_code_with_pkce() {
+        let provider = start(|_| {});
+        let code = code(&provider);
+        let reply = exchange(&provider, &code, VERIFIER);
+        let access = reply.access_token();
+        assert!(reply.refresh_token().is_some());
+        assert_eq!(reply.json()["scope"], "read");
+        let answer = api(&provider, bearer(&access).as_deref()).json();
+        assert_eq!(
+            (&answer["sub"], &answer["scope"]),
+            (&"alice".into(), &"read".into())
+        );
+        assert_eq!(provider.token_request_count("authorization_code"), 1);
+    }
+
+    #[test]
+    fn pkce_mismatch_and_code_reuse_are_rejected() {
+        let provider = start(|_| {});
+        let code = code(&provider);
+        let wrong_verifier = "a".repeat(43);
+        for verifier in [wrong_verifier.as_str(), "short"] {
+            let mismatch = exchange(&provider, &code, verifier);
+            assert_eq!(mismatch.error(), (400, "invalid_grant".to_owned()));
+        }
+        let missing = token(
+            &provider,
+            DEMO,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", REDIRECT_URI),
+            ],
+        );
+        assert_eq!(missing.error(), (400, "invalid_request".to_owned()));
+        let other_redirect = token(
+            &provider,
+            DEMO,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", "http://127.0.0.1:9/other"),
+                ("code_verifier", VERIFIER),
+            ],
+        );
+        assert_eq!(other_redirect.error(), (400, "invalid_grant".to_owned()));
+
+        let first = exchange(&provider, &code, VERIFIER);
+        let access = first.access_token();
+        let refresh_token = first.refresh_token().expect("a refresh token");
+        let replay = exchange(&provider, &code, VERIFIER);
+        assert_eq!(replay.error(), (400, "invalid_grant".to_owned()));
+        // RFC 6749 §4.1.2: the tokens issued from a replayed code are revoked.
+        assert_eq!(api(&provider, bearer(&access).as_deref()).status, 401);
+        assert_eq!(
+            refresh(&provider, &refresh_token).error(),
+            (400, "invalid_grant".to_owned())
+        );
+    }
+
+    #[test]
+    fn authorization_endpoint_errors() {
+        let provider = start(|_| {});
+        // Errors about the client or the redirect URI are shown, never redirected.
+        let repeated = [
+            ("client_id", "demo-client"),
+            ("client_id", "demo-client"),
+            ("redirect_uri", REDIRECT_URI),
+        ];
+        for reply in [
+            authorize_with(
+                &provider,
+                &[("redirect_uri", "http://127.0.0.1:9/elsewhere")],
+            ),
+            authorize_with(&provider, &[("client_id", "nobody")]),
+            authorize(&provider, &repeated),
+        ] {
+            assert_eq!(reply.status, 400, "{}", reply.body);
+            assert_eq!(reply.header("location"), None);
+            assert!(
+                reply
+                    .header("content-type")
+                    .unwrap()
+                    .starts_with("text/html")
+            );
+        }
+        for (overrides, error) in [
+            (&[("code_challenge", "")][..], "invalid_request"),
+            (&[("code_challenge_method", "plain")], "invalid_request"),
+            (&[("code_challenge", "too-short")], "invalid_request"),
+            (&[("response_type", "token")], "unsupported_response_type"),
+            (&[("scope", "admin")], "invalid_scope"),
+        ] {
+            let params = authorize_with(&provider, overrides).redirect_params();
+            assert_eq!(params["error"], error, "{overrides:?}");
+            assert_eq!(params["state"], "st/+&= é");
+            assert!(!params.contains_key("code"));
+        }
+
+        let denying = start(|config| config.consent = ConsentMode::AutoDeny);
+        let params = authorize_with(&denying, &[]).redirect_params();
+        assert_eq!(params["error"], "access_denied");
+        assert_eq!(params["state"], "st/+&= é");
+    }
+
+    #[test]
+    fn public_client_redeems_a_code_with_pkce() {
+        let provider = start(|config| {
+            config
+                .clients
+                .push(ClientConfig::public("public", REDIRECT_URI));
+        });
+        // The only registered redirect URI may be left out, and then not repeated.
+        let params = authorize_with(&provider, &[("client_id", "public"), ("redirect_uri", "")])
+            .redirect_params();
+        let reply = token(
+            &provider,
+            None,
+            &[
+                ("grant_type", "authorization_code"),
+                ("client_id", "public"),
+                ("code", &params["code"]),
+                ("code_verifier", VERIFIER),
+            ],
+        );
+        reply.access_token();
+        assert_eq!(
+            provider.token_requests()[0].client_auth,
+            ClientAuthUsed::Neither
+        );
+    }
+
+    #[test]
+    fn interactive_consent() {
+        let provider = start(|config| config.consent = ConsentMode::Interactive);
+        let decide = |decision: &str| {
+            let page = authorize_with(&provider, &[]);
+            assert_eq!(page.status, 200);
+            assert!(page.body.contains("Allow") && page.body.contains("Deny"));
+            let marker = "name=\"request_id\" value=\"";
+            let start = page.body.find(marker).expect("a request id") + marker.len();
+            let id = page.body[start..]
+                .split('"')
+                .next()
+                .expect("an id")
+                .to_owned();
+            let post = |id: &str| {
+                let form = [("request_id", id), ("decision", decision)];
+                reply(
+                    agent()
+                        .post(format!("{}/authorize/decision", provider.base_url()))
+                        .send_form(form),
+                )
+            };
+            let answer = post(&id);
+            assert_eq!(post(&id).status, 400, "a decision is taken once");
+            answer.redirect_params()
+        };
+        let allowed = decide("allow");
+        exchange(&provider, &allowed["code"], VERIFIER).access_token();
+        let denied = decide("deny");
+        assert_eq!(denied["error"], "access_denied");
+        assert_eq!(denied["state"], "st/+&= é");
+    }
+
+    #[test]
+    fn api_rejects_what_it_did_not_issue() {
+        let provider = start(|_| {});
+        let access = token(&provider, DEMO, &[CLIENT_CREDENTIALS]).access_token();
+        assert_eq!(
+            api(&provider, Some(&format!("bEaReR {access}"))).status,
+            200
+        );
+
+        // Without bearer credentials the challenge carries no error code (RFC 6750 §3.1).
+        for authorization in [None, Some(format!("Basic {access}")), Some(access.clone())] {
+            let reply = api(&provider, authorization.as_deref());
+            assert_eq!(reply.error(), (401, "invalid_token".to_owned()));
+            let challenge = reply.header("www-authenticate");
+            assert_eq!(challenge, Some("Bearer realm=\"demo\""));
+        }
+        for authorization in [format!("Bearer {access}x"), "Bearer other".to_owned()] {
+            let reply = api(&provider, Some(&authorization));
+            assert_eq!(reply.error(), (401, "invalid_token".to_owned()));
+            let challenge = reply.header("www-authenticate").unwrap_or_default();
+            assert!(
+                challenge.starts_with("Bearer ") && challenge.contains("error=\"invalid_token\""),
+                "{challenge}"
+            );
+        }
+
+        provider.expire_all_access_tokens();
+        let expired = api(&provider, bearer(&access).as_deref());
+        assert!(
+            expired.json()["error_description"]
+                .as_str()
+                .unwrap()
+                .contains("expired")
+        );
+        let fresh = token(&provider, DEMO, &[CLIENT_CREDENTIALS]).access_token();
+        assert_eq!(api(&provider, bearer(&fresh).as_deref()).status, 200);
+        provider.revoke_all();
+        assert_eq!(api(&provider, bearer(&fresh).as_deref()).status, 401);
+        assert_eq!(provider.api_call_count(), 9);
+    }
+
+    #[test]
+    fn zero_lifetime_tokens_expire_at_once() {
+        let provider = start(|config| config.access_token_lifetime_secs = 0);
+        let reply = token(&provider, DEMO, &[CLIENT_CREDENTIALS]);
+        assert_eq!(reply.json()["expires_in"], 0);
+        assert_eq!(
+            api(&provider, bearer(&reply.access_token()).as_deref()).status,
+            401
+        );
+    }
+
+    #[test]
+    fn injected_token_responses() {
+        let provider = start(|_| {});
+        provider.fail_next_token_requests(2, 404, "<html>Not Found</html>", "text/html");
+        provider.reject_next_token_request("invalid_client", "client disabled");
+        provider.reject_next_token_request("temporarily_unavailable", "try later");
+        for _ in 0..2 {
+            let reply = token(&provider, DEMO, &[CLIENT_CREDENTIALS]);
+            assert_eq!(reply.status, 404);
+            assert_eq!(reply.header("content-type"), Some("text/html"));
+            assert_eq!(reply.body, "<html>Not Found</html>");
+        }
+        let disabled = token(&provider, DEMO, &[CLIENT_CREDENTIALS]);
+        assert_eq!(disabled.error(), (401, "invalid_client".to_owned()));
+        assert!(disabled.header("www-authenticate").is_some());
+        let unavailable = token(&provider, DEMO, &[CLIENT_CREDENTIALS]);
+        assert_eq!(
+            unavailable.error(),
+            (400, "temporarily_unavailable".to_owned())
+        );
+        assert_eq!(unavailable.json()["error_description"], "try later");
+        token(&provider, DEMO, &[CLIENT_CREDENTIALS]).access_token();
+        assert_eq!(provider.token_request_count("client_credentials"), 5);
+    }
+
+    #[test]
+    fn malformed_requests_get_errors_not_panics() {
+        let provider = start(|_| {});
+        let status_line = |answer: &str| answer.lines().next().unwrap_or_default().to_owned();
+
+        let huge = agent()
+            .post(provider.token_url())
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .send(&vec![b'a'; 100_000][..]);
+        assert_eq!(reply(huge).status, 413);
+        let announced = raw(
+            &provider,
+            b"POST /token HTTP/1.1\r\nContent-Length: 99999999999\r\nExpect: 100-continue\r\n\r\n",
+        );
+        assert_eq!(status_line(&announced), "HTTP/1.1 413 Content Too Large");
+
+        let mut long_head = b"GET /api HTTP/1.1\r\nX: ".to_vec();
+        long_head.extend(vec![b'a'; 20_000]);
+        long_head.extend(b"\r\n\r\n");
+        let cases: [(&[u8], &str); 8] = [
+            (b"garbage\r\n\r\n", "HTTP/1.1 400 Bad Request"),
+            (
+                b"GET /api HTTP/1.1\r\nNo colon\r\n\r\n",
+                "HTTP/1.1 400 Bad Request",
+            ),
+            (b"GET /api\xff HTTP/1.1\r\n\r\n", "HTTP/1.1 400 Bad Request"),
+            (
+                b"GET http://x/api HTTP/1.1\r\n\r\n",
+                "HTTP/1.1 400 Bad Request",
+            ),
+            (
+                b"GET /api HTTP/2\r\n\r\n",
+                "HTTP/1.1 505 HTTP Version Not Supported",
+            ),
+            (
+                b"POST /token HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+                "HTTP/1.1 400 Bad Request",
+            ),
+            (
+                b"POST /token HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+                "HTTP/1.1 501 Not Implemented",
+            ),
+            (&long_head, "HTTP/1.1 431 Request Header Fields Too Large"),
+        ];
+        for (request, expected) in cases {
+            assert_eq!(status_line(&raw(&provider, request)), expected);
+        }
+
+        // Not UTF-8 and nonsense percent-escapes, in the body and in Basic credentials.
+        let body = b"grant_type=client_credentials&client_id=demo-client&client_secret=%ff%fe\xff";
+        let mut request = format!(
+            "POST /token HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+             Content-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        request.extend(body);
+        assert!(raw(&provider, &request).starts_with("HTTP/1.1 401 Unauthorized"));
+        let bad_basic = format!("Basic {}", STANDARD.encode(b"demo-client:%ff\xfe"));
+        let reply = post_token(&provider, Some(&bad_basic), &[CLIENT_CREDENTIALS]);
+        assert_eq!(reply.error(), (401, "invalid_client".to_owned()));
+        let with_continue = raw(
+            &provider,
+            b"GET /authorize?client_id=%ff&& HTTP/1.1\r\nExpect: 100-continue\r\n\r\n",
+        );
+        assert_eq!(status_line(&with_continue), "HTTP/1.1 400 Bad Request");
+
+        // And the server still works.
+        token(&provider, DEMO, &[CLIENT_CREDENTIALS]).access_token();
+    }
+
+    #[test]
+    fn concurrent_clients_and_expect_continue() {
+        let provider = start(|_| {});
+        thread::scope(|scope| {
+            for _ in 0..4 {
+                scope.spawn(|| {
+                    for _ in 0..5 {
+                        token(&provider, DEMO, &[CLIENT_CREDENTIALS]).access_token();
+                    }
+                });
+            }
+        });
+        assert_eq!(provider.token_request_count("client_credentials"), 20);
+
+        // As curl sends a larger body: the interim response, then the real one.
+        let body = "grant_type=client_credentials&client_id=demo-client&client_secret=demo-secret";
+        let request = format!(
+            "POST /token HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+             Expect: 100-continue\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let answer = raw(&provider, request.as_bytes());
+        assert!(
+            answer.starts_with("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n"),
+            "{answer}"
+        );
+    }
+
+    #[test]
+    fn shutdown_joins_threads_and_frees_the_port() {
+        let provider = start(|_| {});
+        let addr = provider.addr();
+        token(&provider, DEMO, &[CLIENT_CREDENTIALS]).access_token();
+        // A client holding an idle connection must not hold up the shutdown.
+        let _idle = TcpStream::connect(addr).expect("connect");
+        let started = Instant::now();
+        provider.shutdown();
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert!(TcpStream::connect(addr).is_err());
+        TcpListener::bind(addr).expect("the port is free again");
+    }
+}

@@ -1,0 +1,430 @@
+//! The connection configuration a user fills in, and the rules that make it usable.
+
+use std::net::IpAddr;
+
+use sha2::{Digest, Sha256};
+use url::{Host, Url};
+
+/// The grant a connection uses to obtain tokens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GrantType {
+    ClientCredentials,
+    Password,
+    AuthorizationCode,
+}
+
+impl GrantType {
+    /// The `grant_type` value on the wire and in the user's configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GrantType::ClientCredentials => "client_credentials",
+            GrantType::Password => "password",
+            GrantType::AuthorizationCode => "authorization_code",
+        }
+    }
+
+    /// Grants the client can run again on its own whenever it needs a token.
+    pub fn is_repeatable(self) -> bool {
+        !matches!(self, GrantType::AuthorizationCode)
+    }
+}
+
+/// How the client authenticates at the token endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientAuth {
+    Basic,
+    RequestBody,
+}
+
+/// A connection as the user configured it. Secret fields hold secret *names*, never values,
+/// so `Debug` is safe to print.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    pub grant_type: GrantType,
+    pub token_url: String,
+    pub authorization_url: Option<String>,
+    pub redirect_uri: Option<String>,
+    pub client_id: String,
+    pub client_secret_name: Option<String>,
+    pub username: Option<String>,
+    pub password_name: Option<String>,
+    pub header_prefix: Option<String>,
+    pub audience: Option<String>,
+    pub scope: Option<String>,
+    pub client_auth: ClientAuth,
+    pub extra_params: Vec<(String, String)>,
+}
+
+/// One problem in a configuration, named by the key the user writes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigProblem {
+    pub field: String,
+    pub message: String,
+}
+
+impl ConfigProblem {
+    fn new(field: &str, message: impl Into<String>) -> Self {
+        ConfigProblem {
+            field: field.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Parameters the component sets itself; an extra parameter may not override them.
+const RESERVED_PARAMS: &[&str] = &[
+    "grant_type",
+    "client_id",
+    "client_secret",
+    "code",
+    "code_verifier",
+    "code_challenge",
+    "code_challenge_method",
+    "redirect_uri",
+    "refresh_token",
+    "username",
+    "password",
+    "response_type",
+    "state",
+    "scope",
+    "audience",
+];
+
+/// The default `Authorization` scheme (RFC 6750 §2.1).
+pub const DEFAULT_HEADER_PREFIX: &str = "Bearer";
+
+impl Config {
+    /// The word put before the access token in the `Authorization` header.
+    pub fn header_prefix(&self) -> &str {
+        self.header_prefix
+            .as_deref()
+            .unwrap_or(DEFAULT_HEADER_PREFIX)
+    }
+
+    /// Every problem in the configuration; empty when it is usable.
+    pub fn problems(&self) -> Vec<ConfigProblem> {
+        let mut problems = Vec::new();
+        if let Err(p) = endpoint("token_url", &self.token_url) {
+            problems.push(p);
+        }
+        if self.client_id.trim().is_empty() {
+            problems.push(ConfigProblem::new(
+                "client_id",
+                "is empty: paste the client ID the provider issued",
+            ));
+        }
+        for (field, name) in [
+            ("client_secret", &self.client_secret_name),
+            ("password", &self.password_name),
+        ] {
+            if name.as_deref().is_some_and(|n| n.trim().is_empty()) {
+                problems.push(ConfigProblem::new(
+                    field,
+                    "names no secret: give the secret's name in the store",
+                ));
+            }
+        }
+        match self.grant_type {
+            GrantType::ClientCredentials => {
+                if self.client_secret_name.is_none() {
+                    problems.push(ConfigProblem::new(
+                        "client_secret",
+                        "is required for client_credentials: name the secret holding the client secret",
+                    ));
+                }
+            }
+            GrantType::Password => {
+                if self.username.as_deref().is_none_or(|u| u.is_empty()) {
+                    problems.push(ConfigProblem::new(
+                        "username",
+                        "is required for the password grant",
+                    ));
+                }
+                if self.password_name.is_none() {
+                    problems.push(ConfigProblem::new(
+                        "password",
+                        "is required for the password grant: name the secret holding the password",
+                    ));
+                }
+            }
+            GrantType::AuthorizationCode => {
+                match &self.authorization_url {
+                    None => problems.push(ConfigProblem::new(
+                        "authorization_url",
+                        "is required for authorization_code: the provider's authorization endpoint",
+                    )),
+                    Some(url) => problems.extend(endpoint("authorization_url", url).err()),
+                }
+                match &self.redirect_uri {
+                    None => problems.push(ConfigProblem::new(
+                        "redirect_uri",
+                        "is required for authorization_code: the redirect URI registered at the provider",
+                    )),
+                    Some(url) => problems.extend(endpoint("redirect_uri", url).err()),
+                }
+            }
+        }
+        if let Some(prefix) = &self.header_prefix {
+            // The prefix becomes part of a header value: a space or control character would
+            // split or inject headers (RFC 9110 §11.4: the scheme is a token).
+            if !prefix.bytes().all(|b| b.is_ascii_graphic()) {
+                problems.push(ConfigProblem::new(
+                    "header_prefix",
+                    "must be one word of visible ASCII characters, such as Bearer or Token",
+                ));
+            }
+        }
+        if let Some(scope) = &self.scope {
+            // RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ), joined by spaces.
+            let bad = scope.split(' ').filter(|t| !t.is_empty()).any(|t| {
+                t.bytes()
+                    .any(|b| !(0x21..=0x7e).contains(&b) || b == b'"' || b == b'\\')
+            });
+            if bad {
+                problems.push(ConfigProblem::new(
+                    "scope",
+                    "has a character not allowed in a scope (RFC 6749 §3.3); separate scopes with spaces",
+                ));
+            }
+        }
+        for (name, _) in &self.extra_params {
+            if name.is_empty() {
+                problems.push(ConfigProblem::new(
+                    "extra_params",
+                    "has a parameter with an empty name",
+                ));
+            } else if RESERVED_PARAMS.contains(&name.as_str()) {
+                problems.push(ConfigProblem::new(
+                    &format!("extra_params.{name}"),
+                    "is set by the grant itself; use the matching configuration key instead",
+                ));
+            }
+        }
+        problems
+    }
+
+    /// The first problem, as an error, or nothing when the configuration is usable.
+    pub fn check(&self) -> Result<(), crate::error::Error> {
+        match self.problems().into_iter().next() {
+            Some(problem) => Err(crate::error::Error::InvalidConfig(problem)),
+            None => Ok(()),
+        }
+    }
+
+    /// A stable name for this connection's token in the host's store. It covers everything that
+    /// changes which token the provider would issue, so editing the configuration never serves
+    /// a token obtained for the old one.
+    pub fn connection_key(&self) -> String {
+        let mut hash = Sha256::new();
+        let mut field = |value: &str| {
+            hash.update((value.len() as u64).to_le_bytes());
+            hash.update(value.as_bytes());
+        };
+        field(self.grant_type.as_str());
+        field(&self.token_url);
+        field(&self.client_id);
+        field(self.username.as_deref().unwrap_or(""));
+        field(self.scope.as_deref().unwrap_or(""));
+        field(self.audience.as_deref().unwrap_or(""));
+        let mut extra: Vec<_> = self.extra_params.iter().collect();
+        extra.sort();
+        for (name, value) in extra {
+            field(name);
+            field(value);
+        }
+        hex(&hash.finalize()[..16])
+    }
+}
+
+/// Lowercase hexadecimal.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Parses an endpoint URL: absolute, `https`, or `http` only on a loopback host, with no
+/// credentials and no fragment.
+pub fn endpoint(field: &str, value: &str) -> Result<Url, ConfigProblem> {
+    let url = Url::parse(value.trim()).map_err(|e| {
+        ConfigProblem::new(
+            field,
+            format!("is not an absolute URL ({e}): give the full https:// address"),
+        )
+    })?;
+    let loopback = match url.host() {
+        Some(Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        None => false,
+    };
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        "http" => {
+            return Err(ConfigProblem::new(
+                field,
+                "must use https: plain http is allowed only for loopback hosts (127.0.0.1, ::1, localhost)",
+            ));
+        }
+        other => {
+            return Err(ConfigProblem::new(
+                field,
+                format!("has scheme {other:?}: it must be https"),
+            ));
+        }
+    }
+    if url.host().is_none() {
+        return Err(ConfigProblem::new(field, "has no host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(ConfigProblem::new(
+            field,
+            "contains credentials: put the client ID and secret in their own fields, never in a URL",
+        ));
+    }
+    if url.fragment().is_some() {
+        return Err(ConfigProblem::new(
+            field,
+            "must not contain a #fragment (RFC 6749 §3.1)",
+        ));
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) fn config(grant_type: GrantType) -> Config {
+        Config {
+            grant_type,
+            token_url: "https://idp.example.com/oauth/token".into(),
+            authorization_url: Some("https://idp.example.com/authorize".into()),
+            redirect_uri: Some("http://127.0.0.1:8765/callback".into()),
+            client_id: "client-1".into(),
+            client_secret_name: Some("client-secret".into()),
+            username: Some("alice".into()),
+            password_name: Some("alice-password".into()),
+            header_prefix: None,
+            audience: None,
+            scope: None,
+            client_auth: ClientAuth::Basic,
+            extra_params: vec![],
+        }
+    }
+
+    fn fields(config: &Config) -> Vec<String> {
+        config
+            .problems()
+            .into_iter()
+            .map(|p| p.field)
+            .collect::<Vec<_>>()
+    }
+
+    #[test]
+    fn complete_configs_have_no_problems() {
+        for grant in [
+            GrantType::ClientCredentials,
+            GrantType::Password,
+            GrantType::AuthorizationCode,
+        ] {
+            assert_eq!(config(grant).problems(), vec![], "{grant:?}");
+        }
+    }
+
+    #[test]
+    fn https_required_except_on_loopback() {
+        for ok in [
+            "https://idp.example.com/token",
+            "http://127.0.0.1:8080/token",
+            "http://127.5.6.7/token",
+            "http://[::1]:9000/token",
+            "http://localhost:3000/token",
+            "http://LOCALHOST/token",
+        ] {
+            assert!(endpoint("token_url", ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://idp.example.com/token",
+            "http://10.0.0.1/token",
+            "http://127.0.0.1.example.com/token",
+            "http://localhost.evil.com/token",
+            "ftp://idp.example.com/token",
+            "idp.example.com/token",
+            "https://id:secret@idp.example.com/token",
+            "https://idp.example.com/token#frag",
+        ] {
+            let problem = endpoint("token_url", bad).unwrap_err();
+            assert_eq!(problem.field, "token_url", "{bad}");
+        }
+    }
+
+    #[test]
+    fn every_problem_is_reported_by_field() {
+        let mut c = config(GrantType::AuthorizationCode);
+        c.token_url = "http://idp.example.com/token".into();
+        c.authorization_url = None;
+        c.redirect_uri = None;
+        c.client_id = " ".into();
+        c.header_prefix = Some("Bearer\r\nX-Injected: 1".into());
+        c.scope = Some("read \"write\"".into());
+        c.extra_params = vec![
+            ("grant_type".into(), "x".into()),
+            ("resource".into(), "https://api".into()),
+        ];
+        assert_eq!(
+            fields(&c),
+            [
+                "token_url",
+                "client_id",
+                "authorization_url",
+                "redirect_uri",
+                "header_prefix",
+                "scope",
+                "extra_params.grant_type"
+            ]
+        );
+    }
+
+    #[test]
+    fn grant_specific_requirements() {
+        let mut c = config(GrantType::ClientCredentials);
+        c.client_secret_name = None;
+        assert_eq!(fields(&c), ["client_secret"]);
+
+        let mut c = config(GrantType::Password);
+        c.username = None;
+        c.password_name = None;
+        assert_eq!(fields(&c), ["username", "password"]);
+
+        // A public client (no secret) may use the authorization code grant with PKCE.
+        let mut c = config(GrantType::AuthorizationCode);
+        c.client_secret_name = None;
+        assert_eq!(fields(&c), Vec::<String>::new());
+    }
+
+    #[test]
+    fn connection_key_changes_with_what_selects_the_token() {
+        let base = config(GrantType::ClientCredentials);
+        let key = base.connection_key();
+        assert_eq!(key.len(), 32);
+        assert_eq!(key, base.clone().connection_key());
+        let mut other = base.clone();
+        other.scope = Some("read".into());
+        assert_ne!(other.connection_key(), key);
+        let mut other = base.clone();
+        other.client_id = "client-2".into();
+        assert_ne!(other.connection_key(), key);
+        // Field boundaries are length-prefixed: moving text between fields changes the key.
+        let mut a = base.clone();
+        a.client_id = "ab".into();
+        a.username = Some("c".into());
+        let mut b = base.clone();
+        b.client_id = "a".into();
+        b.username = Some("bc".into());
+        assert_ne!(a.connection_key(), b.connection_key());
+        // The header prefix does not change which token is issued.
+        let mut other = base.clone();
+        other.header_prefix = Some("Token".into());
+        assert_eq!(other.connection_key(), key);
+    }
+}

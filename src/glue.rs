@@ -1,0 +1,284 @@
+//! The WIT side of the component: converts between generated bindings and the plain types, and
+//! gives the lifecycle the host's imports.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::config::{ClientAuth, Config, ConfigProblem, GrantType};
+use crate::error::{Error, ProviderError, ResponseProblem, TransportError};
+use crate::http::{HttpRequest, HttpResponse};
+use crate::lifecycle::{self, Host};
+use crate::token::Token;
+use crate::token_request::Step;
+use crate::token_response;
+
+wit_bindgen::generate!({
+    world: "oauth2-plugin",
+    path: "wit",
+});
+
+use exports::integration::oauth2::grant::Guest;
+use integration::oauth2::types as wit;
+use integration::oauth2::{http, secrets};
+
+struct Component;
+
+export!(Component);
+
+/// The host's imports, as the lifecycle sees them.
+struct Imports;
+
+impl Host for Imports {
+    fn send(&self, request: &HttpRequest) -> Result<HttpResponse, TransportError> {
+        let request = wit::HttpRequest {
+            method: request.method.clone(),
+            url: request.url.clone(),
+            headers: pairs_to_wit(&request.headers),
+            body: request.body.clone(),
+        };
+        match http::send(&request) {
+            Ok(r) => Ok(HttpResponse {
+                status: r.status,
+                headers: pairs_from_wit(r.headers),
+                body: r.body,
+            }),
+            Err(e) => Err(transport_from_wit(e)),
+        }
+    }
+
+    fn get_secret(&self, name: &str) -> Result<Option<String>, String> {
+        secrets::get(name)
+    }
+
+    fn set_secret(&self, name: &str, value: &str) -> Result<(), String> {
+        secrets::set(name, value)
+    }
+
+    fn remove_secret(&self, name: &str) -> Result<(), String> {
+        secrets::remove(name)
+    }
+
+    fn now(&self) -> u64 {
+        // A clock before 1970 is the host's bug; treating it as the epoch only makes tokens stale.
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    }
+}
+
+impl Guest for Component {
+    fn validate_config(config: wit::ConnectionConfig) -> Vec<wit::ConfigProblem> {
+        config_from_wit(config)
+            .problems()
+            .into_iter()
+            .map(problem_to_wit)
+            .collect()
+    }
+
+    fn build_token_request(
+        config: wit::ConnectionConfig,
+        step: wit::TokenStep,
+    ) -> Result<wit::HttpRequest, wit::OauthError> {
+        let step = match step {
+            wit::TokenStep::NewToken => Step::NewToken,
+            wit::TokenStep::ExchangeCode(e) => Step::ExchangeCode {
+                code: e.code,
+                pkce_verifier: e.pkce_verifier,
+            },
+            wit::TokenStep::Refresh(refresh_token) => Step::Refresh { refresh_token },
+        };
+        lifecycle::build_token_request(&config_from_wit(config), &Imports, &step)
+            .map(|r| wit::HttpRequest {
+                headers: pairs_to_wit(&r.headers),
+                method: r.method,
+                url: r.url,
+                body: r.body,
+            })
+            .map_err(error_to_wit)
+    }
+
+    // The configuration selects no reading options yet; it is part of the contract so that
+    // provider-specific reading can be configured without changing it.
+    fn parse_token_response(
+        _config: wit::ConnectionConfig,
+        response: wit::HttpResponse,
+    ) -> Result<wit::Token, wit::OauthError> {
+        let response = HttpResponse {
+            status: response.status,
+            headers: pairs_from_wit(response.headers),
+            body: response.body,
+        };
+        token_response::parse(&response, Imports.now())
+            .map(token_to_wit)
+            .map_err(error_to_wit)
+    }
+
+    fn ensure_token(config: wit::ConnectionConfig) -> Result<wit::Token, wit::OauthError> {
+        lifecycle::ensure_token(&config_from_wit(config), &Imports)
+            .map(token_to_wit)
+            .map_err(error_to_wit)
+    }
+
+    fn decorate_request(
+        config: wit::ConnectionConfig,
+        request: wit::HttpRequest,
+    ) -> Result<wit::HttpRequest, wit::OauthError> {
+        let request = HttpRequest {
+            method: request.method,
+            url: request.url,
+            headers: pairs_from_wit(request.headers),
+            body: request.body,
+        };
+        lifecycle::decorate_request(&config_from_wit(config), &Imports, request)
+            .map(|r| wit::HttpRequest {
+                headers: pairs_to_wit(&r.headers),
+                method: r.method,
+                url: r.url,
+                body: r.body,
+            })
+            .map_err(error_to_wit)
+    }
+
+    fn begin_authorization(
+        config: wit::ConnectionConfig,
+    ) -> Result<wit::AuthorizationStart, wit::OauthError> {
+        lifecycle::begin_authorization(&config_from_wit(config), &Imports)
+            .map(|s| wit::AuthorizationStart {
+                url: s.url,
+                state: s.state,
+            })
+            .map_err(error_to_wit)
+    }
+
+    fn complete_authorization(
+        config: wit::ConnectionConfig,
+        redirect_url: String,
+    ) -> Result<wit::Token, wit::OauthError> {
+        lifecycle::complete_authorization(&config_from_wit(config), &Imports, &redirect_url)
+            .map(token_to_wit)
+            .map_err(error_to_wit)
+    }
+
+    fn forget_token(config: wit::ConnectionConfig) -> Result<(), wit::OauthError> {
+        lifecycle::forget_token(&config_from_wit(config), &Imports).map_err(error_to_wit)
+    }
+}
+
+fn config_from_wit(c: wit::ConnectionConfig) -> Config {
+    Config {
+        grant_type: match c.grant_type {
+            wit::GrantType::ClientCredentials => GrantType::ClientCredentials,
+            wit::GrantType::Password => GrantType::Password,
+            wit::GrantType::AuthorizationCode => GrantType::AuthorizationCode,
+        },
+        token_url: c.token_url,
+        authorization_url: c.authorization_url,
+        redirect_uri: c.redirect_uri,
+        client_id: c.client_id,
+        client_secret_name: c.client_secret_name,
+        username: c.username,
+        password_name: c.password_name,
+        header_prefix: c.header_prefix,
+        audience: c.audience,
+        scope: c.scope,
+        client_auth: match c.client_auth {
+            wit::ClientAuth::Basic => ClientAuth::Basic,
+            wit::ClientAuth::RequestBody => ClientAuth::RequestBody,
+        },
+        extra_params: pairs_from_wit(c.extra_params),
+    }
+}
+
+fn pairs_from_wit(pairs: Vec<wit::Pair>) -> Vec<(String, String)> {
+    pairs.into_iter().map(|p| (p.name, p.value)).collect()
+}
+
+fn pairs_to_wit(pairs: &[(String, String)]) -> Vec<wit::Pair> {
+    pairs
+        .iter()
+        .map(|(name, value)| wit::Pair {
+            name: name.clone(),
+            value: value.clone(),
+        })
+        .collect()
+}
+
+fn token_to_wit(t: Token) -> wit::Token {
+    wit::Token {
+        access_token: t.access_token,
+        token_type: t.token_type,
+        expires_at: t.expires_at,
+        refresh_token: t.refresh_token,
+        scope: t.scope,
+        id_token: t.id_token,
+    }
+}
+
+fn problem_to_wit(p: ConfigProblem) -> wit::ConfigProblem {
+    wit::ConfigProblem {
+        field: p.field,
+        message: p.message,
+    }
+}
+
+fn provider_to_wit(e: ProviderError) -> wit::ProviderError {
+    wit::ProviderError {
+        status: e.status,
+        code: e.code,
+        description: e.description,
+        uri: e.uri,
+        hint: e.hint,
+    }
+}
+
+fn transport_from_wit(e: wit::TransportError) -> TransportError {
+    match e {
+        wit::TransportError::InvalidRequest(m) => TransportError::InvalidRequest(m),
+        wit::TransportError::ForbiddenDestination(m) => TransportError::ForbiddenDestination(m),
+        wit::TransportError::Dns(m) => TransportError::Dns(m),
+        wit::TransportError::Connect(m) => TransportError::Connect(m),
+        wit::TransportError::Tls(m) => TransportError::Tls(m),
+        wit::TransportError::Timeout => TransportError::Timeout,
+        wit::TransportError::BodyTooLarge(n) => TransportError::BodyTooLarge(n),
+        wit::TransportError::Other(m) => TransportError::Other(m),
+    }
+}
+
+fn transport_to_wit(e: TransportError) -> wit::TransportError {
+    match e {
+        TransportError::InvalidRequest(m) => wit::TransportError::InvalidRequest(m),
+        TransportError::ForbiddenDestination(m) => wit::TransportError::ForbiddenDestination(m),
+        TransportError::Dns(m) => wit::TransportError::Dns(m),
+        TransportError::Connect(m) => wit::TransportError::Connect(m),
+        TransportError::Tls(m) => wit::TransportError::Tls(m),
+        TransportError::Timeout => wit::TransportError::Timeout,
+        TransportError::BodyTooLarge(n) => wit::TransportError::BodyTooLarge(n),
+        TransportError::Other(m) => wit::TransportError::Other(m),
+    }
+}
+
+fn error_to_wit(e: Error) -> wit::OauthError {
+    match e {
+        Error::InvalidConfig(p) => wit::OauthError::InvalidConfig(problem_to_wit(p)),
+        Error::MissingSecret { field, name } => {
+            wit::OauthError::MissingSecret(wit::MissingSecret { field, name })
+        }
+        Error::SecretStore(m) => wit::OauthError::SecretStore(m),
+        Error::Transport(t) => wit::OauthError::Transport(transport_to_wit(t)),
+        Error::Provider(p) => wit::OauthError::Provider(provider_to_wit(p)),
+        Error::MalformedResponse(ResponseProblem {
+            status,
+            content_type,
+            message,
+            hint,
+        }) => wit::OauthError::MalformedResponse(wit::ResponseProblem {
+            status,
+            content_type,
+            message,
+            hint,
+        }),
+        Error::AuthorizationRequired(m) => wit::OauthError::AuthorizationRequired(m),
+        Error::AuthorizationDenied(p) => wit::OauthError::AuthorizationDenied(provider_to_wit(p)),
+        Error::StateMismatch => wit::OauthError::StateMismatch,
+        Error::InvalidRedirect(m) => wit::OauthError::InvalidRedirect(m),
+    }
+}

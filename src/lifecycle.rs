@@ -1,0 +1,656 @@
+//! The token lifecycle: cached token, refresh, re-fetch, and the authorization-code flow, over
+//! the host's HTTP, secret store and clock.
+
+use subtle::ConstantTimeEq;
+
+use crate::callback::{self, Outcome};
+use crate::config::{Config, GrantType};
+use crate::error::{Error, ProviderError, TransportError};
+use crate::hints;
+use crate::http::{HttpRequest, HttpResponse};
+use crate::token::Token;
+use crate::token_cache::{
+    CachedToken, PENDING_LIFETIME_SECS, PendingAuthorization, pending_key, token_key,
+};
+use crate::token_request::{self, Credentials, Step};
+use crate::{authorization_url, pkce, token_response};
+
+/// What the lifecycle needs from the host.
+pub trait Host {
+    fn send(&self, request: &HttpRequest) -> Result<HttpResponse, TransportError>;
+    fn get_secret(&self, name: &str) -> Result<Option<String>, String>;
+    fn set_secret(&self, name: &str, value: &str) -> Result<(), String>;
+    fn remove_secret(&self, name: &str) -> Result<(), String>;
+    /// Unix seconds.
+    fn now(&self) -> u64;
+}
+
+/// Where the user goes to consent, and the state that comes back.
+#[derive(Debug, PartialEq, Eq)]
+pub struct AuthorizationStart {
+    pub url: String,
+    pub state: String,
+}
+
+/// A usable token for the connection: the cached one while fresh; else a refresh when there is
+/// a refresh token; else a new token for the repeatable grants. A failure leaves the store as
+/// it was.
+pub fn ensure_token(config: &Config, host: &impl Host) -> Result<Token, Error> {
+    config.check()?;
+    let key = token_key(config);
+    let now = host.now();
+    let cached = host
+        .get_secret(&key)
+        .map_err(Error::SecretStore)?
+        .and_then(|value| CachedToken::decode(&value));
+
+    if let Some(cached) = &cached {
+        if let Some(token) = cached.usable(now) {
+            return Ok(token);
+        }
+        if let Some(refresh_token) = &cached.refresh_token {
+            let step = Step::Refresh {
+                refresh_token: refresh_token.clone(),
+            };
+            match request_token(config, host, &step) {
+                Ok(mut token) => {
+                    // RFC 6749 §6: a new refresh token replaces the old; none means keep it.
+                    token
+                        .refresh_token
+                        .get_or_insert_with(|| refresh_token.clone());
+                    if token.scope.is_none() {
+                        token.scope.clone_from(&cached.scope);
+                    }
+                    if token.id_token.is_none() {
+                        token.id_token.clone_from(&cached.id_token);
+                    }
+                    return store(host, &key, token);
+                }
+                // The refresh token is dead. A repeatable grant simply starts over; the
+                // authorization code grant needs the user again.
+                Err(Error::Provider(e)) if e.code == "invalid_grant" => {
+                    if !config.grant_type.is_repeatable() {
+                        return Err(Error::AuthorizationRequired(format!(
+                            "the provider refused the refresh token ({e}): authorize again"
+                        )));
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    if !config.grant_type.is_repeatable() {
+        return Err(Error::AuthorizationRequired(
+            "this connection has no usable token: the user must authorize it (begin-authorization)"
+                .into(),
+        ));
+    }
+    let token = request_token(config, host, &Step::NewToken)?;
+    store(host, &key, token)
+}
+
+/// The request with `Authorization: <prefix> <access token>`, replacing any it had.
+pub fn decorate_request(
+    config: &Config,
+    host: &impl Host,
+    mut request: HttpRequest,
+) -> Result<HttpRequest, Error> {
+    let token = ensure_token(config, host)?;
+    let prefix = config.header_prefix();
+    let value = if prefix.is_empty() {
+        token.access_token
+    } else {
+        format!("{prefix} {}", token.access_token)
+    };
+    request.set_header("Authorization", value);
+    Ok(request)
+}
+
+/// Drops the access token after the API refused it, keeping the refresh token so the next
+/// `ensure_token` refreshes where it can.
+pub fn forget_token(config: &Config, host: &impl Host) -> Result<(), Error> {
+    config.check()?;
+    let key = token_key(config);
+    let cached = host
+        .get_secret(&key)
+        .map_err(Error::SecretStore)?
+        .and_then(|value| CachedToken::decode(&value));
+    match cached {
+        Some(cached) if cached.refresh_token.is_some() => {
+            let kept = CachedToken {
+                access_token: None,
+                ..cached
+            };
+            host.set_secret(&key, &kept.encode())
+                .map_err(Error::SecretStore)
+        }
+        _ => host.remove_secret(&key).map_err(Error::SecretStore),
+    }
+}
+
+/// Builds the token request for `step` with the secrets the configuration names.
+pub fn build_token_request(
+    config: &Config,
+    host: &impl Host,
+    step: &Step,
+) -> Result<HttpRequest, Error> {
+    let needs_password = config.grant_type == GrantType::Password && *step == Step::NewToken;
+    let credentials = Credentials {
+        client_secret: secret(host, "client_secret", config.client_secret_name.as_deref())?,
+        password: if needs_password {
+            secret(host, "password", config.password_name.as_deref())?
+        } else {
+            None
+        },
+    };
+    token_request::build(config, step, &credentials)
+}
+
+/// Starts the authorization-code flow: a fresh state and PKCE verifier, kept in the store
+/// until the redirect comes back.
+pub fn begin_authorization(config: &Config, host: &impl Host) -> Result<AuthorizationStart, Error> {
+    require_authorization_code(config)?;
+    let state = pkce::random_token()?;
+    let pkce_verifier = pkce::random_token()?;
+    let url = authorization_url::build(config, &state, &pkce_verifier)?;
+    let pending = PendingAuthorization {
+        state: state.clone(),
+        pkce_verifier,
+        connection: config.connection_key(),
+        created_at: host.now(),
+    };
+    host.set_secret(&pending_key(&state), &pending.encode())
+        .map_err(Error::SecretStore)?;
+    Ok(AuthorizationStart { url, state })
+}
+
+/// Finishes the flow from the redirect URL: state first (constant time, single use), then an
+/// error redirect, then the code exchange; the token is stored.
+pub fn complete_authorization(
+    config: &Config,
+    host: &impl Host,
+    redirect_url: &str,
+) -> Result<Token, Error> {
+    require_authorization_code(config)?;
+    let redirect = callback::parse(
+        redirect_url,
+        config.redirect_uri.as_deref().unwrap_or_default(),
+    )?;
+    let state = redirect.state.ok_or(Error::StateMismatch)?;
+    let key = pending_key(&state);
+    let pending = host
+        .get_secret(&key)
+        .map_err(Error::SecretStore)?
+        .and_then(|value| PendingAuthorization::decode(&value))
+        .ok_or(Error::StateMismatch)?;
+    let same_state: bool = pending.state.as_bytes().ct_eq(state.as_bytes()).into();
+    if !same_state || pending.connection != config.connection_key() {
+        return Err(Error::StateMismatch);
+    }
+    // Used once, whatever happens next: a replayed redirect finds nothing.
+    host.remove_secret(&key).map_err(Error::SecretStore)?;
+    if host.now() > pending.created_at.saturating_add(PENDING_LIFETIME_SECS) {
+        return Err(Error::AuthorizationRequired(
+            "the authorization was started too long ago: start it again".into(),
+        ));
+    }
+
+    let code = match redirect.outcome {
+        Outcome::Code(code) => code,
+        Outcome::Error {
+            code,
+            description,
+            uri,
+        } => {
+            return Err(Error::AuthorizationDenied(ProviderError {
+                status: 0,
+                hint: hints::for_code(&code).to_owned(),
+                code,
+                description,
+                uri,
+            }));
+        }
+    };
+    let step = Step::ExchangeCode {
+        code,
+        pkce_verifier: pending.pkce_verifier,
+    };
+    let token = request_token(config, host, &step)?;
+    store(host, &token_key(config), token)
+}
+
+fn require_authorization_code(config: &Config) -> Result<(), Error> {
+    config.check()?;
+    if config.grant_type != GrantType::AuthorizationCode {
+        return Err(Error::InvalidConfig(crate::config::ConfigProblem {
+            field: "grant_type".into(),
+            message: format!(
+                "is {}: the authorization flow is for authorization_code",
+                config.grant_type.as_str()
+            ),
+        }));
+    }
+    Ok(())
+}
+
+fn request_token(config: &Config, host: &impl Host, step: &Step) -> Result<Token, Error> {
+    let request = build_token_request(config, host, step)?;
+    let response = host.send(&request).map_err(Error::Transport)?;
+    token_response::parse(&response, host.now())
+}
+
+fn store(host: &impl Host, key: &str, token: Token) -> Result<Token, Error> {
+    host.set_secret(key, &CachedToken::from(&token).encode())
+        .map_err(Error::SecretStore)?;
+    Ok(token)
+}
+
+fn secret(host: &impl Host, field: &str, name: Option<&str>) -> Result<Option<String>, Error> {
+    let Some(name) = name else { return Ok(None) };
+    match host.get_secret(name).map_err(Error::SecretStore)? {
+        Some(value) => Ok(Some(value)),
+        None => Err(Error::MissingSecret {
+            field: field.to_owned(),
+            name: name.to_owned(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The lifecycle against an in-process fake host: it proves our own decisions (when to
+    //! refresh, what to keep); the component is proven against real servers in `tests/`.
+
+    use std::cell::{Cell, RefCell};
+    use std::collections::{BTreeMap, VecDeque};
+
+    use super::*;
+    use crate::config::tests::config;
+    use crate::http::header;
+
+    #[derive(Default)]
+    struct FakeHost {
+        now: Cell<u64>,
+        secrets: RefCell<BTreeMap<String, String>>,
+        replies: RefCell<VecDeque<Result<HttpResponse, TransportError>>>,
+        sent: RefCell<Vec<HttpRequest>>,
+        fail_writes: Cell<bool>,
+    }
+
+    impl Host for FakeHost {
+        fn send(&self, request: &HttpRequest) -> Result<HttpResponse, TransportError> {
+            self.sent.borrow_mut().push(request.clone());
+            self.replies
+                .borrow_mut()
+                .pop_front()
+                .expect("an unexpected request")
+        }
+        fn get_secret(&self, name: &str) -> Result<Option<String>, String> {
+            Ok(self.secrets.borrow().get(name).cloned())
+        }
+        fn set_secret(&self, name: &str, value: &str) -> Result<(), String> {
+            if self.fail_writes.get() {
+                return Err("disk full".into());
+            }
+            self.secrets.borrow_mut().insert(name.into(), value.into());
+            Ok(())
+        }
+        fn remove_secret(&self, name: &str) -> Result<(), String> {
+            self.secrets.borrow_mut().remove(name);
+            Ok(())
+        }
+        fn now(&self) -> u64 {
+            self.now.get()
+        }
+    }
+
+    impl FakeHost {
+        fn new() -> Self {
+            let host = FakeHost::default();
+            host.now.set(1_000_000);
+            host.secrets
+                .borrow_mut()
+                .insert("client-secret".into(), "cs".into());
+            host.secrets
+                .borrow_mut()
+                .insert("alice-password".into(), "pw".into());
+            host
+        }
+        fn reply(&self, status: u16, body: &str) {
+            self.replies.borrow_mut().push_back(Ok(HttpResponse {
+                status,
+                headers: vec![("Content-Type".into(), "application/json".into())],
+                body: body.as_bytes().to_vec(),
+            }));
+        }
+        fn sent_forms(&self) -> Vec<BTreeMap<String, String>> {
+            self.sent
+                .borrow()
+                .iter()
+                .map(|r| form_urlencoded::parse(&r.body).into_owned().collect())
+                .collect()
+        }
+        fn cached(&self, config: &Config) -> Option<CachedToken> {
+            self.secrets
+                .borrow()
+                .get(&token_key(config))
+                .and_then(|v| CachedToken::decode(v))
+        }
+    }
+
+    fn api_request() -> HttpRequest {
+        HttpRequest {
+            method: "GET".into(),
+            url: "https://api.example.com/v1/me".into(),
+            headers: vec![("authorization".into(), "stale".into())],
+            body: vec![],
+        }
+    }
+
+    #[test]
+    fn fetches_once_then_serves_from_cache() {
+        let c = config(GrantType::ClientCredentials);
+        let host = FakeHost::new();
+        host.reply(
+            200,
+            r#"{"access_token":"at1","token_type":"bearer","expires_in":3600}"#,
+        );
+        for _ in 0..5 {
+            let req = decorate_request(&c, &host, api_request()).unwrap();
+            assert_eq!(header(&req.headers, "Authorization"), Some("Bearer at1"));
+            assert_eq!(req.headers.len(), 1);
+        }
+        assert_eq!(host.sent.borrow().len(), 1);
+    }
+
+    #[test]
+    fn header_prefix_replaces_bearer_and_empty_means_raw_token() {
+        let host = FakeHost::new();
+        host.reply(200, r#"{"access_token":"at1","expires_in":3600}"#);
+        let mut c = config(GrantType::ClientCredentials);
+        c.header_prefix = Some("Token".into());
+        let req = decorate_request(&c, &host, api_request()).unwrap();
+        assert_eq!(header(&req.headers, "authorization"), Some("Token at1"));
+        c.header_prefix = Some(String::new());
+        let req = decorate_request(&c, &host, api_request()).unwrap();
+        assert_eq!(header(&req.headers, "authorization"), Some("at1"));
+    }
+
+    #[test]
+    fn expiry_leads_to_refresh_with_rotation_then_without() {
+        let c = config(GrantType::Password);
+        let host = FakeHost::new();
+        host.reply(
+            200,
+            r#"{"access_token":"at1","expires_in":60,"refresh_token":"rt1","scope":"read"}"#,
+        );
+        assert_eq!(ensure_token(&c, &host).unwrap().access_token, "at1");
+
+        host.now.set(host.now.get() + 55);
+        host.reply(
+            200,
+            r#"{"access_token":"at2","expires_in":60,"refresh_token":"rt2"}"#,
+        );
+        let t = ensure_token(&c, &host).unwrap();
+        assert_eq!(t.access_token, "at2");
+        assert_eq!(t.refresh_token.as_deref(), Some("rt2"), "rotation replaces");
+        assert_eq!(t.scope.as_deref(), Some("read"), "scope carried over");
+
+        host.now.set(host.now.get() + 60);
+        host.reply(200, r#"{"access_token":"at3","expires_in":60}"#);
+        let t = ensure_token(&c, &host).unwrap();
+        assert_eq!(t.refresh_token.as_deref(), Some("rt2"), "absence keeps");
+        assert_eq!(
+            host.cached(&c).unwrap().refresh_token.as_deref(),
+            Some("rt2")
+        );
+
+        let forms = host.sent_forms();
+        assert_eq!(forms[1]["grant_type"], "refresh_token");
+        assert_eq!(forms[1]["refresh_token"], "rt1");
+        assert_eq!(forms[2]["refresh_token"], "rt2");
+    }
+
+    #[test]
+    fn failed_refresh_keeps_the_stored_token() {
+        let c = config(GrantType::Password);
+        let host = FakeHost::new();
+        host.reply(
+            200,
+            r#"{"access_token":"at1","expires_in":60,"refresh_token":"rt1"}"#,
+        );
+        ensure_token(&c, &host).unwrap();
+        let before = host.secrets.borrow().clone();
+        host.now.set(host.now.get() + 120);
+        host.reply(503, r#"{"error":"temporarily_unavailable"}"#);
+        let err = ensure_token(&c, &host).unwrap_err();
+        assert!(
+            matches!(&err, Error::Provider(e) if e.code == "temporarily_unavailable" && e.status == 503)
+        );
+        host.replies
+            .borrow_mut()
+            .push_back(Err(TransportError::Connect("refused".into())));
+        assert!(matches!(ensure_token(&c, &host), Err(Error::Transport(_))));
+        assert_eq!(*host.secrets.borrow(), before);
+    }
+
+    #[test]
+    fn dead_refresh_token_refetches_for_repeatable_grants() {
+        let c = config(GrantType::Password);
+        let host = FakeHost::new();
+        host.reply(
+            200,
+            r#"{"access_token":"at1","expires_in":60,"refresh_token":"rt1"}"#,
+        );
+        ensure_token(&c, &host).unwrap();
+        host.now.set(host.now.get() + 120);
+        host.reply(400, r#"{"error":"invalid_grant"}"#);
+        host.reply(
+            200,
+            r#"{"access_token":"at2","expires_in":60,"refresh_token":"rt9"}"#,
+        );
+        assert_eq!(ensure_token(&c, &host).unwrap().access_token, "at2");
+        let forms = host.sent_forms();
+        assert_eq!(forms[2]["grant_type"], "password");
+        assert_eq!(forms[2]["password"], "pw");
+    }
+
+    #[test]
+    fn authorization_code_needs_the_user_without_a_usable_token() {
+        let c = config(GrantType::AuthorizationCode);
+        let host = FakeHost::new();
+        assert!(matches!(
+            ensure_token(&c, &host),
+            Err(Error::AuthorizationRequired(_))
+        ));
+        assert!(host.sent.borrow().is_empty());
+    }
+
+    #[test]
+    fn forget_keeps_the_refresh_token_and_next_call_refreshes() {
+        let c = config(GrantType::Password);
+        let host = FakeHost::new();
+        host.reply(
+            200,
+            r#"{"access_token":"at1","expires_in":3600,"refresh_token":"rt1"}"#,
+        );
+        ensure_token(&c, &host).unwrap();
+        forget_token(&c, &host).unwrap();
+        let cached = host.cached(&c).unwrap();
+        assert_eq!(
+            (cached.access_token, cached.refresh_token.as_deref()),
+            (None, Some("rt1"))
+        );
+        host.reply(200, r#"{"access_token":"at2","expires_in":3600}"#);
+        assert_eq!(ensure_token(&c, &host).unwrap().access_token, "at2");
+        assert_eq!(host.sent_forms()[1]["grant_type"], "refresh_token");
+
+        let c = config(GrantType::ClientCredentials);
+        host.reply(200, r#"{"access_token":"cc1","expires_in":3600}"#);
+        ensure_token(&c, &host).unwrap();
+        forget_token(&c, &host).unwrap();
+        assert!(host.cached(&c).is_none(), "nothing worth keeping");
+    }
+
+    #[test]
+    fn missing_secret_names_field_and_secret() {
+        let c = config(GrantType::ClientCredentials);
+        let host = FakeHost::new();
+        host.secrets.borrow_mut().remove("client-secret");
+        let err = ensure_token(&c, &host).unwrap_err();
+        assert_eq!(
+            err,
+            Error::MissingSecret {
+                field: "client_secret".into(),
+                name: "client-secret".into()
+            }
+        );
+        assert!(host.sent.borrow().is_empty());
+    }
+
+    #[test]
+    fn authorization_code_flow_round_trip() {
+        let c = config(GrantType::AuthorizationCode);
+        let host = FakeHost::new();
+        let start = begin_authorization(&c, &host).unwrap();
+        let url = url::Url::parse(&start.url).unwrap();
+        let challenge = url
+            .query_pairs()
+            .find(|(k, _)| k == "code_challenge")
+            .unwrap()
+            .1
+            .into_owned();
+
+        host.reply(
+            200,
+            r#"{"access_token":"at1","expires_in":3600,"refresh_token":"rt1"}"#,
+        );
+        let redirect = format!(
+            "http://127.0.0.1:8765/callback?code=c0de&state={}",
+            start.state
+        );
+        let token = complete_authorization(&c, &host, &redirect).unwrap();
+        assert_eq!(token.access_token, "at1");
+        let form = &host.sent_forms()[0];
+        assert_eq!(form["code"], "c0de");
+        assert_eq!(pkce::s256_challenge(&form["code_verifier"]), challenge);
+        assert_eq!(ensure_token(&c, &host).unwrap().access_token, "at1");
+
+        // The same redirect again finds no pending authorization.
+        assert_eq!(
+            complete_authorization(&c, &host, &redirect),
+            Err(Error::StateMismatch)
+        );
+    }
+
+    #[test]
+    fn wrong_state_and_error_redirects() {
+        let c = config(GrantType::AuthorizationCode);
+        let host = FakeHost::new();
+        let start = begin_authorization(&c, &host).unwrap();
+        for redirect in [
+            "http://127.0.0.1:8765/callback?code=x&state=forged".to_owned(),
+            "http://127.0.0.1:8765/callback?code=x".to_owned(),
+        ] {
+            assert_eq!(
+                complete_authorization(&c, &host, &redirect),
+                Err(Error::StateMismatch)
+            );
+        }
+        // A state begun for another connection is refused.
+        let mut other = c.clone();
+        other.client_id = "client-2".into();
+        let redirect = format!(
+            "http://127.0.0.1:8765/callback?code=x&state={}",
+            start.state
+        );
+        assert_eq!(
+            complete_authorization(&other, &host, &redirect),
+            Err(Error::StateMismatch)
+        );
+
+        let redirect = format!(
+            "http://127.0.0.1:8765/callback?error=access_denied&error_description=nope&state={}",
+            start.state
+        );
+        match complete_authorization(&c, &host, &redirect) {
+            Err(Error::AuthorizationDenied(e)) => {
+                assert_eq!(
+                    (e.code.as_str(), e.description.as_deref()),
+                    ("access_denied", Some("nope"))
+                );
+                assert_eq!(e.hint, hints::for_code("access_denied"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(host.sent.borrow().is_empty(), "no exchange was attempted");
+    }
+
+    #[test]
+    fn the_authorization_flow_is_only_for_authorization_code() {
+        let c = config(GrantType::ClientCredentials);
+        let host = FakeHost::new();
+        assert!(
+            matches!(begin_authorization(&c, &host), Err(Error::InvalidConfig(p)) if p.field == "grant_type")
+        );
+    }
+
+    #[test]
+    fn stale_authorization_is_refused() {
+        let c = config(GrantType::AuthorizationCode);
+        let host = FakeHost::new();
+        let start = begin_authorization(&c, &host).unwrap();
+        host.now.set(host.now.get() + PENDING_LIFETIME_SECS + 1);
+        let redirect = format!(
+            "http://127.0.0.1:8765/callback?code=x&state={}",
+            start.state
+        );
+        assert!(matches!(
+            complete_authorization(&c, &host, &redirect),
+            Err(Error::AuthorizationRequired(_))
+        ));
+    }
+
+    #[test]
+    fn revoked_refresh_token_for_authorization_code_asks_to_authorize_again() {
+        let c = config(GrantType::AuthorizationCode);
+        let host = FakeHost::new();
+        let cached = CachedToken {
+            access_token: None,
+            token_type: "Bearer".into(),
+            issued_at: 0,
+            expires_at: None,
+            refresh_token: Some("rt".into()),
+            scope: None,
+            id_token: None,
+        };
+        host.secrets
+            .borrow_mut()
+            .insert(token_key(&c), cached.encode());
+        host.reply(
+            400,
+            r#"{"error":"invalid_grant","error_description":"revoked"}"#,
+        );
+        let err = ensure_token(&c, &host).unwrap_err();
+        assert!(
+            matches!(&err, Error::AuthorizationRequired(m) if m.contains("invalid_grant") && m.contains("authorize again"))
+        );
+        assert!(
+            host.cached(&c).is_some(),
+            "the stored token is left as it was"
+        );
+    }
+
+    #[test]
+    fn store_failure_is_reported() {
+        let c = config(GrantType::ClientCredentials);
+        let host = FakeHost::new();
+        host.fail_writes.set(true);
+        host.reply(200, r#"{"access_token":"at1","expires_in":3600}"#);
+        assert_eq!(
+            ensure_token(&c, &host),
+            Err(Error::SecretStore("disk full".into()))
+        );
+    }
+}

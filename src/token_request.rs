@@ -1,0 +1,309 @@
+//! Token endpoint requests (RFC 6749 §4.1.3, §4.3.2, §4.4.2, §6) with client authentication.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+
+use crate::config::{ClientAuth, Config, GrantType};
+use crate::error::Error;
+use crate::http::HttpRequest;
+
+/// Which token request to build.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Step {
+    /// A new token with the configured repeatable grant.
+    NewToken,
+    /// Exchange an authorization code, proving possession of the PKCE verifier.
+    ExchangeCode { code: String, pkce_verifier: String },
+    /// Use a refresh token.
+    Refresh { refresh_token: String },
+}
+
+/// Secret values the request needs, resolved from the host's store by the caller.
+#[derive(Default)]
+pub struct Credentials {
+    pub client_secret: Option<String>,
+    pub password: Option<String>,
+}
+
+/// The form-encoded POST to the token endpoint for `step`.
+pub fn build(
+    config: &Config,
+    step: &Step,
+    credentials: &Credentials,
+) -> Result<HttpRequest, Error> {
+    config.check()?;
+    let mut form = form_urlencoded::Serializer::new(String::new());
+    match step {
+        Step::NewToken => match config.grant_type {
+            GrantType::ClientCredentials => {
+                form.append_pair("grant_type", "client_credentials");
+            }
+            GrantType::Password => {
+                let password =
+                    credentials
+                        .password
+                        .as_deref()
+                        .ok_or_else(|| Error::MissingSecret {
+                            field: "password".into(),
+                            name: config.password_name.clone().unwrap_or_default(),
+                        })?;
+                form.append_pair("grant_type", "password");
+                form.append_pair("username", config.username.as_deref().unwrap_or_default());
+                form.append_pair("password", password);
+            }
+            GrantType::AuthorizationCode => {
+                return Err(Error::AuthorizationRequired(
+                    "the authorization code grant gets its first token through the user's consent, not a token request".into(),
+                ));
+            }
+        },
+        Step::ExchangeCode {
+            code,
+            pkce_verifier,
+        } => {
+            form.append_pair("grant_type", "authorization_code");
+            form.append_pair("code", code);
+            if let Some(redirect_uri) = &config.redirect_uri {
+                form.append_pair("redirect_uri", redirect_uri);
+            }
+            form.append_pair("code_verifier", pkce_verifier);
+        }
+        Step::Refresh { refresh_token } => {
+            form.append_pair("grant_type", "refresh_token");
+            form.append_pair("refresh_token", refresh_token);
+        }
+    }
+    // A refresh keeps the scope and audience originally granted (RFC 6749 §6); asking again
+    // can only narrow them, and some providers reject parameters they did not expect there.
+    if !matches!(step, Step::Refresh { .. }) {
+        if let Some(scope) = config.scope.as_deref().filter(|s| !s.trim().is_empty()) {
+            form.append_pair("scope", &normalize_scope(scope));
+        }
+        if let Some(audience) = &config.audience {
+            form.append_pair("audience", audience);
+        }
+    }
+    for (name, value) in &config.extra_params {
+        form.append_pair(name, value);
+    }
+
+    let mut headers = vec![
+        (
+            "Content-Type".to_owned(),
+            "application/x-www-form-urlencoded".to_owned(),
+        ),
+        ("Accept".to_owned(), "application/json".to_owned()),
+    ];
+    match (&credentials.client_secret, config.client_auth) {
+        (Some(secret), ClientAuth::Basic) => {
+            headers.push((
+                "Authorization".to_owned(),
+                basic_authorization(&config.client_id, secret),
+            ));
+        }
+        (Some(secret), ClientAuth::RequestBody) => {
+            form.append_pair("client_id", &config.client_id);
+            form.append_pair("client_secret", secret);
+        }
+        // A public client identifies itself in the body (RFC 6749 §4.1.3, §3.2.1).
+        (None, _) => {
+            form.append_pair("client_id", &config.client_id);
+        }
+    }
+
+    Ok(HttpRequest {
+        method: "POST".to_owned(),
+        url: config.token_url.trim().to_owned(),
+        headers,
+        body: form.finish().into_bytes(),
+    })
+}
+
+/// Scope tokens joined by single spaces (RFC 6749 §3.3), whatever spacing the user typed.
+fn normalize_scope(scope: &str) -> String {
+    scope.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// `Basic base64(urlencode(id) ":" urlencode(secret))`: RFC 6749 §2.3.1 encodes both halves
+/// with application/x-www-form-urlencoded first, so a `:` in the id cannot split it.
+pub fn basic_authorization(client_id: &str, client_secret: &str) -> String {
+    let id: String = form_urlencoded::byte_serialize(client_id.as_bytes()).collect();
+    let secret: String = form_urlencoded::byte_serialize(client_secret.as_bytes()).collect();
+    format!("Basic {}", STANDARD.encode(format!("{id}:{secret}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::tests::config;
+    use crate::http::header;
+
+    const SECRET: &str = "s3cr:t/+&%= ~";
+
+    fn creds() -> Credentials {
+        Credentials {
+            client_secret: Some(SECRET.into()),
+            password: Some("p@ss word&=".into()),
+        }
+    }
+
+    fn form(req: &HttpRequest) -> Vec<(String, String)> {
+        form_urlencoded::parse(&req.body).into_owned().collect()
+    }
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn client_credentials_with_basic_auth() {
+        let mut c = config(GrantType::ClientCredentials);
+        c.scope = Some(" read   write ".into());
+        c.audience = Some("https://api.example.com".into());
+        c.extra_params = vec![("resource".into(), "https://api.example.com/v1".into())];
+        let req = build(&c, &Step::NewToken, &creds()).unwrap();
+        assert_eq!(req.method, "POST");
+        assert_eq!(req.url, "https://idp.example.com/oauth/token");
+        assert_eq!(header(&req.headers, "accept"), Some("application/json"));
+        assert_eq!(
+            header(&req.headers, "content-type"),
+            Some("application/x-www-form-urlencoded")
+        );
+        // "client-1" : "s3cr%3At%2F%2B%26%25%3D+%7E", base64-encoded.
+        assert_eq!(
+            header(&req.headers, "authorization"),
+            Some("Basic Y2xpZW50LTE6czNjciUzQXQlMkYlMkIlMjYlMjUlM0QrJTdF")
+        );
+        assert_eq!(
+            form(&req),
+            pairs(&[
+                ("grant_type", "client_credentials"),
+                ("scope", "read write"),
+                ("audience", "https://api.example.com"),
+                ("resource", "https://api.example.com/v1"),
+            ])
+        );
+        let body = String::from_utf8(req.body).unwrap();
+        assert!(!body.contains("client_secret"), "{body}");
+    }
+
+    #[test]
+    fn basic_credentials_are_form_encoded_before_base64() {
+        let header = basic_authorization("id:with space", SECRET);
+        let decoded = STANDARD
+            .decode(header.strip_prefix("Basic ").unwrap())
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(decoded).unwrap(),
+            "id%3Awith+space:s3cr%3At%2F%2B%26%25%3D+%7E"
+        );
+    }
+
+    #[test]
+    fn request_body_auth_round_trips_special_characters() {
+        let mut c = config(GrantType::Password);
+        c.client_auth = ClientAuth::RequestBody;
+        let req = build(&c, &Step::NewToken, &creds()).unwrap();
+        assert_eq!(header(&req.headers, "authorization"), None);
+        assert_eq!(
+            form(&req),
+            pairs(&[
+                ("grant_type", "password"),
+                ("username", "alice"),
+                ("password", "p@ss word&="),
+                ("client_id", "client-1"),
+                ("client_secret", SECRET),
+            ])
+        );
+        // The raw body escapes every reserved character of the secret.
+        let body = String::from_utf8(req.body).unwrap();
+        assert!(
+            body.contains("client_secret=s3cr%3At%2F%2B%26%25%3D+%7E"),
+            "{body}"
+        );
+    }
+
+    #[test]
+    fn code_exchange_sends_redirect_uri_and_verifier() {
+        let c = config(GrantType::AuthorizationCode);
+        let step = Step::ExchangeCode {
+            code: "the-code".into(),
+            pkce_verifier: "v".repeat(43),
+        };
+        let req = build(&c, &step, &creds()).unwrap();
+        assert_eq!(
+            form(&req),
+            pairs(&[
+                ("grant_type", "authorization_code"),
+                ("code", "the-code"),
+                ("redirect_uri", "http://127.0.0.1:8765/callback"),
+                ("code_verifier", &"v".repeat(43)),
+            ])
+        );
+    }
+
+    #[test]
+    fn public_client_identifies_itself_in_the_body() {
+        let mut c = config(GrantType::AuthorizationCode);
+        c.client_secret_name = None;
+        let step = Step::Refresh {
+            refresh_token: "rt".into(),
+        };
+        let req = build(&c, &step, &Credentials::default()).unwrap();
+        assert_eq!(header(&req.headers, "authorization"), None);
+        assert_eq!(
+            form(&req),
+            pairs(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", "rt"),
+                ("client_id", "client-1")
+            ])
+        );
+    }
+
+    #[test]
+    fn refresh_omits_scope_and_audience_but_keeps_extra_params() {
+        let mut c = config(GrantType::Password);
+        c.scope = Some("read".into());
+        c.audience = Some("aud".into());
+        c.extra_params = vec![("resource".into(), "r".into())];
+        let step = Step::Refresh {
+            refresh_token: "rt+/=".into(),
+        };
+        let req = build(&c, &step, &creds()).unwrap();
+        assert_eq!(
+            form(&req),
+            pairs(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", "rt+/="),
+                ("resource", "r")
+            ])
+        );
+    }
+
+    #[test]
+    fn refusals_are_typed() {
+        let c = config(GrantType::AuthorizationCode);
+        assert!(matches!(
+            build(&c, &Step::NewToken, &creds()),
+            Err(Error::AuthorizationRequired(_))
+        ));
+        let c = config(GrantType::Password);
+        let no_password = Credentials {
+            client_secret: Some("s".into()),
+            password: None,
+        };
+        assert!(matches!(
+            build(&c, &Step::NewToken, &no_password),
+            Err(Error::MissingSecret { field, .. }) if field == "password"
+        ));
+        let mut c = config(GrantType::ClientCredentials);
+        c.token_url = "http://idp.example.com/token".into();
+        assert!(matches!(
+            build(&c, &Step::NewToken, &creds()),
+            Err(Error::InvalidConfig(p)) if p.field == "token_url"
+        ));
+    }
+}
