@@ -1,7 +1,4 @@
 //! Reads the user's JSON connection file into the contract's `ConnectionConfig`.
-//!
-//! Parsed by hand from a `serde_json::Value` rather than derived, so that every problem,
-//! including a value of the wrong type, names the key at fault.
 
 use std::fmt::{self, Display, Formatter};
 use std::path::Path;
@@ -99,6 +96,8 @@ pub fn load(path: &Path) -> Result<ConnectionConfig, ConfigFileError> {
 }
 
 /// Parses a config file's text.
+// Read by hand from a `serde_json::Value` rather than derived: serde's type errors give a
+// line and column, and every problem here must name the key at fault.
 pub fn parse(text: &str) -> Result<ConnectionConfig, ConfigFileError> {
     let value: Value = serde_json::from_str(text).map_err(ConfigFileError::Syntax)?;
     let Value::Object(object) = value else {

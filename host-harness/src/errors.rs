@@ -57,7 +57,7 @@ impl Display for Explain<'_, OauthError> {
             OauthError::MalformedResponse(r) => response_problem(f, r),
             OauthError::AuthorizationRequired(message) => write!(
                 f,
-                "authorization required: {message} (run the consent flow: oauth2-host authorize)"
+                "authorization required: {message} (run: oauth2-host authorize)"
             ),
             OauthError::AuthorizationDenied(p) => {
                 f.write_str("authorization server redirected with ")?;
@@ -119,13 +119,13 @@ fn response_problem(f: &mut Formatter<'_>, r: &ResponseProblem) -> fmt::Result {
     hint(f, &r.hint)
 }
 
-/// Ends the previous sentence and appends the component's advice.
+/// Ends the previous sentence and appends the component's advice as a sentence of its own.
 fn hint(f: &mut Formatter<'_>, hint: &str) -> fmt::Result {
-    if hint.is_empty() {
+    let mut chars = hint.chars();
+    let Some(first) = chars.next() else {
         return Ok(());
-    }
-    f.write_str(". ")?;
-    f.write_str(hint)
+    };
+    write!(f, ". {}{}", first.to_uppercase(), chars.as_str())
 }
 
 #[cfg(test)]
@@ -143,7 +143,7 @@ mod tests {
             code: "invalid_client".into(),
             description: Some("Client authentication failed.".into()),
             uri: None,
-            hint: "Check the client ID and secret, and the client_auth style".into(),
+            hint: "check the client ID and secret, and the client_auth style".into(),
         }
     }
 

@@ -25,7 +25,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// A store that lives as long as the process.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct MemoryStore {
     secrets: Mutex<HashMap<String, String>>,
 }
@@ -33,6 +33,24 @@ pub struct MemoryStore {
 impl MemoryStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Every entry, sorted by name: for tests that prove a failure changed nothing.
+    pub fn entries(&self) -> Vec<(String, String)> {
+        let mut entries: Vec<_> = lock(&self.secrets).clone().into_iter().collect();
+        entries.sort();
+        entries
+    }
+}
+
+// The values are secrets: only the names are shown.
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut names: Vec<String> = lock(&self.secrets).keys().cloned().collect();
+        names.sort();
+        f.debug_struct("MemoryStore")
+            .field("names", &names)
+            .finish()
     }
 }
 

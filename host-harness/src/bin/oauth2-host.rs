@@ -32,7 +32,7 @@ fn main() -> ExitCode {
     match run(&args) {
         Ok(code) => code,
         Err(error) if error.is::<Usage>() => {
-            eprintln!("error: {error}\n{USAGE}");
+            eprintln!("error: {error} (see: oauth2-host --help)");
             ExitCode::from(2)
         }
         Err(error) => {
