@@ -1,10 +1,12 @@
 //! wasmtime host for the oauth2-plugin component: the sandbox, the host services it imports
 //! (HTTP, secrets, clock), and the pieces of the `oauth2-host` command.
 
+pub mod api_call;
 pub mod bindings;
 pub mod callback;
 pub mod clock;
 pub mod config_file;
+pub mod demo;
 pub mod errors;
 pub mod http_client;
 pub mod plugin;

@@ -6,16 +6,16 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, anyhow, bail};
+use host_harness::api_call;
 use host_harness::callback::CallbackListener;
-use host_harness::errors::Explain;
 use host_harness::{
-    ConnectionConfig, FileStore, HttpRequest, HttpResponse, Pair, Plugin, SecretStore, Services,
-    SystemClock, UreqClient, config_file,
+    ConnectionConfig, FileStore, HttpRequest, Pair, Plugin, SecretStore, Services, SystemClock,
+    UreqClient, config_file,
 };
 
 const USAGE: &str = "\
 usage:
-  oauth2-host demo
+  oauth2-host demo [--component PATH]
   oauth2-host secret set NAME [--store PATH]          (value read from stdin)
   oauth2-host token --config FILE [--store PATH] [--ca-cert PEM] [--reveal]
   oauth2-host call --config FILE [--store PATH] [--ca-cert PEM] [-X METHOD] [-H 'K: V']... [-d BODY] URL
@@ -74,10 +74,7 @@ fn run(args: &[String]) -> anyhow::Result<ExitCode> {
             &[COMMON, &["-X", "-H", "-d"]].concat(),
         )?),
         "authorize" => authorize(&Options::parse(rest, COMMON)?),
-        "demo" => {
-            eprintln!("demo: not yet");
-            Ok(ExitCode::FAILURE)
-        }
+        "demo" => demo(&Options::parse(rest, &["--component"])?),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             Ok(ExitCode::SUCCESS)
@@ -281,16 +278,16 @@ fn call(options: &Options) -> anyhow::Result<ExitCode> {
     };
 
     let session = Session::open(options)?;
-    let mut response = send_decorated(&session, &request)?;
-    if response.status == 401 {
-        // The token may have been revoked before its expiry: drop it and try once more.
-        eprintln!("HTTP 401, retrying with a fresh token");
-        session
-            .plugin
-            .forget_token(&session.services, &session.config)?;
-        response = send_decorated(&session, &request)?;
+    let outcome = api_call::call(
+        &session.plugin,
+        &session.services,
+        &session.config,
+        &request,
+    )?;
+    if outcome.retried {
+        eprintln!("HTTP 401 on the first try: the token was forgotten and the call retried once");
     }
-
+    let response = outcome.response;
     let reason = ureq::http::StatusCode::from_u16(response.status)
         .ok()
         .and_then(|s| s.canonical_reason())
@@ -306,30 +303,27 @@ fn call(options: &Options) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn send_decorated(session: &Session, request: &HttpRequest) -> anyhow::Result<HttpResponse> {
-    let decorated = session
-        .plugin
-        .decorate_request(&session.services, &session.config, request)?;
-    session
-        .services
-        .http
-        .send(&decorated)
-        .map_err(|e| anyhow!("{} {}: {}", request.method, request.url, Explain(&e)))
+fn demo(options: &Options) -> anyhow::Result<ExitCode> {
+    options.no_positional()?;
+    let mut stdout = io::stdout().lock();
+    host_harness::demo::run(&options.plugin()?, &mut stdout)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn authorize(options: &Options) -> anyhow::Result<ExitCode> {
     options.no_positional()?;
     let session = Session::open(options)?;
-    let start = session
-        .plugin
-        .begin_authorization(&session.services, &session.config)?;
     let redirect_uri = session
         .config
         .redirect_uri
         .as_deref()
         .ok_or_else(|| anyhow!("config: redirect_uri: required for authorize"))?;
-    // Listen before showing the URL, so a fast browser cannot arrive before the listener.
+    // Listen before showing the URL, so a fast browser cannot arrive before the listener, and
+    // before beginning, so a busy port leaves no pending authorization behind.
     let listener = CallbackListener::bind(redirect_uri)?;
+    let start = session
+        .plugin
+        .begin_authorization(&session.services, &session.config)?;
 
     let mut stdout = io::stdout().lock();
     writeln!(stdout, "{}", start.url)?;

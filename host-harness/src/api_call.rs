@@ -1,0 +1,81 @@
+//! One API call the way a connector makes it: decorated by the component, and retried once
+//! with a fresh token when the API answers 401.
+
+use std::fmt;
+
+use crate::bindings::{ConnectionConfig, HttpRequest, HttpResponse, TransportError};
+use crate::errors::{CallError, Explain};
+use crate::plugin::{Plugin, Services};
+
+/// The API's answer, and whether it took a second try.
+#[derive(Debug)]
+pub struct Outcome {
+    pub response: HttpResponse,
+    /// The first answer was 401: the token was forgotten and the call made again.
+    pub retried: bool,
+}
+
+/// Why the call produced no answer.
+#[derive(Debug)]
+pub enum ApiCallError {
+    /// The component could not provide a token.
+    Token(CallError),
+    /// The API could not be reached.
+    Transport { url: String, error: TransportError },
+}
+
+impl fmt::Display for ApiCallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ApiCallError::Token(e) => e.fmt(f),
+            ApiCallError::Transport { url, error } => write!(f, "{url}: {}", Explain(error)),
+        }
+    }
+}
+
+impl std::error::Error for ApiCallError {}
+
+impl From<CallError> for ApiCallError {
+    fn from(e: CallError) -> Self {
+        ApiCallError::Token(e)
+    }
+}
+
+/// Sends `request` with the connection's token. A 401 means the API no longer accepts the
+/// token (revoked, or expired before its stated time): the component forgets it, keeping the
+/// refresh token, and the call is made once more with whatever token it then provides.
+pub fn call(
+    plugin: &Plugin,
+    services: &Services,
+    config: &ConnectionConfig,
+    request: &HttpRequest,
+) -> Result<Outcome, ApiCallError> {
+    let response = send_decorated(plugin, services, config, request)?;
+    if response.status != 401 {
+        return Ok(Outcome {
+            response,
+            retried: false,
+        });
+    }
+    plugin.forget_token(services, config)?;
+    Ok(Outcome {
+        response: send_decorated(plugin, services, config, request)?,
+        retried: true,
+    })
+}
+
+fn send_decorated(
+    plugin: &Plugin,
+    services: &Services,
+    config: &ConnectionConfig,
+    request: &HttpRequest,
+) -> Result<HttpResponse, ApiCallError> {
+    let decorated = plugin.decorate_request(services, config, request)?;
+    services
+        .http
+        .send(&decorated)
+        .map_err(|error| ApiCallError::Transport {
+            url: request.url.clone(),
+            error,
+        })
+}
