@@ -87,7 +87,10 @@ impl Demo<'_> {
         writeln!(out, "Client credentials (client_auth basic)")?;
         let config = self.config(GrantType::ClientCredentials, ClientAuth::Basic);
         let token = self.token(&config)?;
-        step(out, format!("token fetched: {}", describe(&token, self.clock.now())))?;
+        step(
+            out,
+            format!("token fetched: {}", describe(&token, self.clock.now())),
+        )?;
         self.api_round(out, &config, "client_credentials")?;
         self.clock.advance(ONE_HOUR);
         let renewed = self.token(&config)?;
@@ -168,7 +171,10 @@ impl Demo<'_> {
         )?;
         step(
             out,
-            format!("token stored: {}, with a refresh token", describe(&token, self.clock.now())),
+            format!(
+                "token stored: {}, with a refresh token",
+                describe(&token, self.clock.now())
+            ),
         )?;
         self.api_round(out, &config, "authorization_code")?;
         self.expire_and_refresh(out, &config, &token)?;

@@ -193,8 +193,18 @@ impl Session {
         // The config and store are checked before the slower component compilation.
         let config = options.config()?;
         let services = options.services()?;
+        let plugin = options.plugin()?;
+        // Every problem at once, so a pasted configuration is fixed in one round.
+        let problems = plugin.validate_config(&services, &config)?;
+        if !problems.is_empty() {
+            let list: Vec<String> = problems
+                .iter()
+                .map(|p| format!("{}: {}", p.field, p.message))
+                .collect();
+            bail!("config: {}", list.join("; "));
+        }
         Ok(Self {
-            plugin: options.plugin()?,
+            plugin,
             services,
             config,
         })

@@ -1,0 +1,358 @@
+//! The `oauth2-host` command as a user runs it: a real process, a store file, and the embedded
+//! provider on loopback.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use host_harness::provider::{Provider, ProviderConfig};
+use host_harness::{HttpClient, HttpRequest, UreqClient};
+
+const CLIENT_SECRET: &str = "demo-secret";
+const PASSWORD: &str = "wonderland";
+
+/// A scratch folder for one test's config and store, removed when the test ends.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("oauth2-host-cli-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    fn store(&self) -> String {
+        self.0.join("store.json").display().to_string()
+    }
+
+    fn write_config(&self, config: serde_json::Value) -> String {
+        let path = self.0.join("config.json");
+        std::fs::write(&path, config.to_string()).unwrap();
+        path.display().to_string()
+    }
+
+    fn set_secret(&self, name: &str, value: &str) {
+        let out = oauth2_host(
+            &["secret", "set", name, "--store", &self.store()],
+            Some(&format!("{value}\n")),
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(!stderr(&out).contains(value) && !stdout(&out).contains(value));
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn oauth2_host(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_oauth2-host"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("oauth2-host starts");
+    let mut input = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).unwrap();
+    }
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// No secret value the test put anywhere shows up in what the command printed.
+fn assert_no_secrets(out: &Output, tokens: &[&str]) {
+    let printed = format!("{}{}", stdout(out), stderr(out));
+    for secret in [CLIENT_SECRET, PASSWORD].iter().chain(tokens) {
+        assert!(!printed.contains(secret), "a secret was printed: {printed}");
+    }
+}
+
+fn config(provider: &Provider, grant_type: &str) -> serde_json::Value {
+    serde_json::json!({
+        "grant_type": grant_type,
+        "token_url": provider.token_url(),
+        "client_id": "demo-client",
+        "client_secret": "demo-client-secret",
+        "scope": "read",
+    })
+}
+
+fn ready(name: &str, provider: &Provider, grant_type: &str) -> (Scratch, String) {
+    let scratch = Scratch::new(name);
+    scratch.set_secret("demo-client-secret", CLIENT_SECRET);
+    let config = scratch.write_config(config(provider, grant_type));
+    (scratch, config)
+}
+
+#[test]
+fn demo_runs_every_grant() {
+    let out = oauth2_host(&["demo"], None);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    for heading in [
+        "Client credentials",
+        "Password",
+        "Authorization code with PKCE",
+    ] {
+        assert!(text.contains(heading), "{text}");
+    }
+    assert!(
+        text.contains("token refreshed; the provider rotated the refresh token"),
+        "{text}"
+    );
+    assert!(
+        text.trim_end().ends_with("All three grants passed."),
+        "{text}"
+    );
+}
+
+#[test]
+fn token_prints_a_summary_and_reuses_the_stored_token() {
+    let provider = Provider::start(ProviderConfig::demo("http://127.0.0.1:9/callback")).unwrap();
+    let (scratch, config) = ready("token", &provider, "client_credentials");
+    let mode = std::fs::metadata(scratch.store())
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    let out = oauth2_host(
+        &["token", "--config", &config, "--store", &scratch.store()],
+        None,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let summary: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(summary["token_type"], "Bearer");
+    assert_eq!(summary["scope"], "read");
+    assert!(summary["expires_at"].as_u64().unwrap() > 1_700_000_000);
+    assert!(summary.get("access_token").is_none(), "{summary}");
+
+    let out = oauth2_host(
+        &[
+            "token",
+            "--config",
+            &config,
+            "--store",
+            &scratch.store(),
+            "--reveal",
+        ],
+        None,
+    );
+    let revealed: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let access_token = revealed["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        provider.token_request_count("client_credentials"),
+        1,
+        "the stored token was reused"
+    );
+
+    let out = oauth2_host(
+        &["token", "--config", &config, "--store", &scratch.store()],
+        None,
+    );
+    assert_no_secrets(&out, &[&access_token]);
+}
+
+#[test]
+fn call_sends_the_token_and_retries_once_after_401() {
+    let provider = Provider::start(ProviderConfig::demo("http://127.0.0.1:9/callback")).unwrap();
+    let (scratch, config) = ready("call", &provider, "client_credentials");
+    let url = format!("{}/api/orders", provider.base_url());
+    let store = scratch.store();
+    let args = [
+        "call",
+        "--config",
+        &config,
+        "--store",
+        &store,
+        "-H",
+        "X-Trace: 1",
+        &url,
+    ];
+
+    let out = oauth2_host(&args, None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(r#""path":"/api/orders""#),
+        "{}",
+        stdout(&out)
+    );
+    assert!(stderr(&out).contains("HTTP 200"), "{}", stderr(&out));
+
+    provider.revoke_all();
+    let out = oauth2_host(&args, None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("retried"), "{}", stderr(&out));
+    assert_eq!(provider.token_request_count("client_credentials"), 2);
+    assert_no_secrets(&out, &[]);
+
+    // A non-2xx answer that a fresh token does not cure is the command's failure.
+    let out = oauth2_host(
+        &[
+            "call",
+            "--config",
+            &config,
+            "--store",
+            &store,
+            &format!("{}/nowhere", provider.base_url()),
+        ],
+        None,
+    );
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("HTTP 404"), "{}", stderr(&out));
+}
+
+#[test]
+fn authorize_completes_when_the_browser_comes_back() {
+    let callback_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let redirect_uri = format!("http://127.0.0.1:{callback_port}/callback");
+    let provider = Provider::start(ProviderConfig::demo(&redirect_uri)).unwrap();
+    let scratch = Scratch::new("authorize");
+    scratch.set_secret("demo-client-secret", CLIENT_SECRET);
+    let mut settings = config(&provider, "authorization_code");
+    settings["authorization_url"] = provider.authorization_url().into();
+    settings["redirect_uri"] = redirect_uri.clone().into();
+    let config = scratch.write_config(settings);
+    let store = scratch.store();
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_oauth2-host"))
+        .args(["authorize", "--config", &config, "--store", &store])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut url = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut url)
+        .unwrap();
+    assert!(url.starts_with(&provider.authorization_url()), "{url}");
+
+    // The browser: the provider consents and redirects, the redirect reaches oauth2-host.
+    let http = UreqClient::new();
+    let consent = http.send(&get(url.trim())).unwrap();
+    assert_eq!(consent.status, 302);
+    let location = consent
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("location"))
+        .unwrap();
+    assert!(
+        location.value.starts_with(&redirect_uri),
+        "{}",
+        location.value
+    );
+    let page = http.send(&get(&location.value)).unwrap();
+    assert_eq!(page.status, 200, "{}", String::from_utf8_lossy(&page.body));
+
+    let out = wait_with_timeout(child, Duration::from_secs(30));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("authorized"), "{}", stderr(&out));
+    assert_eq!(provider.token_request_count("authorization_code"), 1);
+
+    let api = format!("{}/api/me", provider.base_url());
+    let out = oauth2_host(
+        &["call", "--config", &config, "--store", &store, &api],
+        None,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(r#""sub":"alice""#),
+        "{}",
+        stdout(&out)
+    );
+    assert_no_secrets(&out, &[]);
+}
+
+#[test]
+fn errors_are_one_line_naming_the_code_and_what_to_check() {
+    let provider = Provider::start(ProviderConfig::demo("http://127.0.0.1:9/callback")).unwrap();
+    let scratch = Scratch::new("errors");
+    scratch.set_secret("demo-client-secret", "not-the-secret");
+    let config = scratch.write_config(config(&provider, "client_credentials"));
+    let store = scratch.store();
+
+    let out = oauth2_host(&["token", "--config", &config, "--store", &store], None);
+    assert_eq!(out.status.code(), Some(1));
+    let line = stderr(&out);
+    assert_eq!(line.lines().count(), 1, "{line}");
+    assert!(
+        line.contains("invalid_client") && line.contains("client ID and client secret"),
+        "{line}"
+    );
+    assert!(!line.contains("not-the-secret"), "{line}");
+    assert!(stdout(&out).is_empty());
+
+    let mut missing = self::config(&provider, "client_credentials");
+    missing["client_secret"] = "nobody-stored-this".into();
+    let path = scratch.write_config(missing);
+    let out = oauth2_host(&["token", "--config", &path, "--store", &store], None);
+    let line = stderr(&out);
+    assert!(
+        line.contains("nobody-stored-this") && line.contains("secret set"),
+        "{line}"
+    );
+
+    let mut unknown = self::config(&provider, "client_credentials");
+    unknown["client_secrett"] = "x".into();
+    let path = scratch.write_config(unknown);
+    let out = oauth2_host(&["token", "--config", &path, "--store", &store], None);
+    assert!(stderr(&out).contains("client_secrett"), "{}", stderr(&out));
+
+    let mut plain_http = self::config(&provider, "client_credentials");
+    plain_http["token_url"] = "http://idp.example.com/token".into();
+    let path = scratch.write_config(plain_http);
+    let out = oauth2_host(&["token", "--config", &path, "--store", &store], None);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("token_url") && stderr(&out).contains("https"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        provider.token_request_count("client_credentials") == 1,
+        "only the first attempt reached it"
+    );
+}
+
+fn get(url: &str) -> HttpRequest {
+    HttpRequest {
+        method: "GET".into(),
+        url: url.into(),
+        headers: vec![],
+        body: vec![],
+    }
+}
+
+/// Waits for the child, killing it if it overstays: a hung `authorize` must fail the test, not
+/// hang the suite.
+fn wait_with_timeout(mut child: std::process::Child, limit: Duration) -> Output {
+    let deadline = std::time::Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("oauth2-host did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
