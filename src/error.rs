@@ -50,6 +50,7 @@ pub enum Error {
     AuthorizationDenied(ProviderError),
     StateMismatch,
     InvalidRedirect(String),
+    RandomnessUnavailable(String),
 }
 
 impl fmt::Display for TransportError {
@@ -114,6 +115,7 @@ impl fmt::Display for Error {
                 "the redirect's state is not one this connection issued, or it was already used: start the authorization again"
             ),
             Error::InvalidRedirect(m) => write!(f, "unusable redirect: {m}"),
+            Error::RandomnessUnavailable(m) => write!(f, "no secure randomness from the host: {m}"),
         }
     }
 }

@@ -29,18 +29,8 @@ struct Imports;
 
 impl Host for Imports {
     fn send(&self, request: &HttpRequest) -> Result<HttpResponse, TransportError> {
-        let request = wit::HttpRequest {
-            method: request.method.clone(),
-            url: request.url.clone(),
-            headers: pairs_to_wit(&request.headers),
-            body: request.body.clone(),
-        };
-        match http::send(&request) {
-            Ok(r) => Ok(HttpResponse {
-                status: r.status,
-                headers: pairs_from_wit(r.headers),
-                body: r.body,
-            }),
+        match http::send(&request_to_wit(request.clone())) {
+            Ok(r) => Ok(response_from_wit(r)),
             Err(e) => Err(transport_from_wit(e)),
         }
     }
@@ -87,12 +77,7 @@ impl Guest for Component {
             wit::TokenStep::Refresh(refresh_token) => Step::Refresh { refresh_token },
         };
         lifecycle::build_token_request(&config_from_wit(config), &Imports, &step)
-            .map(|r| wit::HttpRequest {
-                headers: pairs_to_wit(&r.headers),
-                method: r.method,
-                url: r.url,
-                body: r.body,
-            })
+            .map(request_to_wit)
             .map_err(error_to_wit)
     }
 
@@ -102,12 +87,7 @@ impl Guest for Component {
         _config: wit::ConnectionConfig,
         response: wit::HttpResponse,
     ) -> Result<wit::Token, wit::OauthError> {
-        let response = HttpResponse {
-            status: response.status,
-            headers: pairs_from_wit(response.headers),
-            body: response.body,
-        };
-        token_response::parse(&response, Imports.now())
+        token_response::parse(&response_from_wit(response), Imports.now())
             .map(token_to_wit)
             .map_err(error_to_wit)
     }
@@ -129,12 +109,7 @@ impl Guest for Component {
             body: request.body,
         };
         lifecycle::decorate_request(&config_from_wit(config), &Imports, request)
-            .map(|r| wit::HttpRequest {
-                headers: pairs_to_wit(&r.headers),
-                method: r.method,
-                url: r.url,
-                body: r.body,
-            })
+            .map(request_to_wit)
             .map_err(error_to_wit)
     }
 
@@ -185,6 +160,23 @@ fn config_from_wit(c: wit::ConnectionConfig) -> Config {
             wit::ClientAuth::RequestBody => ClientAuth::RequestBody,
         },
         extra_params: pairs_from_wit(c.extra_params),
+    }
+}
+
+fn request_to_wit(r: HttpRequest) -> wit::HttpRequest {
+    wit::HttpRequest {
+        headers: pairs_to_wit(&r.headers),
+        method: r.method,
+        url: r.url,
+        body: r.body,
+    }
+}
+
+fn response_from_wit(r: wit::HttpResponse) -> HttpResponse {
+    HttpResponse {
+        status: r.status,
+        headers: pairs_from_wit(r.headers),
+        body: r.body,
     }
 }
 
@@ -280,5 +272,6 @@ fn error_to_wit(e: Error) -> wit::OauthError {
         Error::AuthorizationDenied(p) => wit::OauthError::AuthorizationDenied(provider_to_wit(p)),
         Error::StateMismatch => wit::OauthError::StateMismatch,
         Error::InvalidRedirect(m) => wit::OauthError::InvalidRedirect(m),
+        Error::RandomnessUnavailable(m) => wit::OauthError::RandomnessUnavailable(m),
     }
 }

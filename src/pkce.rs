@@ -14,8 +14,7 @@ const RANDOM_BYTES: usize = 32;
 /// alphabet (RFC 7636 §4.1), drawn from the CSPRNG (the host's WASI random in the component).
 pub fn random_token() -> Result<String, Error> {
     let mut bytes = [0u8; RANDOM_BYTES];
-    getrandom::fill(&mut bytes)
-        .map_err(|e| Error::SecretStore(format!("no secure randomness from the host: {e}")))?;
+    getrandom::fill(&mut bytes).map_err(|e| Error::RandomnessUnavailable(e.to_string()))?;
     Ok(URL_SAFE_NO_PAD.encode(bytes))
 }
 

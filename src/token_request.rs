@@ -2,6 +2,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::config::{ClientAuth, Config, GrantType};
 use crate::error::Error;
@@ -124,11 +125,21 @@ fn normalize_scope(scope: &str) -> String {
     scope.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// `Basic base64(urlencode(id) ":" urlencode(secret))`: RFC 6749 §2.3.1 encodes both halves
-/// with application/x-www-form-urlencoded first, so a `:` in the id cannot split it.
+/// Bytes left as they are in Basic credentials: RFC 3986's unreserved characters.
+const BASIC_KEEP: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// `Basic base64(encode(id) ":" encode(secret))`. RFC 6749 §2.3.1 form-urlencodes both halves,
+/// so a `:` in the id cannot split them. Everything but unreserved characters is percent-encoded,
+/// a space included: the form encoder's `+` for a space is read back as a space by servers that
+/// form-decode (Keycloak, oidc-provider) but as a literal `+` by those that only percent-decode
+/// (Authlib), while `%20` means a space to both.
 pub fn basic_authorization(client_id: &str, client_secret: &str) -> String {
-    let id: String = form_urlencoded::byte_serialize(client_id.as_bytes()).collect();
-    let secret: String = form_urlencoded::byte_serialize(client_secret.as_bytes()).collect();
+    let id = utf8_percent_encode(client_id, BASIC_KEEP);
+    let secret = utf8_percent_encode(client_secret, BASIC_KEEP);
     format!("Basic {}", STANDARD.encode(format!("{id}:{secret}")))
 }
 
@@ -171,10 +182,10 @@ mod tests {
             header(&req.headers, "content-type"),
             Some("application/x-www-form-urlencoded")
         );
-        // "client-1" : "s3cr%3At%2F%2B%26%25%3D+%7E", base64-encoded.
+        // "client-1" : "s3cr%3At%2F%2B%26%25%3D%20~", base64-encoded.
         assert_eq!(
             header(&req.headers, "authorization"),
-            Some("Basic Y2xpZW50LTE6czNjciUzQXQlMkYlMkIlMjYlMjUlM0QrJTdF")
+            Some("Basic Y2xpZW50LTE6czNjciUzQXQlMkYlMkIlMjYlMjUlM0QlMjB+")
         );
         assert_eq!(
             form(&req),
@@ -190,14 +201,36 @@ mod tests {
     }
 
     #[test]
-    fn basic_credentials_are_form_encoded_before_base64() {
+    fn basic_credentials_decode_the_same_by_form_or_percent_decoding() {
         let header = basic_authorization("id:with space", SECRET);
         let decoded = STANDARD
             .decode(header.strip_prefix("Basic ").unwrap())
             .unwrap();
+        let decoded = String::from_utf8(decoded).unwrap();
+        assert_eq!(decoded, "id%3Awith%20space:s3cr%3At%2F%2B%26%25%3D%20~");
+        let (id, secret) = decoded.split_once(':').unwrap();
+        // RFC 6749 Appendix B decoding, as Keycloak and oidc-provider do it...
+        let form_decode = |s: &str| -> String {
+            form_urlencoded::parse(format!("x={s}").as_bytes())
+                .next()
+                .unwrap()
+                .1
+                .into_owned()
+        };
         assert_eq!(
-            String::from_utf8(decoded).unwrap(),
-            "id%3Awith+space:s3cr%3At%2F%2B%26%25%3D+%7E"
+            (form_decode(id), form_decode(secret)),
+            ("id:with space".into(), SECRET.into())
+        );
+        // ...and plain percent-decoding, as Authlib does it.
+        let percent_decode = |s: &str| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8()
+                .unwrap()
+                .into_owned()
+        };
+        assert_eq!(
+            (percent_decode(id), percent_decode(secret)),
+            ("id:with space".into(), SECRET.into())
         );
     }
 

@@ -68,6 +68,9 @@ impl Display for Explain<'_, OauthError> {
                  used; start the authorization again",
             ),
             OauthError::InvalidRedirect(message) => write!(f, "invalid redirect URL: {message}"),
+            OauthError::RandomnessUnavailable(message) => {
+                write!(f, "the host gave no secure randomness: {message}")
+            }
         }
     }
 }
