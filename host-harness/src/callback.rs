@@ -33,7 +33,9 @@ impl Display for CallbackError {
             ),
             Self::Timeout(after) => write!(
                 f,
-                "no browser redirect arrived within {} s; open the authorization URL and consent",
+                "no browser redirect arrived within {} s: open the authorization URL and consent; \
+                 if the provider showed an error about the redirect URI, redirect_uri must match \
+                 one registered at the provider exactly (scheme, host, port, path, trailing slash)",
                 after.as_secs()
             ),
             Self::Io(e) => write!(f, "while waiting for the redirect: {e}"),

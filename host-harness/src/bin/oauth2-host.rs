@@ -4,6 +4,7 @@ use std::io::{self, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use host_harness::api_call;
@@ -19,11 +20,12 @@ usage:
   oauth2-host secret set NAME [--store PATH]          (value read from stdin)
   oauth2-host token --config FILE [--store PATH] [--ca-cert PEM] [--reveal]
   oauth2-host call --config FILE [--store PATH] [--ca-cert PEM] [-X METHOD] [-H 'K: V']... [-d BODY] URL
-  oauth2-host authorize --config FILE [--store PATH] [--ca-cert PEM]
+  oauth2-host authorize --config FILE [--store PATH] [--ca-cert PEM] [--timeout SECONDS]
 options common to token, call and authorize:
   --store PATH       secret store file (default .oauth2-host/store.json)
   --ca-cert PEM      also trust the CA certificates in this PEM file
-  --component PATH   run this component instead of the built-in one";
+  --component PATH   run this component instead of the built-in one
+  --timeout SECONDS  authorize only: how long to wait for the browser (default 300)";
 
 const DEFAULT_STORE: &str = ".oauth2-host/store.json";
 
@@ -73,7 +75,7 @@ fn run(args: &[String]) -> anyhow::Result<ExitCode> {
             rest,
             &[COMMON, &["-X", "-H", "-d"]].concat(),
         )?),
-        "authorize" => authorize(&Options::parse(rest, COMMON)?),
+        "authorize" => authorize(&Options::parse(rest, &[COMMON, &["--timeout"]].concat())?),
         "demo" => demo(&Options::parse(rest, &["--component"])?),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
@@ -93,6 +95,7 @@ struct Options {
     ca_cert: Option<PathBuf>,
     component: Option<PathBuf>,
     reveal: bool,
+    timeout: Option<Duration>,
     method: Option<String>,
     headers: Vec<String>,
     data: Option<String>,
@@ -134,6 +137,12 @@ impl Options {
                 "-X" => options.method = Some(value),
                 "-H" => options.headers.push(value),
                 "-d" => options.data = Some(value),
+                "--timeout" => {
+                    let secs = value
+                        .parse::<u64>()
+                        .map_err(|_| usage("--timeout takes a whole number of seconds"))?;
+                    options.timeout = Some(Duration::from_secs(secs));
+                }
                 _ => unreachable!("every allowed flag is handled above"),
             }
         }
@@ -330,7 +339,10 @@ fn authorize(options: &Options) -> anyhow::Result<ExitCode> {
         .ok_or_else(|| anyhow!("config: redirect_uri: required for authorize"))?;
     // Listen before showing the URL, so a fast browser cannot arrive before the listener, and
     // before beginning, so a busy port leaves no pending authorization behind.
-    let listener = CallbackListener::bind(redirect_uri)?;
+    let mut listener = CallbackListener::bind(redirect_uri)?;
+    if let Some(timeout) = options.timeout {
+        listener = listener.with_timeout(timeout);
+    }
     let start = session
         .plugin
         .begin_authorization(&session.services, &session.config)?;

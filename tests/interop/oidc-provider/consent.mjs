@@ -57,7 +57,10 @@ async function follow(url, init) {
 }
 
 const attr = (tag, name) => new RegExp(`${name}="([^"]*)"`).exec(tag)?.[1];
-const unescape = (s) => s.replace(/&amp;/g, '&').replace(/&#x2F;/g, '/').replace(/&quot;/g, '"');
+const unescape = (s) => s.replace(/&amp;/g, '&').replace(/&#x2F;/g, '/').replace(/&quot;/g, '"').replace(/&#39;/g, "'");
+// A page's text without markup: oidc-provider's error page puts 2 KB of CSS before the error.
+const visibleText = (html) => unescape(html.replace(/<(style|script)\b[\s\S]*?<\/\1>/gi, '')
+  .replace(/<[^>]*>/g, ' ').replace(/\s+/g, ' ').trim());
 
 // The page's POST form: its action and its inputs (hidden values kept, login fields filled).
 function parseForm(html, pageUrl) {
@@ -88,5 +91,5 @@ for (let step = 0; step < 5; step += 1) {
 }
 
 console.log(page.url);
-console.error(`final ${page.res.status}: ${page.text.slice(0, 500)}`);
+console.error(`final ${page.res.status}: ${visibleText(page.text).slice(0, 500)}`);
 process.exit(page.res.ok ? 0 : 1);

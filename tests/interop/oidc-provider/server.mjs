@@ -27,10 +27,12 @@ const ACCESS_TOKEN_TTL = Number(process.env.ACCESS_TOKEN_TTL ?? 60);
 const API_RESOURCE = 'https://api.example.test';
 const API_SCOPE = 'api:read';
 
-// Client secrets. cc-client's needs encoding in Basic auth (RFC 6749 §2.3.1).
+// Client secrets. The client-credentials clients' secret needs encoding in Basic auth (RFC 6749
+// §2.3.1) and in a form body: both client_auth styles are tested with the same awkward secret.
+const SPECIAL_SECRET = 's3cr:t/+&%= ~';
 const SECRETS = {
-  'cc-client': 's3cr:t/+&%= ~',
-  'cc-body': 'body-secret-1',
+  'cc-client': SPECIAL_SECRET,
+  'cc-body': SPECIAL_SECRET,
   'web-client': 'web-secret-1',
   'api-introspector': 'api-introspector-secret',
 };

@@ -1,0 +1,156 @@
+//! `oauth2-host` as a user runs it: a folder with a connection file and a store, and a check
+//! after every run that no secret reached the terminal.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::consent::{self, Driver};
+use crate::process::{Outcome, Spawned};
+use crate::server::{PASSWORD, Server, TempDir};
+
+/// Generous: every run compiles the component before it does anything.
+const LIMIT: Duration = Duration::from_secs(60);
+/// The store entry fields that hold credentials (a pending authorization's `state` is not one:
+/// it is in the authorization URL that `authorize` prints).
+const SECRET_FIELDS: [&str; 4] = ["access_token", "refresh_token", "id_token", "pkce_verifier"];
+
+/// One user's working folder for one server.
+pub struct Scratch {
+    dir: TempDir,
+    ca: Option<String>,
+    /// Every secret value the store has held, so that a run cannot print an old one either.
+    seen: RefCell<BTreeSet<String>>,
+}
+
+impl Scratch {
+    /// The store holds each client's secret under its client ID and Alice's password under
+    /// `alice-password`, put there with `oauth2-host secret set`; runs trust the server's CA.
+    pub fn new(server: &Server) -> Self {
+        let scratch = Self {
+            dir: TempDir::new("cli"),
+            ca: server.ca().map(|ca| ca.display().to_string()),
+            seen: RefCell::default(),
+        };
+        for (client, secret) in server.secrets() {
+            scratch.set_secret(client, secret);
+        }
+        scratch.set_secret("alice-password", PASSWORD);
+        scratch
+    }
+
+    pub fn set_secret(&self, name: &str, value: &str) {
+        let out = self.execute(&["secret", "set", name], Some(value), false);
+        out.assert_success("secret set");
+    }
+
+    /// Writes the connection file that the following runs use; returns its path.
+    pub fn connection(&self, connection: &Value) -> String {
+        let path = self.dir.path().join("connection.json");
+        std::fs::write(&path, connection.to_string()).unwrap();
+        path.display().to_string()
+    }
+
+    /// `oauth2-host ARGS --store STORE [--ca-cert CA]`.
+    pub fn run(&self, args: &[&str]) -> Outcome {
+        self.execute(args, None, true)
+    }
+
+    /// As [`Scratch::run`] without trusting the server's CA.
+    pub fn run_without_ca(&self, args: &[&str]) -> Outcome {
+        self.execute(args, None, false)
+    }
+
+    fn execute(&self, args: &[&str], stdin: Option<&str>, trust_ca: bool) -> Outcome {
+        let out = self.spawn(args, stdin, trust_ca).finish(LIMIT);
+        self.assert_no_secrets(&out, args.contains(&"--reveal"));
+        out
+    }
+
+    fn spawn(&self, args: &[&str], stdin: Option<&str>, trust_ca: bool) -> Spawned {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_oauth2-host"));
+        command
+            .args(args)
+            .arg("--store")
+            .arg(self.dir.path().join("store.json"));
+        if let (true, Some(ca)) = (trust_ca, &self.ca) {
+            command.args(["--ca-cert", ca]);
+        }
+        Spawned::start(&mut command, Some(stdin.unwrap_or("")))
+    }
+
+    /// The store file's entries.
+    pub fn store(&self) -> BTreeMap<String, String> {
+        match std::fs::read(self.dir.path().join("store.json")) {
+            Ok(bytes) => serde_json::from_slice(&bytes).expect("the store is a JSON object"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(e) => panic!("reading the store: {e}"),
+        }
+    }
+
+    /// The stored token entries, parsed.
+    pub fn tokens(&self) -> Vec<Value> {
+        self.store()
+            .into_iter()
+            .filter(|(name, _)| name.starts_with("oauth2/token/"))
+            .map(|(_, value)| serde_json::from_str(&value).expect("a token entry is JSON"))
+            .collect()
+    }
+
+    /// The one stored token entry.
+    pub fn token(&self) -> Value {
+        match self.tokens().as_slice() {
+            [token] => token.clone(),
+            other => panic!("expected one stored token, found {}", other.len()),
+        }
+    }
+
+    /// No client secret, password or token that the store holds or held is in the output; with
+    /// `--reveal`, the access token printed on stdout is the one exception.
+    fn assert_no_secrets(&self, out: &Outcome, revealed: bool) {
+        let mut seen = self.seen.borrow_mut();
+        for (name, value) in self.store() {
+            if name.starts_with("oauth2/") {
+                let entry: Value = serde_json::from_str(&value).expect("an oauth2 entry is JSON");
+                let fields = SECRET_FIELDS.iter().filter_map(|f| entry[f].as_str());
+                seen.extend(fields.map(str::to_owned));
+            } else {
+                seen.insert(value);
+            }
+        }
+        let mut printed = out.printed();
+        if revealed {
+            let summary: Value = serde_json::from_str(&out.stdout).expect("a JSON summary");
+            let token = summary["access_token"].as_str().expect("a revealed token");
+            printed = printed.replace(token, "<revealed>");
+        }
+        for secret in seen.iter() {
+            assert!(
+                !printed.contains(secret.as_str()),
+                "a secret was printed:\n{printed}"
+            );
+        }
+    }
+
+    /// `oauth2-host authorize` with consent given by `driver`: returns how authorize ended, and
+    /// how the driver did.
+    pub fn authorize(
+        &self,
+        server: &Server,
+        connection: &str,
+        driver: Driver,
+        timeout_secs: u64,
+    ) -> (Outcome, Outcome) {
+        let timeout = timeout_secs.to_string();
+        let args = ["authorize", "--config", connection, "--timeout", &timeout];
+        let mut authorize = self.spawn(&args, None, true);
+        let url = authorize.next_line(LIMIT);
+        let consent = consent::start(server, driver, &url).finish(consent::LIMIT);
+        let out = authorize.finish(Duration::from_secs(timeout_secs) + LIMIT);
+        self.assert_no_secrets(&out, false);
+        (out, consent)
+    }
+}

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs what the interop tests run against, from the lock files beside this script: npm
+# oidc-provider and playwright-core, PyPI Authlib + Flask in a virtual environment, and Debian's
+# chromium. Safe to run again: it reinstalls only what changed.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+
+need() {
+  command -v "$1" >/dev/null 2>&1 || { echo "interop setup: '$1' is missing: $2" >&2; exit 1; }
+}
+need node "install Node.js 20 or later"
+need npm "install npm (it comes with Node.js)"
+need python3 "install Python 3.11 or later with the venv module"
+
+for kit in oidc-provider browser; do
+  (cd "$here/$kit" && npm ci --no-audit --no-fund --loglevel=error)
+done
+
+venv="$here/authlib/.venv"
+stamp="$venv/requirements.sha256"
+want="$(sha256sum "$here/authlib/requirements.txt" | cut -d' ' -f1)"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check --require-hashes --only-binary=:all: \
+    -r "$here/authlib/requirements.txt"
+  echo "$want" > "$stamp"
+fi
+
+if [ ! -x /usr/bin/chromium ]; then
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+fi
+echo "interop setup: oidc-provider, playwright-core, Authlib and chromium are ready"
