@@ -5,6 +5,7 @@ pub mod api_call;
 pub mod bindings;
 pub mod callback;
 pub mod clock;
+mod compiled_cache;
 pub mod config_file;
 pub mod demo;
 pub mod errors;
@@ -21,5 +22,5 @@ pub use bindings::{
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use errors::CallError;
 pub use http_client::{HttpClient, UreqClient};
-pub use plugin::{Plugin, Services, Token};
+pub use plugin::{Instance, Plugin, Services, Token};
 pub use secret_store::{FileStore, MemoryStore, SecretStore};

@@ -6,20 +6,21 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use wasmtime::component::{Component, Linker};
-use wasmtime::{Engine, Store};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 
 use crate::bindings::{
     AuthorizationStart, ConfigProblem, ConnectionConfig, Grant, HttpRequest, HttpResponse,
-    Oauth2PluginPre, OauthError, TokenStep, WitToken,
+    Oauth2Plugin, Oauth2PluginPre, OauthError, TokenStep, WitToken,
 };
 use crate::clock::Clock;
+use crate::compiled_cache;
 use crate::errors::CallError;
 use crate::http_client::HttpClient;
 use crate::sandbox::{self, HostState};
 use crate::secret_store::SecretStore;
 
 /// The component built from this workspace by `build.rs`.
-const EMBEDDED: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/oauth2_plugin.wasm"));
+pub(crate) const EMBEDDED: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/oauth2_plugin.wasm"));
 
 /// What the component's imports are served by during a call.
 #[derive(Clone)]
@@ -74,6 +75,32 @@ impl fmt::Debug for Token {
     }
 }
 
+/// Bytes of each pooled memory and table kept mapped between instances.
+const KEEP_RESIDENT: usize = 256 << 10;
+
+/// Calls that may run at once per `Plugin`; one more waits for nothing and fails to instantiate.
+pub const MAX_CONCURRENT_CALLS: u32 = 128;
+
+/// An engine whose instances come from a pre-reserved pool with copy-on-write memory images:
+/// a call's instantiation then costs a few page mappings instead of allocation and copying.
+fn engine() -> anyhow::Result<Engine> {
+    let mut pool = PoolingAllocationConfig::default();
+    // A Rust wasip2 component holds a handful of core instances and tables and one memory.
+    pool.total_component_instances(MAX_CONCURRENT_CALLS)
+        .total_core_instances(MAX_CONCURRENT_CALLS * 8)
+        .total_memories(MAX_CONCURRENT_CALLS * 2)
+        .total_tables(MAX_CONCURRENT_CALLS * 8)
+        .max_memory_size(sandbox::MEMORY_LIMIT)
+        // A freed slot's first pages are zeroed in place instead of returned to the kernel:
+        // fewer page faults and madvise calls, which otherwise serialise concurrent calls on
+        // the process's address-space lock. Kept small, as zeroing costs by the byte.
+        .linear_memory_keep_resident(KEEP_RESIDENT)
+        .table_keep_resident(KEEP_RESIDENT);
+    let mut config = Config::new();
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    Engine::new(&config).map_err(anyhow::Error::from)
+}
+
 /// The engine and the component, linked and type-checked once; cheap to share across threads.
 #[derive(Clone)]
 pub struct Plugin {
@@ -89,22 +116,41 @@ impl fmt::Debug for Plugin {
 impl Plugin {
     /// The component embedded in this crate at build time.
     pub fn embedded() -> anyhow::Result<Self> {
-        Self::from_bytes(EMBEDDED)
+        Self::load(None, None)
     }
 
     /// A component file, such as one built separately from this crate.
     pub fn from_file(path: &Path) -> anyhow::Result<Self> {
-        let bytes = std::fs::read(path)
-            .with_context(|| format!("cannot read component {}", path.display()))?;
-        Self::from_bytes(&bytes).with_context(|| format!("component {}", path.display()))
+        Self::load(Some(path), None)
     }
 
     /// A component in memory; compiles it, which takes a moment.
     pub fn from_bytes(bytes: &[u8]) -> anyhow::Result<Self> {
-        let engine = Engine::default();
-        let component = Component::new(&engine, bytes)
-            .map_err(anyhow::Error::from)
-            .context("compiling the component")?;
+        Self::compile(bytes, None)
+    }
+
+    /// The component file at `component`, or the embedded one; with `cache_dir`, its compiled
+    /// code is reused from there across processes instead of compiled on every start.
+    pub fn load(component: Option<&Path>, cache_dir: Option<&Path>) -> anyhow::Result<Self> {
+        match component {
+            None => Self::compile(EMBEDDED, cache_dir),
+            Some(path) => {
+                let bytes = std::fs::read(path)
+                    .with_context(|| format!("cannot read component {}", path.display()))?;
+                Self::compile(&bytes, cache_dir)
+                    .with_context(|| format!("component {}", path.display()))
+            }
+        }
+    }
+
+    fn compile(bytes: &[u8], cache_dir: Option<&Path>) -> anyhow::Result<Self> {
+        let engine = engine()?;
+        let component = match cache_dir {
+            Some(dir) => compiled_cache::load_or_compile(&engine, bytes, dir),
+            None => Component::new(&engine, bytes),
+        }
+        .map_err(anyhow::Error::from)
+        .context("compiling the component")?;
         let linker: Linker<HostState> = sandbox::linker(&engine)?;
         let instance_pre = linker
             .instantiate_pre(&component)
@@ -131,107 +177,182 @@ impl Plugin {
             .collect()
     }
 
+    /// Every problem in `config`, without any I/O. One fresh instance.
     pub fn validate_config(
         &self,
         services: &Services,
         config: &ConnectionConfig,
     ) -> Result<Vec<ConfigProblem>, CallError> {
-        self.call(services, |grant, store| {
-            grant.call_validate_config(store, config).map(Ok)
-        })
+        self.instance(services)?.validate_config(config)
     }
 
+    /// The token endpoint request for `step`; sends nothing. One fresh instance.
     pub fn build_token_request(
         &self,
         services: &Services,
         config: &ConnectionConfig,
         step: &TokenStep,
     ) -> Result<HttpRequest, CallError> {
-        self.call(services, |grant, store| {
-            grant.call_build_token_request(store, config, step)
-        })
+        self.instance(services)?.build_token_request(config, step)
     }
 
+    /// Reads a token endpoint response; stores nothing. One fresh instance.
     pub fn parse_token_response(
         &self,
         services: &Services,
         config: &ConnectionConfig,
         response: &HttpResponse,
     ) -> Result<Token, CallError> {
-        self.call(services, |grant, store| {
-            grant.call_parse_token_response(store, config, response)
-        })
-        .map(Token::from)
+        self.instance(services)?
+            .parse_token_response(config, response)
     }
 
+    /// A usable token: cached, refreshed or fetched, and stored. One fresh instance.
     pub fn ensure_token(
         &self,
         services: &Services,
         config: &ConnectionConfig,
     ) -> Result<Token, CallError> {
-        self.call(services, |grant, store| {
-            grant.call_ensure_token(store, config)
-        })
-        .map(Token::from)
+        self.instance(services)?.ensure_token(config)
     }
 
+    /// `request` with the connection's `Authorization` header. One fresh instance.
     pub fn decorate_request(
         &self,
         services: &Services,
         config: &ConnectionConfig,
         request: &HttpRequest,
     ) -> Result<HttpRequest, CallError> {
-        self.call(services, |grant, store| {
-            grant.call_decorate_request(store, config, request)
-        })
+        self.instance(services)?.decorate_request(config, request)
     }
 
+    /// Starts the authorization-code flow. One fresh instance.
     pub fn begin_authorization(
         &self,
         services: &Services,
         config: &ConnectionConfig,
     ) -> Result<AuthorizationStart, CallError> {
-        self.call(services, |grant, store| {
-            grant.call_begin_authorization(store, config)
-        })
+        self.instance(services)?.begin_authorization(config)
     }
 
+    /// Finishes the authorization-code flow from the browser's redirect URL. One fresh instance.
     pub fn complete_authorization(
         &self,
         services: &Services,
         config: &ConnectionConfig,
         redirect_url: &str,
     ) -> Result<Token, CallError> {
-        self.call(services, |grant, store| {
-            grant.call_complete_authorization(store, config, redirect_url)
-        })
-        .map(Token::from)
+        self.instance(services)?
+            .complete_authorization(config, redirect_url)
     }
 
+    /// Drops the cached access token after the API refused it. One fresh instance.
     pub fn forget_token(
         &self,
         services: &Services,
         config: &ConnectionConfig,
     ) -> Result<(), CallError> {
-        self.call(services, |grant, store| {
-            grant.call_forget_token(store, config)
-        })
+        self.instance(services)?.forget_token(config)
     }
 
-    /// Runs `f` against a fresh instance in a fresh store: no state survives between calls
-    /// except what the component put in the secret store.
-    fn call<R>(
-        &self,
-        services: &Services,
-        f: impl FnOnce(&Grant, &mut Store<HostState>) -> wasmtime::Result<Result<R, OauthError>>,
-    ) -> Result<R, CallError> {
+    /// An instance for several calls in a row, such as the steps of one connector run: it
+    /// saves an instantiation per call. The component keeps no state between calls (only the
+    /// secret store does), so reuse changes nothing but speed. Drop it after a
+    /// `CallError::Host`: a trapped instance cannot be entered again.
+    pub fn instance(&self, services: &Services) -> Result<Instance, CallError> {
         let mut store = Store::new(self.pre.engine(), HostState::new(services));
         store.limiter(|state| &mut state.limits);
-        let instance = self
+        let bindings = self
             .pre
             .instantiate(&mut store)
             .map_err(|e| CallError::Host(anyhow::Error::from(e).context("instantiating")))?;
-        f(instance.integration_oauth2_grant(), &mut store)
+        Ok(Instance { store, bindings })
+    }
+}
+
+/// A live instance of the component in its own `Store`, from [`Plugin::instance`].
+pub struct Instance {
+    store: Store<HostState>,
+    bindings: Oauth2Plugin,
+}
+
+impl fmt::Debug for Instance {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Instance").finish_non_exhaustive()
+    }
+}
+
+impl Instance {
+    /// Every problem in `config`, without any I/O.
+    pub fn validate_config(
+        &mut self,
+        config: &ConnectionConfig,
+    ) -> Result<Vec<ConfigProblem>, CallError> {
+        self.call(|grant, store| grant.call_validate_config(store, config).map(Ok))
+    }
+
+    /// The token endpoint request for `step`; sends nothing.
+    pub fn build_token_request(
+        &mut self,
+        config: &ConnectionConfig,
+        step: &TokenStep,
+    ) -> Result<HttpRequest, CallError> {
+        self.call(|grant, store| grant.call_build_token_request(store, config, step))
+    }
+
+    /// Reads a token endpoint response; stores nothing.
+    pub fn parse_token_response(
+        &mut self,
+        config: &ConnectionConfig,
+        response: &HttpResponse,
+    ) -> Result<Token, CallError> {
+        self.call(|grant, store| grant.call_parse_token_response(store, config, response))
+            .map(Token::from)
+    }
+
+    /// A usable token: cached, refreshed or fetched, and stored.
+    pub fn ensure_token(&mut self, config: &ConnectionConfig) -> Result<Token, CallError> {
+        self.call(|grant, store| grant.call_ensure_token(store, config))
+            .map(Token::from)
+    }
+
+    /// `request` with the connection's `Authorization` header.
+    pub fn decorate_request(
+        &mut self,
+        config: &ConnectionConfig,
+        request: &HttpRequest,
+    ) -> Result<HttpRequest, CallError> {
+        self.call(|grant, store| grant.call_decorate_request(store, config, request))
+    }
+
+    /// Starts the authorization-code flow.
+    pub fn begin_authorization(
+        &mut self,
+        config: &ConnectionConfig,
+    ) -> Result<AuthorizationStart, CallError> {
+        self.call(|grant, store| grant.call_begin_authorization(store, config))
+    }
+
+    /// Finishes the authorization-code flow from the browser's redirect URL.
+    pub fn complete_authorization(
+        &mut self,
+        config: &ConnectionConfig,
+        redirect_url: &str,
+    ) -> Result<Token, CallError> {
+        self.call(|grant, store| grant.call_complete_authorization(store, config, redirect_url))
+            .map(Token::from)
+    }
+
+    /// Drops the cached access token after the API refused it.
+    pub fn forget_token(&mut self, config: &ConnectionConfig) -> Result<(), CallError> {
+        self.call(|grant, store| grant.call_forget_token(store, config))
+    }
+
+    fn call<R>(
+        &mut self,
+        f: impl FnOnce(&Grant, &mut Store<HostState>) -> wasmtime::Result<Result<R, OauthError>>,
+    ) -> Result<R, CallError> {
+        f(self.bindings.integration_oauth2_grant(), &mut self.store)
             .map_err(|e| CallError::Host(e.into()))?
             .map_err(CallError::OAuth)
     }
@@ -347,6 +468,20 @@ mod tests {
             1,
             "the cached token is reused"
         );
+    }
+
+    #[test]
+    fn one_instance_serves_several_calls() {
+        let mut config = config("https://auth.example.com/token".into());
+        config.client_secret_name = Some("absent".into());
+        let mut instance = plugin().instance(&services()).unwrap();
+        for _ in 0..3 {
+            assert_eq!(instance.validate_config(&config).unwrap(), vec![]);
+            assert!(matches!(
+                instance.ensure_token(&config),
+                Err(CallError::OAuth(OauthError::MissingSecret(_)))
+            ));
+        }
     }
 
     #[test]

@@ -17,7 +17,7 @@ use crate::clock::Clock;
 use crate::plugin::Services;
 
 /// Linear memory one instance may grow to; the grant logic needs a few MiB.
-const MEMORY_LIMIT: usize = 64 << 20;
+pub(crate) const MEMORY_LIMIT: usize = 64 << 20;
 
 /// The data of one call's `Store`.
 pub(crate) struct HostState {

@@ -163,10 +163,7 @@ impl Options {
     }
 
     fn plugin(&self) -> anyhow::Result<Plugin> {
-        match &self.component {
-            Some(path) => Plugin::from_file(path),
-            None => Plugin::embedded(),
-        }
+        Plugin::load(self.component.as_deref(), compiled_cache_dir().as_deref())
     }
 
     fn services(&self) -> anyhow::Result<Services> {
@@ -187,6 +184,20 @@ impl Options {
             Some(extra) => Err(usage(format!("unexpected argument {extra:?}"))),
             None => Ok(()),
         }
+    }
+}
+
+/// Where compiled code is kept between runs: `$OAUTH2_HOST_CACHE_DIR` (set but empty: nowhere),
+/// else `$XDG_CACHE_HOME/oauth2-host`, else `~/.cache/oauth2-host`.
+fn compiled_cache_dir() -> Option<PathBuf> {
+    match std::env::var_os("OAUTH2_HOST_CACHE_DIR") {
+        Some(dir) if dir.is_empty() => None,
+        Some(dir) => Some(dir.into()),
+        None => std::env::var_os("XDG_CACHE_HOME")
+            .filter(|dir| !dir.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
+            .map(|dir| dir.join("oauth2-host")),
     }
 }
 
