@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::consent::{self, Driver};
+use crate::host;
 use crate::process::{Outcome, Spawned};
 use crate::server::{PASSWORD, Server, TempDir};
 
@@ -93,19 +94,12 @@ impl Scratch {
 
     /// The stored token entries, parsed.
     pub fn tokens(&self) -> Vec<Value> {
-        self.store()
-            .into_iter()
-            .filter(|(name, _)| name.starts_with("oauth2/token/"))
-            .map(|(_, value)| serde_json::from_str(&value).expect("a token entry is JSON"))
-            .collect()
+        host::token_entries(self.store())
     }
 
     /// The one stored token entry.
     pub fn token(&self) -> Value {
-        match self.tokens().as_slice() {
-            [token] => token.clone(),
-            other => panic!("expected one stored token, found {}", other.len()),
-        }
+        host::only_token(self.tokens())
     }
 
     /// No client secret, password or token that the store holds or held is in the output; with

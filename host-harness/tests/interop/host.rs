@@ -72,20 +72,12 @@ impl Host {
 
     /// The store's `oauth2/token/<connection>` entries, parsed.
     pub fn tokens(&self) -> Vec<Value> {
-        self.store
-            .entries()
-            .into_iter()
-            .filter(|(name, _)| name.starts_with("oauth2/token/"))
-            .map(|(_, value)| serde_json::from_str(&value).expect("a token entry is JSON"))
-            .collect()
+        token_entries(self.store.entries())
     }
 
     /// The one stored token entry.
     pub fn token(&self) -> Value {
-        match self.tokens().as_slice() {
-            [token] => token.clone(),
-            other => panic!("expected one stored token, found {}", other.len()),
-        }
+        only_token(self.tokens())
     }
 
     /// A GET of `url` decorated by the component (which fetches or refreshes as needed).
@@ -126,6 +118,23 @@ impl Host {
         if let Err(e) = completed {
             panic!("completing the authorization: {e}");
         }
+    }
+}
+
+/// The `oauth2/token/<connection>` entries of a secret store's contents, parsed.
+pub fn token_entries(entries: impl IntoIterator<Item = (String, String)>) -> Vec<Value> {
+    entries
+        .into_iter()
+        .filter(|(name, _)| name.starts_with("oauth2/token/"))
+        .map(|(_, value)| serde_json::from_str(&value).expect("a token entry is JSON"))
+        .collect()
+}
+
+/// The one token entry among `tokens`.
+pub fn only_token(tokens: Vec<Value>) -> Value {
+    match <[Value; 1]>::try_from(tokens) {
+        Ok([token]) => token,
+        Err(other) => panic!("expected one stored token, found {}", other.len()),
     }
 }
 
