@@ -16,20 +16,21 @@ pub fn build(config: &Config, state: &str, pkce_verifier: &str) -> Result<String
             .append_pair("response_type", "code")
             .append_pair("client_id", &config.client_id)
             .append_pair("redirect_uri", redirect_uri);
-        if let Some(scope) = config.scope.as_deref().filter(|s| !s.trim().is_empty()) {
-            query.append_pair(
-                "scope",
-                &scope.split_whitespace().collect::<Vec<_>>().join(" "),
-            );
+        if let Some(scope) = config.scope_param() {
+            query.append_pair("scope", &scope);
         }
         query
             .append_pair("state", state)
             .append_pair("code_challenge", &pkce::s256_challenge(pkce_verifier))
             .append_pair("code_challenge_method", "S256");
-        if let Some(audience) = &config.audience {
-            query.append_pair("audience", audience);
+        for (name, value) in config.shared_params() {
+            query.append_pair(name, value);
         }
-        for (name, value) in &config.extra_params {
+        for (name, value) in config
+            .extra_params
+            .iter()
+            .chain(&config.authorization_params)
+        {
             query.append_pair(name, value);
         }
     }
@@ -57,7 +58,9 @@ mod tests {
         c.authorization_url = Some("https://idp.example.com/authorize?tenant=acme".into());
         c.scope = Some("openid  offline_access".into());
         c.audience = Some("https://api.example.com".into());
-        c.extra_params = vec![("prompt".into(), "consent".into())];
+        c.resource = vec!["https://a.example/".into(), "https://b.example/".into()];
+        c.extra_params = vec![("max_age".into(), "60".into())];
+        c.authorization_params = vec![("prompt".into(), "consent".into())];
         let url = url::Url::parse(
             &build(&c, "st/ate+", "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk").unwrap(),
         )
@@ -77,6 +80,9 @@ mod tests {
             ),
             ("code_challenge_method", "S256"),
             ("audience", "https://api.example.com"),
+            ("resource", "https://a.example/"),
+            ("resource", "https://b.example/"),
+            ("max_age", "60"),
             ("prompt", "consent"),
         ];
         let expected: Vec<(String, String)> = expected
@@ -84,6 +90,16 @@ mod tests {
             .map(|(a, b)| (a.to_string(), b.to_string()))
             .collect();
         assert_eq!(query, expected);
+    }
+
+    #[test]
+    fn scope_uses_the_providers_separator() {
+        let mut c = config(GrantType::AuthorizationCode);
+        c.scope = Some(" commands  incoming-webhook ".into());
+        c.response_format.scope_separator = crate::config::ScopeSeparator::Comma;
+        let url = url::Url::parse(&build(&c, "s", "v").unwrap()).unwrap();
+        let scope = url.query_pairs().find(|(k, _)| k == "scope").unwrap().1;
+        assert_eq!(scope, "commands,incoming-webhook");
     }
 
     #[test]

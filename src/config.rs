@@ -32,8 +32,63 @@ impl GrantType {
 /// How the client authenticates at the token endpoint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ClientAuth {
+    /// What last worked for this token URL and client ID, else Basic; a new token for a
+    /// repeatable grant retries `invalid_client` once with the other method.
+    Auto,
+    /// RFC 6749 §2.3.1: both halves form-urlencoded, then joined.
     Basic,
+    /// `id:secret` as they are, for providers that do not decode Basic credentials.
+    BasicUnencoded,
     RequestBody,
+}
+
+impl ClientAuth {
+    /// The name in the user's configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientAuth::Auto => "auto",
+            ClientAuth::Basic => "basic",
+            ClientAuth::BasicUnencoded => "basic_unencoded",
+            ClientAuth::RequestBody => "request_body",
+        }
+    }
+}
+
+/// The unit a provider counts token lifetimes in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TimeUnit {
+    #[default]
+    Seconds,
+    Milliseconds,
+}
+
+/// What separates scopes on the wire.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ScopeSeparator {
+    /// RFC 6749 §3.3.
+    #[default]
+    Space,
+    /// Slack, and GitHub's responses.
+    Comma,
+}
+
+impl ScopeSeparator {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScopeSeparator::Space => " ",
+            ScopeSeparator::Comma => ",",
+        }
+    }
+}
+
+/// How to read token responses where a provider departs from RFC 6749 §5.1; the default is
+/// the standard reading.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ResponseFormat {
+    /// Dot-separated path of the object holding the token fields; empty for the top level.
+    pub token_path: String,
+    pub expires_in_unit: TimeUnit,
+    pub scope_separator: ScopeSeparator,
 }
 
 /// A connection as the user configured it. Secret fields hold secret *names*, never values,
@@ -50,9 +105,15 @@ pub struct Config {
     pub password_name: Option<String>,
     pub header_prefix: Option<String>,
     pub audience: Option<String>,
+    /// RFC 8707 resource indicators.
+    pub resource: Vec<String>,
     pub scope: Option<String>,
     pub client_auth: ClientAuth,
+    /// Sent with token requests and the authorization URL.
     pub extra_params: Vec<(String, String)>,
+    /// Sent with the authorization URL only.
+    pub authorization_params: Vec<(String, String)>,
+    pub response_format: ResponseFormat,
 }
 
 /// One problem in a configuration, named by the key the user writes.
@@ -88,6 +149,7 @@ const RESERVED_PARAMS: &[&str] = &[
     "state",
     "scope",
     "audience",
+    "resource",
 ];
 
 /// The default `Authorization` scheme (RFC 6750 §2.1).
@@ -99,6 +161,22 @@ impl Config {
         self.header_prefix
             .as_deref()
             .unwrap_or(DEFAULT_HEADER_PREFIX)
+    }
+
+    /// The `scope` parameter: the configured scopes, however the user spaced them, joined by the
+    /// provider's separator; none when no scope is configured.
+    pub fn scope_param(&self) -> Option<String> {
+        let scopes: Vec<&str> = self.scope.as_deref()?.split_whitespace().collect();
+        (!scopes.is_empty()).then(|| scopes.join(self.response_format.scope_separator.as_str()))
+    }
+
+    /// Parameters that go with both token requests (not refreshes) and the authorization URL:
+    /// audience, resource indicators (RFC 8707 §2) and the user's extra parameters.
+    pub fn shared_params(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.audience
+            .iter()
+            .map(|a| ("audience", a.as_str()))
+            .chain(self.resource.iter().map(|r| ("resource", r.as_str())))
     }
 
     /// Every problem in the configuration; empty when it is usable.
@@ -187,18 +265,42 @@ impl Config {
                 ));
             }
         }
-        for (name, _) in &self.extra_params {
-            if name.is_empty() {
+        for (key, params) in [
+            ("extra_params", &self.extra_params),
+            ("authorization_params", &self.authorization_params),
+        ] {
+            for (name, _) in params {
+                if name.is_empty() {
+                    problems.push(ConfigProblem::new(
+                        key,
+                        "has a parameter with an empty name",
+                    ));
+                } else if RESERVED_PARAMS.contains(&name.as_str()) {
+                    problems.push(ConfigProblem::new(
+                        &format!("{key}.{name}"),
+                        "is set by the grant itself; use the matching configuration key instead",
+                    ));
+                }
+            }
+        }
+        for resource in &self.resource {
+            // RFC 8707 §2: an absolute URI without a fragment.
+            let usable = Url::parse(resource).is_ok_and(|url| url.fragment().is_none());
+            if !usable {
                 problems.push(ConfigProblem::new(
-                    "extra_params",
-                    "has a parameter with an empty name",
-                ));
-            } else if RESERVED_PARAMS.contains(&name.as_str()) {
-                problems.push(ConfigProblem::new(
-                    &format!("extra_params.{name}"),
-                    "is set by the grant itself; use the matching configuration key instead",
+                    "resource",
+                    format!(
+                        "{resource:?} is not an absolute URI without a #fragment (RFC 8707 §2)"
+                    ),
                 ));
             }
+        }
+        let path = &self.response_format.token_path;
+        if !path.is_empty() && path.split('.').any(str::is_empty) {
+            problems.push(ConfigProblem::new(
+                "token_path",
+                "must be field names joined by dots, such as authed_user",
+            ));
         }
         problems
     }
@@ -226,11 +328,20 @@ impl Config {
         field(self.username.as_deref().unwrap_or(""));
         field(self.scope.as_deref().unwrap_or(""));
         field(self.audience.as_deref().unwrap_or(""));
-        let mut extra: Vec<_> = self.extra_params.iter().collect();
-        extra.sort();
-        for (name, value) in extra {
-            field(name);
-            field(value);
+        field(&self.response_format.token_path);
+        let mut resources: Vec<_> = self.resource.iter().collect();
+        resources.sort();
+        for resource in resources {
+            field(resource);
+        }
+        for params in [&self.extra_params, &self.authorization_params] {
+            field("");
+            let mut sorted: Vec<_> = params.iter().collect();
+            sorted.sort();
+            for (name, value) in sorted {
+                field(name);
+                field(value);
+            }
         }
         hex(&hash.finalize()[..16])
     }
@@ -306,9 +417,12 @@ pub(crate) mod tests {
             password_name: Some("alice-password".into()),
             header_prefix: None,
             audience: None,
+            resource: vec![],
             scope: None,
             client_auth: ClientAuth::Basic,
             extra_params: vec![],
+            authorization_params: vec![],
+            response_format: ResponseFormat::default(),
         }
     }
 
@@ -369,8 +483,15 @@ pub(crate) mod tests {
         c.scope = Some("read \"write\"".into());
         c.extra_params = vec![
             ("grant_type".into(), "x".into()),
-            ("resource".into(), "https://api".into()),
+            ("max_age".into(), "60".into()),
         ];
+        c.authorization_params = vec![("".into(), "x".into()), ("resource".into(), "r".into())];
+        c.resource = vec![
+            "https://api.example.com/".into(),
+            "api".into(),
+            "https://a/#f".into(),
+        ];
+        c.response_format.token_path = "authed_user.".into();
         assert_eq!(
             fields(&c),
             [
@@ -380,7 +501,12 @@ pub(crate) mod tests {
                 "redirect_uri",
                 "header_prefix",
                 "scope",
-                "extra_params.grant_type"
+                "extra_params.grant_type",
+                "authorization_params",
+                "authorization_params.resource",
+                "resource",
+                "resource",
+                "token_path"
             ]
         );
     }
@@ -421,6 +547,19 @@ pub(crate) mod tests {
         let mut b = base.clone();
         b.client_id = "a".into();
         b.username = Some("bc".into());
+        assert_ne!(a.connection_key(), b.connection_key());
+        // Where the token is read from, resources and authorization parameters select it too.
+        let mut other = base.clone();
+        other.response_format.token_path = "authed_user".into();
+        assert_ne!(other.connection_key(), key);
+        let mut other = base.clone();
+        other.resource = vec!["https://api.example.com/".into()];
+        assert_ne!(other.connection_key(), key);
+        let mut a = base.clone();
+        a.extra_params = vec![("prompt".into(), "consent".into())];
+        let mut b = base.clone();
+        b.authorization_params = a.extra_params.clone();
+        assert_ne!(a.connection_key(), key);
         assert_ne!(a.connection_key(), b.connection_key());
         // The header prefix does not change which token is issued.
         let mut other = base.clone();

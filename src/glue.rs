@@ -3,7 +3,9 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::config::{ClientAuth, Config, ConfigProblem, GrantType};
+use crate::config::{
+    ClientAuth, Config, ConfigProblem, GrantType, ResponseFormat, ScopeSeparator, TimeUnit,
+};
 use crate::error::{Error, ProviderError, ResponseProblem, TransportError};
 use crate::http::{HttpRequest, HttpResponse};
 use crate::lifecycle::{self, Host};
@@ -81,13 +83,12 @@ impl Guest for Component {
             .map_err(error_to_wit)
     }
 
-    // The configuration selects no reading options yet; it is part of the contract so that
-    // provider-specific reading can be configured without changing it.
     fn parse_token_response(
-        _config: wit::ConnectionConfig,
+        config: wit::ConnectionConfig,
         response: wit::HttpResponse,
     ) -> Result<wit::Token, wit::OauthError> {
-        token_response::parse(&response_from_wit(response), Imports.now())
+        let format = config_from_wit(config).response_format;
+        token_response::parse(&response_from_wit(response), Imports.now(), &format)
             .map(token_to_wit)
             .map_err(error_to_wit)
     }
@@ -154,12 +155,27 @@ fn config_from_wit(c: wit::ConnectionConfig) -> Config {
         password_name: c.password_name,
         header_prefix: c.header_prefix,
         audience: c.audience,
+        resource: c.resource_indicators,
         scope: c.scope,
         client_auth: match c.client_auth {
+            wit::ClientAuth::Auto => ClientAuth::Auto,
             wit::ClientAuth::Basic => ClientAuth::Basic,
+            wit::ClientAuth::BasicUnencoded => ClientAuth::BasicUnencoded,
             wit::ClientAuth::RequestBody => ClientAuth::RequestBody,
         },
         extra_params: pairs_from_wit(c.extra_params),
+        authorization_params: pairs_from_wit(c.authorization_params),
+        response_format: ResponseFormat {
+            token_path: c.response_format.token_path,
+            expires_in_unit: match c.response_format.expires_in_unit {
+                wit::TimeUnit::Seconds => TimeUnit::Seconds,
+                wit::TimeUnit::Milliseconds => TimeUnit::Milliseconds,
+            },
+            scope_separator: match c.response_format.scope_separator {
+                wit::ScopeSeparator::Space => ScopeSeparator::Space,
+                wit::ScopeSeparator::Comma => ScopeSeparator::Comma,
+            },
+        },
     }
 }
 
@@ -202,6 +218,7 @@ fn token_to_wit(t: Token) -> wit::Token {
         refresh_token: t.refresh_token,
         scope: t.scope,
         id_token: t.id_token,
+        extra_fields: pairs_to_wit(&t.extra),
     }
 }
 

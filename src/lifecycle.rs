@@ -4,15 +4,16 @@
 use subtle::ConstantTimeEq;
 
 use crate::callback::{self, Outcome};
-use crate::config::{Config, GrantType};
+use crate::config::{ClientAuth, Config, GrantType};
 use crate::error::{Error, ProviderError, TransportError};
-use crate::hints;
+use crate::hints::{self, Situation};
 use crate::http::{HttpRequest, HttpResponse};
 use crate::token::Token;
 use crate::token_cache::{
-    CachedToken, PENDING_LIFETIME_SECS, PendingAuthorization, pending_key, token_key,
+    CachedToken, PENDING_LIFETIME_SECS, PendingAuthorization, client_auth_key, pending_key,
+    token_key,
 };
-use crate::token_request::{self, Credentials, Step};
+use crate::token_request::{self, AuthMethod, Credentials, Step};
 use crate::{authorization_url, pkce, token_response};
 
 /// What the lifecycle needs from the host.
@@ -64,11 +65,14 @@ pub fn ensure_token(config: &Config, host: &impl Host) -> Result<Token, Error> {
                     if token.id_token.is_none() {
                         token.id_token.clone_from(&cached.id_token);
                     }
+                    if token.extra.is_empty() {
+                        token.extra.clone_from(&cached.extra);
+                    }
                     return store(host, &key, token);
                 }
                 // The refresh token is dead. A repeatable grant simply starts over; the
                 // authorization code grant needs the user again.
-                Err(Error::Provider(e)) if e.code == "invalid_grant" => {
+                Err(Error::Provider(e)) if hints::is_invalid_grant(&e.code) => {
                     if !config.grant_type.is_repeatable() {
                         return Err(Error::AuthorizationRequired(format!(
                             "the provider refused the refresh token ({e}): authorize again"
@@ -129,11 +133,22 @@ pub fn forget_token(config: &Config, host: &impl Host) -> Result<(), Error> {
     }
 }
 
-/// Builds the token request for `step` with the secrets the configuration names.
+/// Builds the token request for `step` with the secrets the configuration names, and the
+/// client authentication `auto` would try first.
 pub fn build_token_request(
     config: &Config,
     host: &impl Host,
     step: &Step,
+) -> Result<HttpRequest, Error> {
+    let auth = first_auth_method(config, host)?;
+    build_request(config, host, step, auth)
+}
+
+fn build_request(
+    config: &Config,
+    host: &impl Host,
+    step: &Step,
+    auth: AuthMethod,
 ) -> Result<HttpRequest, Error> {
     let needs_password = config.grant_type == GrantType::Password && *step == Step::NewToken;
     let credentials = Credentials {
@@ -144,7 +159,7 @@ pub fn build_token_request(
             None
         },
     };
-    token_request::build(config, step, &credentials)
+    token_request::build(config, step, &credentials, auth)
 }
 
 /// Starts the authorization-code flow: a fresh state and PKCE verifier, kept in the store
@@ -205,7 +220,7 @@ pub fn complete_authorization(
         } => {
             return Err(Error::AuthorizationDenied(ProviderError {
                 status: 0,
-                hint: hints::for_code(&code).to_owned(),
+                hint: hints::for_code(&code, Situation::Consent).to_owned(),
                 code,
                 description,
                 uri,
@@ -234,10 +249,72 @@ fn require_authorization_code(config: &Config) -> Result<(), Error> {
     Ok(())
 }
 
+/// Obtains a token for `step`. With `client_auth: auto`, a new token for a repeatable grant
+/// that fails with `invalid_client` is asked for once more with the other method, and the one
+/// that worked is remembered. Nothing else is retried: a code is single-use, and a refresh
+/// token may rotate on the first attempt.
 fn request_token(config: &Config, host: &impl Host, step: &Step) -> Result<Token, Error> {
-    let request = build_token_request(config, host, step)?;
+    let first = first_auth_method(config, host)?;
+    let retry = config.client_auth == ClientAuth::Auto
+        && *step == Step::NewToken
+        && config.grant_type.is_repeatable()
+        && config.client_secret_name.is_some();
+    match send_token_request(config, host, step, first) {
+        Err(Error::Provider(e)) if retry && hints::is_invalid_client(&e.code) => {
+            let second = first.alternative();
+            match send_token_request(config, host, step, second) {
+                Ok(token) => {
+                    host.set_secret(&client_auth_key(config), second.as_str())
+                        .map_err(Error::SecretStore)?;
+                    Ok(token)
+                }
+                Err(Error::Provider(mut e)) if hints::is_invalid_client(&e.code) => {
+                    e.hint = hints::for_code(&e.code, Situation::BothClientAuths).to_owned();
+                    Err(Error::Provider(e))
+                }
+                Err(e) => Err(e),
+            }
+        }
+        result => result,
+    }
+}
+
+/// The configured client authentication; for `auto`, the method remembered for this token URL
+/// and client ID, else Basic (RFC 6749 §2.3.1 asks servers to support it).
+fn first_auth_method(config: &Config, host: &impl Host) -> Result<AuthMethod, Error> {
+    let remembered = if config.client_auth == ClientAuth::Auto {
+        host.get_secret(&client_auth_key(config))
+            .map_err(Error::SecretStore)?
+            .and_then(|name| AuthMethod::parse(&name))
+    } else {
+        None
+    };
+    Ok(AuthMethod::from_config(
+        config.client_auth,
+        remembered.unwrap_or(AuthMethod::Basic),
+    ))
+}
+
+fn send_token_request(
+    config: &Config,
+    host: &impl Host,
+    step: &Step,
+    auth: AuthMethod,
+) -> Result<Token, Error> {
+    let request = build_request(config, host, step, auth)?;
     let response = host.send(&request).map_err(Error::Transport)?;
-    token_response::parse(&response, host.now())
+    token_response::parse(&response, host.now(), &config.response_format).map_err(|e| match e {
+        Error::Provider(mut e) => {
+            let situation = match step {
+                Step::NewToken => Situation::new_token(config.grant_type),
+                Step::ExchangeCode { .. } => Situation::CodeExchange,
+                Step::Refresh { .. } => Situation::Refresh,
+            };
+            e.hint = hints::for_code(&e.code, situation).to_owned();
+            Error::Provider(e)
+        }
+        other => other,
+    })
 }
 
 fn store(host: &impl Host, key: &str, token: Token) -> Result<Token, Error> {
@@ -580,7 +657,7 @@ mod tests {
                     (e.code.as_str(), e.description.as_deref()),
                     ("access_denied", Some("nope"))
                 );
-                assert_eq!(e.hint, hints::for_code("access_denied"));
+                assert_eq!(e.hint, hints::for_code("access_denied", Situation::Consent));
             }
             other => panic!("{other:?}"),
         }
@@ -624,6 +701,7 @@ mod tests {
             refresh_token: Some("rt".into()),
             scope: None,
             id_token: None,
+            extra: vec![],
         };
         host.secrets
             .borrow_mut()
@@ -652,5 +730,145 @@ mod tests {
             ensure_token(&c, &host),
             Err(Error::SecretStore("disk full".into()))
         );
+    }
+
+    fn used_basic(request: &HttpRequest) -> bool {
+        header(&request.headers, "authorization").is_some()
+    }
+
+    const INVALID_CLIENT: &str =
+        r#"{"error":"invalid_client","error_description":"client authentication failed"}"#;
+
+    #[test]
+    fn auto_client_auth_falls_back_to_the_body_once_and_remembers_it() {
+        let mut c = config(GrantType::ClientCredentials);
+        c.client_auth = ClientAuth::Auto;
+        let host = FakeHost::new();
+        host.reply(401, INVALID_CLIENT);
+        host.reply(200, r#"{"access_token":"at1","expires_in":3600}"#);
+        assert_eq!(ensure_token(&c, &host).unwrap().access_token, "at1");
+        {
+            let sent = host.sent.borrow();
+            assert_eq!(sent.len(), 2);
+            assert!(used_basic(&sent[0]), "Basic first");
+            assert!(!used_basic(&sent[1]), "then the body");
+        }
+        assert_eq!(host.sent_forms()[1]["client_secret"], "cs");
+        assert_eq!(
+            host.secrets
+                .borrow()
+                .get(&client_auth_key(&c))
+                .map(String::as_str),
+            Some("request_body")
+        );
+
+        // The next token request starts with what worked: one request.
+        forget_token(&c, &host).unwrap();
+        host.reply(200, r#"{"access_token":"at2","expires_in":3600}"#);
+        assert_eq!(ensure_token(&c, &host).unwrap().access_token, "at2");
+        assert_eq!(host.sent.borrow().len(), 3);
+        assert!(!used_basic(&host.sent.borrow()[2]));
+        // And the plain token request export builds that same request.
+        let built = build_token_request(&c, &host, &Step::NewToken).unwrap();
+        assert!(!used_basic(&built));
+    }
+
+    #[test]
+    fn auto_client_auth_gives_up_after_both_methods_and_stores_nothing() {
+        let mut c = config(GrantType::Password);
+        c.client_auth = ClientAuth::Auto;
+        let host = FakeHost::new();
+        host.reply(401, INVALID_CLIENT);
+        host.reply(400, r#"{"error":"invalid_client"}"#);
+        let Err(Error::Provider(e)) = ensure_token(&c, &host) else {
+            panic!("invalid_client expected")
+        };
+        assert_eq!(e.code, "invalid_client");
+        assert_eq!(
+            e.hint,
+            hints::for_code("invalid_client", Situation::BothClientAuths)
+        );
+        assert_eq!(host.sent.borrow().len(), 2);
+        assert_eq!(host.secrets.borrow().len(), 2, "only the two secrets");
+    }
+
+    #[test]
+    fn explicit_client_auth_and_code_exchanges_are_never_retried() {
+        let c = config(GrantType::ClientCredentials);
+        let host = FakeHost::new();
+        host.reply(401, INVALID_CLIENT);
+        assert!(
+            matches!(ensure_token(&c, &host), Err(Error::Provider(e)) if e.code == "invalid_client")
+        );
+        assert_eq!(host.sent.borrow().len(), 1, "client_auth basic: no retry");
+
+        let mut c = config(GrantType::AuthorizationCode);
+        c.client_auth = ClientAuth::Auto;
+        let host = FakeHost::new();
+        let start = begin_authorization(&c, &host).unwrap();
+        host.reply(401, INVALID_CLIENT);
+        let redirect = format!(
+            "http://127.0.0.1:8765/callback?code=c&state={}",
+            start.state
+        );
+        let Err(Error::Provider(e)) = complete_authorization(&c, &host, &redirect) else {
+            panic!("invalid_client expected")
+        };
+        assert_eq!(
+            e.hint,
+            hints::for_code("invalid_client", Situation::CodeExchange)
+        );
+        assert!(e.hint.contains("never retried"), "{}", e.hint);
+        assert_eq!(host.sent.borrow().len(), 1, "a code is single-use");
+    }
+
+    #[test]
+    fn provider_hints_depend_on_the_step() {
+        let c = config(GrantType::Password);
+        let host = FakeHost::new();
+        host.reply(400, r#"{"error":"invalid_request"}"#);
+        let Err(Error::Provider(e)) = ensure_token(&c, &host) else {
+            panic!("invalid_request expected")
+        };
+        assert_eq!(
+            e.hint,
+            hints::for_code("invalid_request", Situation::Password)
+        );
+
+        let c = config(GrantType::AuthorizationCode);
+        let host = FakeHost::new();
+        let start = begin_authorization(&c, &host).unwrap();
+        host.reply(200, r#"{"error":"bad_verification_code"}"#);
+        let redirect = format!(
+            "http://127.0.0.1:8765/callback?code=c&state={}",
+            start.state
+        );
+        let Err(Error::Provider(e)) = complete_authorization(&c, &host, &redirect) else {
+            panic!("bad_verification_code expected")
+        };
+        assert_eq!(
+            e.hint,
+            hints::for_code("invalid_grant", Situation::CodeExchange)
+        );
+    }
+
+    #[test]
+    fn a_refresh_without_extra_fields_keeps_the_old_ones() {
+        let c = config(GrantType::ClientCredentials);
+        let host = FakeHost::new();
+        host.reply(
+            200,
+            r#"{"access_token":"at1","expires_in":60,"refresh_token":"rt1","instance_url":"https://na1.example.com"}"#,
+        );
+        let first = ensure_token(&c, &host).unwrap();
+        assert_eq!(
+            first.extra,
+            vec![("instance_url".into(), "https://na1.example.com".into())]
+        );
+        host.now.set(host.now.get() + 60);
+        host.reply(200, r#"{"access_token":"at2","expires_in":60}"#);
+        let second = ensure_token(&c, &host).unwrap();
+        assert_eq!(second.access_token, "at2");
+        assert_eq!(second.extra, first.extra);
     }
 }

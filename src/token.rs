@@ -14,6 +14,33 @@ pub struct Token {
     pub refresh_token: Option<String>,
     pub scope: Option<String>,
     pub id_token: Option<String>,
+    /// Response fields beyond RFC 6749's (Salesforce's `instance_url`), sorted by name.
+    #[serde(default)]
+    pub extra: Vec<(String, String)>,
+}
+
+/// Whether a response field's name says it holds a credential (`access_token` of a Slack bot
+/// under a user token, Salesforce's `signature`): its value is never shown.
+pub fn is_sensitive_field(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    ["token", "secret", "password", "signature", "code", "key"]
+        .iter()
+        .any(|word| name.contains(word))
+}
+
+/// Extra fields for display: the value of a sensitive one replaced by `<redacted>`.
+pub fn redacted_extra(extra: &[(String, String)]) -> Vec<(&str, &str)> {
+    extra
+        .iter()
+        .map(|(name, value)| {
+            let shown = if is_sensitive_field(name) {
+                "<redacted>"
+            } else {
+                value.as_str()
+            };
+            (name.as_str(), shown)
+        })
+        .collect()
 }
 
 /// The longest a token is treated as expired before its stated expiry: room for clock skew
@@ -50,6 +77,7 @@ impl std::fmt::Debug for Token {
             )
             .field("scope", &self.scope)
             .field("id_token", &self.id_token.as_ref().map(|_| "<redacted>"))
+            .field("extra", &redacted_extra(&self.extra))
             .finish()
     }
 }
@@ -67,6 +95,11 @@ mod tests {
             refresh_token: Some("rt-secret".into()),
             scope: None,
             id_token: Some("id-secret".into()),
+            extra: vec![
+                ("instance_url".into(), "https://na1.example.com".into()),
+                ("signature".into(), "sig-secret".into()),
+                ("bot_access_token".into(), "xoxb-secret".into()),
+            ],
         }
     }
 
@@ -92,5 +125,6 @@ mod tests {
     fn debug_redacts_every_token_value() {
         let shown = format!("{:?}", token(0, None));
         assert!(!shown.contains("secret"), "{shown}");
+        assert!(shown.contains("https://na1.example.com"), "{shown}");
     }
 }

@@ -11,6 +11,17 @@ pub fn token_key(config: &Config) -> String {
     format!("oauth2/token/{}", config.connection_key())
 }
 
+/// The store entry remembering which client authentication `auto` found to work for a token
+/// URL and client ID.
+pub fn client_auth_key(config: &Config) -> String {
+    let mut hash = Sha256::new();
+    for field in [config.token_url.trim(), config.client_id.as_str()] {
+        hash.update((field.len() as u64).to_le_bytes());
+        hash.update(field.as_bytes());
+    }
+    format!("oauth2/client-auth/{}", hex(&hash.finalize()[..16]))
+}
+
 /// The store entry holding a pending authorization. It is named by a hash of the state so the
 /// store's lookup never compares the state itself; the entry then holds the state for a
 /// constant-time comparison.
@@ -32,6 +43,8 @@ pub struct CachedToken {
     pub refresh_token: Option<String>,
     pub scope: Option<String>,
     pub id_token: Option<String>,
+    #[serde(default)]
+    pub extra: Vec<(String, String)>,
 }
 
 impl CachedToken {
@@ -45,6 +58,7 @@ impl CachedToken {
             refresh_token: self.refresh_token.clone(),
             scope: self.scope.clone(),
             id_token: self.id_token.clone(),
+            extra: self.extra.clone(),
         };
         token.is_fresh(now).then_some(token)
     }
@@ -70,6 +84,7 @@ impl From<&Token> for CachedToken {
             refresh_token: t.refresh_token.clone(),
             scope: t.scope.clone(),
             id_token: t.id_token.clone(),
+            extra: t.extra.clone(),
         }
     }
 }
@@ -111,9 +126,11 @@ mod tests {
             refresh_token: Some("rt".into()),
             scope: Some("read".into()),
             id_token: None,
+            extra: vec![("instance_url".into(), "https://na1.example.com".into())],
         };
         let back = CachedToken::decode(&cached.encode()).unwrap();
         assert_eq!(back.usable(20).unwrap().access_token, "at");
+        assert_eq!(back.usable(20).unwrap().extra, cached.extra);
         assert!(back.usable(3_600).is_none(), "inside the margin");
         assert!(CachedToken::decode("not json").is_none());
         assert!(CachedToken::decode("{\"access_token\":1}").is_none());

@@ -26,11 +26,59 @@ pub struct Credentials {
     pub password: Option<String>,
 }
 
-/// The form-encoded POST to the token endpoint for `step`.
+/// How the client authenticates on one request: `auto` resolved to one concrete method.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthMethod {
+    Basic,
+    BasicUnencoded,
+    RequestBody,
+}
+
+impl AuthMethod {
+    /// The configured method, or `fallback` when the configuration says `auto`.
+    pub fn from_config(client_auth: ClientAuth, fallback: AuthMethod) -> AuthMethod {
+        match client_auth {
+            ClientAuth::Auto => fallback,
+            ClientAuth::Basic => AuthMethod::Basic,
+            ClientAuth::BasicUnencoded => AuthMethod::BasicUnencoded,
+            ClientAuth::RequestBody => AuthMethod::RequestBody,
+        }
+    }
+
+    /// The name used in the configuration and in the store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::Basic => ClientAuth::Basic.as_str(),
+            AuthMethod::BasicUnencoded => ClientAuth::BasicUnencoded.as_str(),
+            AuthMethod::RequestBody => ClientAuth::RequestBody.as_str(),
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<AuthMethod> {
+        [
+            AuthMethod::Basic,
+            AuthMethod::BasicUnencoded,
+            AuthMethod::RequestBody,
+        ]
+        .into_iter()
+        .find(|m| m.as_str() == name)
+    }
+
+    /// What `auto` tries after `invalid_client` with this method.
+    pub fn alternative(self) -> AuthMethod {
+        match self {
+            AuthMethod::RequestBody => AuthMethod::Basic,
+            AuthMethod::Basic | AuthMethod::BasicUnencoded => AuthMethod::RequestBody,
+        }
+    }
+}
+
+/// The form-encoded POST to the token endpoint for `step`, authenticating with `auth`.
 pub fn build(
     config: &Config,
     step: &Step,
     credentials: &Credentials,
+    auth: AuthMethod,
 ) -> Result<HttpRequest, Error> {
     config.check()?;
     let mut form = form_urlencoded::Serializer::new(String::new());
@@ -74,14 +122,15 @@ pub fn build(
             form.append_pair("refresh_token", refresh_token);
         }
     }
-    // A refresh keeps the scope and audience originally granted (RFC 6749 §6); asking again
-    // can only narrow them, and some providers reject parameters they did not expect there.
+    // A refresh keeps the scope, audience and resources originally granted (RFC 6749 §6,
+    // RFC 8707 §2.2); asking again can only narrow them, and some providers reject parameters
+    // they did not expect there.
     if !matches!(step, Step::Refresh { .. }) {
-        if let Some(scope) = config.scope.as_deref().filter(|s| !s.trim().is_empty()) {
-            form.append_pair("scope", &normalize_scope(scope));
+        if let Some(scope) = config.scope_param() {
+            form.append_pair("scope", &scope);
         }
-        if let Some(audience) = &config.audience {
-            form.append_pair("audience", audience);
+        for (name, value) in config.shared_params() {
+            form.append_pair(name, value);
         }
     }
     for (name, value) in &config.extra_params {
@@ -95,14 +144,21 @@ pub fn build(
         ),
         ("Accept".to_owned(), "application/json".to_owned()),
     ];
-    match (&credentials.client_secret, config.client_auth) {
-        (Some(secret), ClientAuth::Basic) => {
+    match (&credentials.client_secret, auth) {
+        (Some(secret), AuthMethod::Basic) => {
             headers.push((
                 "Authorization".to_owned(),
                 basic_authorization(&config.client_id, secret),
             ));
         }
-        (Some(secret), ClientAuth::RequestBody) => {
+        (Some(secret), AuthMethod::BasicUnencoded) => {
+            let pair = format!("{}:{secret}", config.client_id);
+            headers.push((
+                "Authorization".to_owned(),
+                format!("Basic {}", STANDARD.encode(pair)),
+            ));
+        }
+        (Some(secret), AuthMethod::RequestBody) => {
             form.append_pair("client_id", &config.client_id);
             form.append_pair("client_secret", secret);
         }
@@ -118,11 +174,6 @@ pub fn build(
         headers,
         body: form.finish().into_bytes(),
     })
-}
-
-/// Scope tokens joined by single spaces (RFC 6749 §3.3), whatever spacing the user typed.
-fn normalize_scope(scope: &str) -> String {
-    scope.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Bytes left as they are in Basic credentials: RFC 3986's unreserved characters.
@@ -158,6 +209,10 @@ mod tests {
         }
     }
 
+    fn method(c: &Config) -> AuthMethod {
+        AuthMethod::from_config(c.client_auth, AuthMethod::Basic)
+    }
+
     fn form(req: &HttpRequest) -> Vec<(String, String)> {
         form_urlencoded::parse(&req.body).into_owned().collect()
     }
@@ -173,8 +228,9 @@ mod tests {
         let mut c = config(GrantType::ClientCredentials);
         c.scope = Some(" read   write ".into());
         c.audience = Some("https://api.example.com".into());
-        c.extra_params = vec![("resource".into(), "https://api.example.com/v1".into())];
-        let req = build(&c, &Step::NewToken, &creds()).unwrap();
+        c.resource = vec!["https://api.example.com/v1".into()];
+        c.extra_params = vec![("max_age".into(), "60".into())];
+        let req = build(&c, &Step::NewToken, &creds(), method(&c)).unwrap();
         assert_eq!(req.method, "POST");
         assert_eq!(req.url, "https://idp.example.com/oauth/token");
         assert_eq!(header(&req.headers, "accept"), Some("application/json"));
@@ -194,6 +250,7 @@ mod tests {
                 ("scope", "read write"),
                 ("audience", "https://api.example.com"),
                 ("resource", "https://api.example.com/v1"),
+                ("max_age", "60"),
             ])
         );
         let body = String::from_utf8(req.body).unwrap();
@@ -235,10 +292,40 @@ mod tests {
     }
 
     #[test]
+    fn unencoded_basic_joins_id_and_secret_as_they_are() {
+        let mut c = config(GrantType::ClientCredentials);
+        c.client_auth = ClientAuth::BasicUnencoded;
+        let req = build(&c, &Step::NewToken, &creds(), method(&c)).unwrap();
+        let value = header(&req.headers, "authorization").unwrap();
+        let decoded = STANDARD
+            .decode(value.strip_prefix("Basic ").unwrap())
+            .unwrap();
+        assert_eq!(decoded, format!("client-1:{SECRET}").as_bytes());
+    }
+
+    #[test]
+    fn auto_resolves_to_what_the_caller_chose_and_alternates() {
+        let mut c = config(GrantType::ClientCredentials);
+        c.client_auth = ClientAuth::Auto;
+        let req = build(&c, &Step::NewToken, &creds(), AuthMethod::RequestBody).unwrap();
+        assert_eq!(header(&req.headers, "authorization"), None);
+        assert!(form(&req).contains(&("client_secret".into(), SECRET.into())));
+        assert_eq!(AuthMethod::Basic.alternative(), AuthMethod::RequestBody);
+        assert_eq!(AuthMethod::RequestBody.alternative(), AuthMethod::Basic);
+        for m in [
+            AuthMethod::Basic,
+            AuthMethod::BasicUnencoded,
+            AuthMethod::RequestBody,
+        ] {
+            assert_eq!(AuthMethod::parse(m.as_str()), Some(m));
+        }
+    }
+
+    #[test]
     fn request_body_auth_round_trips_special_characters() {
         let mut c = config(GrantType::Password);
         c.client_auth = ClientAuth::RequestBody;
-        let req = build(&c, &Step::NewToken, &creds()).unwrap();
+        let req = build(&c, &Step::NewToken, &creds(), method(&c)).unwrap();
         assert_eq!(header(&req.headers, "authorization"), None);
         assert_eq!(
             form(&req),
@@ -265,7 +352,7 @@ mod tests {
             code: "the-code".into(),
             pkce_verifier: "v".repeat(43),
         };
-        let req = build(&c, &step, &creds()).unwrap();
+        let req = build(&c, &step, &creds(), method(&c)).unwrap();
         assert_eq!(
             form(&req),
             pairs(&[
@@ -284,7 +371,7 @@ mod tests {
         let step = Step::Refresh {
             refresh_token: "rt".into(),
         };
-        let req = build(&c, &step, &Credentials::default()).unwrap();
+        let req = build(&c, &step, &Credentials::default(), method(&c)).unwrap();
         assert_eq!(header(&req.headers, "authorization"), None);
         assert_eq!(
             form(&req),
@@ -301,17 +388,18 @@ mod tests {
         let mut c = config(GrantType::Password);
         c.scope = Some("read".into());
         c.audience = Some("aud".into());
-        c.extra_params = vec![("resource".into(), "r".into())];
+        c.resource = vec!["https://api.example.com/".into()];
+        c.extra_params = vec![("max_age".into(), "60".into())];
         let step = Step::Refresh {
             refresh_token: "rt+/=".into(),
         };
-        let req = build(&c, &step, &creds()).unwrap();
+        let req = build(&c, &step, &creds(), method(&c)).unwrap();
         assert_eq!(
             form(&req),
             pairs(&[
                 ("grant_type", "refresh_token"),
                 ("refresh_token", "rt+/="),
-                ("resource", "r")
+                ("max_age", "60")
             ])
         );
     }
@@ -320,7 +408,7 @@ mod tests {
     fn refusals_are_typed() {
         let c = config(GrantType::AuthorizationCode);
         assert!(matches!(
-            build(&c, &Step::NewToken, &creds()),
+            build(&c, &Step::NewToken, &creds(), method(&c)),
             Err(Error::AuthorizationRequired(_))
         ));
         let c = config(GrantType::Password);
@@ -329,13 +417,13 @@ mod tests {
             password: None,
         };
         assert!(matches!(
-            build(&c, &Step::NewToken, &no_password),
+            build(&c, &Step::NewToken, &no_password, method(&c)),
             Err(Error::MissingSecret { field, .. }) if field == "password"
         ));
         let mut c = config(GrantType::ClientCredentials);
         c.token_url = "http://idp.example.com/token".into();
         assert!(matches!(
-            build(&c, &Step::NewToken, &creds()),
+            build(&c, &Step::NewToken, &creds(), method(&c)),
             Err(Error::InvalidConfig(p)) if p.field == "token_url"
         ));
     }

@@ -2,79 +2,86 @@
 
 use serde_json::{Map, Value};
 
+use crate::config::{ResponseFormat, ScopeSeparator, TimeUnit};
 use crate::error::{Error, ProviderError, ResponseProblem};
-use crate::hints;
+use crate::hints::{self, Situation};
 use crate::http::{HttpResponse, header};
 use crate::token::Token;
 
-/// Reads a token endpoint response received at `now` (Unix seconds). Any input gives a value:
-/// bodies that are not UTF-8, not JSON, nested too deep or missing fields become
-/// [`Error::MalformedResponse`]; an OAuth `error`, under any status, becomes [`Error::Provider`].
-pub fn parse(response: &HttpResponse, now: u64) -> Result<Token, Error> {
+/// The fields RFC 6749 §5.1 defines, plus the `expires`/`expires_at` variants this reader
+/// understands; everything else in a response is kept as an extra field.
+const TOKEN_FIELDS: &[&str] = &[
+    "access_token",
+    "token_type",
+    "expires_in",
+    "expires",
+    "expires_at",
+    "refresh_token",
+    "scope",
+    "id_token",
+];
+
+/// Reads a token endpoint response received at `now` (Unix seconds) the way `format` says.
+/// Any input gives a value: bodies that are not UTF-8, not JSON, nested too deep or missing
+/// fields become [`Error::MalformedResponse`]; an OAuth `error`, under any status, becomes
+/// [`Error::Provider`].
+pub fn parse(response: &HttpResponse, now: u64, format: &ResponseFormat) -> Result<Token, Error> {
     let content_type = header(&response.headers, "content-type").map(str::to_owned);
-    let fields = match read_fields(&response.body, content_type.as_deref()) {
-        Some(fields) => fields,
-        None => {
-            return Err(unreadable(
-                response,
-                content_type,
-                "the body is not a JSON object",
-            ));
-        }
+    let unreadable = |message: &str| unreadable(response, content_type.clone(), message);
+    let Some(fields) = read_fields(&response.body, content_type.as_deref()) else {
+        return Err(unreadable("the body is neither a JSON object nor a form"));
     };
 
     // Some providers (GitHub, Slack) report errors with HTTP 200: `error` decides, not the status.
-    if let Some(code) = string(&fields, "error") {
+    if let Some((code, description)) = oauth_error(&fields, response.status) {
         return Err(Error::Provider(ProviderError {
             status: response.status,
-            hint: hints::for_code(&code).to_owned(),
+            hint: hints::for_code(&code, Situation::Any).to_owned(),
             code,
-            description: string(&fields, "error_description"),
+            description,
             uri: string(&fields, "error_uri"),
         }));
     }
     if !(200..300).contains(&response.status) {
-        return Err(unreadable(
-            response,
-            content_type,
-            "an error status without an OAuth error code",
-        ));
+        let message = match free_text(&fields) {
+            Some(said) => format!("an error status without an OAuth error code; it says {said:?}"),
+            None => "an error status without an OAuth error code".to_owned(),
+        };
+        return Err(unreadable(&message));
     }
-    let Some(access_token) = string(&fields, "access_token").filter(|t| !t.is_empty()) else {
-        return Err(unreadable(
-            response,
-            content_type,
-            "the response has no access_token",
-        ));
+    let (object, path) = match at_path(&fields, &format.token_path) {
+        Some(object) => (object, format.token_path.as_str()),
+        // A refresh of a nested token answers at the top level (Slack's rotating user tokens).
+        None if fields.contains_key("access_token") => (&fields, ""),
+        None => {
+            return Err(unreadable(&format!(
+                "the response has no object at token_path {:?}",
+                format.token_path
+            )));
+        }
     };
-    let expires_at = match fields.get("expires_in") {
-        None | Some(Value::Null) => None,
-        Some(value) => match seconds(value) {
-            Some(secs) => Some(now.saturating_add(secs)),
-            None => {
-                return Err(unreadable(
-                    response,
-                    content_type,
-                    "expires_in is not a number of seconds",
-                ));
-            }
-        },
+    let Some(access_token) = string(object, "access_token").filter(|t| !t.is_empty()) else {
+        return Err(unreadable("the response has no access_token"));
+    };
+    let Ok(expires_at) = expires_at(object, now, format.expires_in_unit) else {
+        return Err(unreadable("expires_in is not a number"));
     };
     Ok(Token {
         access_token,
         // RFC 6749 makes token_type required, yet several providers omit it; the header prefix
         // comes from the configuration anyway, so its absence costs nothing.
-        token_type: string(&fields, "token_type").unwrap_or_else(|| "Bearer".to_owned()),
+        token_type: string(object, "token_type").unwrap_or_else(|| "Bearer".to_owned()),
         issued_at: now,
         expires_at,
-        refresh_token: string(&fields, "refresh_token").filter(|t| !t.is_empty()),
-        scope: string(&fields, "scope"),
-        id_token: string(&fields, "id_token"),
+        refresh_token: string(object, "refresh_token").filter(|t| !t.is_empty()),
+        scope: scope(object.get("scope"), format.scope_separator),
+        id_token: string(object, "id_token"),
+        extra: extra_fields(&fields, object, path),
     })
 }
 
-/// The body's top-level fields: a JSON object, or a form-encoded body (which older providers
-/// send, GitHub among them, when the client does not get JSON).
+/// The body's top-level fields: a JSON object, or a form-encoded body. Older providers send
+/// forms: GitHub when the client does not ask for JSON, Facebook as `text/plain`.
 fn read_fields(body: &[u8], content_type: Option<&str>) -> Option<Map<String, Value>> {
     let media_type = content_type
         .and_then(|ct| ct.split(';').next())
@@ -84,19 +91,61 @@ fn read_fields(body: &[u8], content_type: Option<&str>) -> Option<Map<String, Va
     }
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(fields)) => Some(fields),
-        _ => None,
+        _ => Some(form_fields(body))
+            .filter(|f| f.contains_key("access_token") || f.contains_key("error")),
     }
 }
 
 fn form_fields(body: &[u8]) -> Map<String, Value> {
     let mut fields = Map::new();
     for (name, value) in form_urlencoded::parse(body) {
-        // The first occurrence wins, as for a JSON object read by the spec's parser.
+        // The first occurrence wins: a later duplicate cannot override what came first.
         fields
             .entry(name.into_owned())
             .or_insert_with(|| Value::String(value.into_owned()));
     }
     fields
+}
+
+/// The error code and description of an error response. RFC 6749 §5.2's `error` string first;
+/// then the shapes providers use instead: Facebook's `{"error":{"type","message"}}`, and, on an
+/// error status, Databricks' upper-case `error_code`.
+fn oauth_error(fields: &Map<String, Value>, status: u16) -> Option<(String, Option<String>)> {
+    match fields.get("error") {
+        Some(Value::String(code)) => {
+            let description = string(fields, "error_description").or_else(|| free_text(fields));
+            Some((code.clone(), description))
+        }
+        Some(Value::Object(error)) => {
+            let code = string(error, "type").or_else(|| string(error, "code"))?;
+            Some((code, string(error, "message")))
+        }
+        _ if !(200..300).contains(&status) => {
+            let code = string(fields, "error_code")?.to_ascii_lowercase();
+            Some((code, free_text(fields)))
+        }
+        _ => None,
+    }
+}
+
+/// A provider's own words about a failure, from the fields some use instead of
+/// `error_description`: Zoom's `reason`, Twitch's and HubSpot's `message`.
+fn free_text(fields: &Map<String, Value>) -> Option<String> {
+    ["error_description", "reason", "message"]
+        .iter()
+        .find_map(|name| string(fields, name))
+}
+
+/// The object at a dot-separated path; the top level for an empty path.
+fn at_path<'a>(fields: &'a Map<String, Value>, path: &str) -> Option<&'a Map<String, Value>> {
+    if path.is_empty() {
+        return Some(fields);
+    }
+    path.split('.')
+        .try_fold(fields, |object, name| match object.get(name) {
+            Some(Value::Object(inner)) => Some(inner),
+            _ => None,
+        })
 }
 
 /// A string field; other JSON types count as absent rather than failing the whole response.
@@ -107,15 +156,92 @@ fn string(fields: &Map<String, Value>, name: &str) -> Option<String> {
     }
 }
 
-/// `expires_in` as whole seconds: a non-negative number, or a string holding one (Microsoft and
-/// PayPal send `"3599"`). A negative lifetime means already expired.
-fn seconds(value: &Value) -> Option<u64> {
+/// The absolute expiry: from `expires_in`, or Facebook's `expires`, relative to `now`; else
+/// from an absolute `expires_at`. `expires_in: 0` means no stated lifetime, as Go's x/oauth2
+/// reads it (VK sends it for tokens that do not expire). `Err` for a lifetime that is not a
+/// number.
+fn expires_at(object: &Map<String, Value>, now: u64, unit: TimeUnit) -> Result<Option<u64>, ()> {
+    // An empty value says nothing (Facebook has sent `expires=`), as does null.
+    let present = |name: &str| {
+        object
+            .get(name)
+            .filter(|v| !v.is_null() && v.as_str().is_none_or(|s| !s.trim().is_empty()))
+    };
+    if let Some(value) = present("expires_in").or_else(|| present("expires")) {
+        let amount = number(value).ok_or(())?;
+        return Ok((amount != 0.0).then(|| now.saturating_add(seconds(amount, unit))));
+    }
+    match present("expires_at") {
+        Some(value) => Ok(Some(seconds(number(value).ok_or(())?, unit))),
+        None => Ok(None),
+    }
+}
+
+/// A JSON number, or a string holding one (Microsoft and PayPal send `"3599"`).
+fn number(value: &Value) -> Option<f64> {
     let number = match value {
         Value::Number(n) => n.as_f64()?,
         Value::String(s) => s.trim().parse::<f64>().ok()?,
         _ => return None,
     };
-    number.is_finite().then(|| number.max(0.0) as u64)
+    number.is_finite().then_some(number)
+}
+
+/// Whole seconds, rounded down; a negative amount means already expired.
+fn seconds(amount: f64, unit: TimeUnit) -> u64 {
+    let secs = match unit {
+        TimeUnit::Seconds => amount,
+        TimeUnit::Milliseconds => amount / 1000.0,
+    };
+    secs.max(0.0) as u64
+}
+
+/// The granted scope, space-delimited (RFC 6749 §3.3) whatever form the provider used: a
+/// string split on its separator, or an array of strings (Twitch).
+fn scope(value: Option<&Value>, separator: ScopeSeparator) -> Option<String> {
+    let scopes: Vec<&str> = match value? {
+        Value::String(s) => match separator {
+            ScopeSeparator::Space => s.split_whitespace().collect(),
+            ScopeSeparator::Comma => s
+                .split(|c: char| c == ',' || c.is_whitespace())
+                .filter(|t| !t.is_empty())
+                .collect(),
+        },
+        Value::Array(items) => items.iter().filter_map(Value::as_str).collect(),
+        _ => return None,
+    };
+    (!scopes.is_empty()).then(|| scopes.join(" "))
+}
+
+/// The fields beyond RFC 6749's, sorted by name: those of the token object, and, for a nested
+/// token, the top level's other fields too (Slack's `team`). Non-string values are kept as
+/// compact JSON.
+fn extra_fields(
+    top: &Map<String, Value>,
+    object: &Map<String, Value>,
+    path: &str,
+) -> Vec<(String, String)> {
+    let text = |value: &Value| match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let mut extra: Map<String, Value> = Map::new();
+    if !path.is_empty() {
+        let container = path.split('.').next().unwrap_or_default();
+        for (name, value) in top.iter().filter(|(name, _)| *name != container) {
+            extra.insert(name.clone(), value.clone());
+        }
+    }
+    for (name, value) in object
+        .iter()
+        .filter(|(name, _)| !TOKEN_FIELDS.contains(&name.as_str()))
+    {
+        extra.insert(name.clone(), value.clone());
+    }
+    extra
+        .iter()
+        .map(|(name, value)| (name.clone(), text(value)))
+        .collect()
 }
 
 fn unreadable(response: &HttpResponse, content_type: Option<String>, message: &str) -> Error {
@@ -141,6 +267,10 @@ mod tests {
 
     const NOW: u64 = 1_700_000_000;
 
+    fn parse_std(response: &HttpResponse, now: u64) -> Result<Token, Error> {
+        parse(response, now, &ResponseFormat::default())
+    }
+
     fn response(status: u16, content_type: &str, body: &[u8]) -> HttpResponse {
         HttpResponse {
             status,
@@ -155,7 +285,7 @@ mod tests {
 
     #[test]
     fn rfc6749_section_5_1_example() {
-        let token = parse(
+        let token = parse_std(
             &json(
                 200,
                 r#"{"access_token":"2YotnFZFEjr1zCsicMWpAA","token_type":"example","expires_in":3600,
@@ -178,7 +308,7 @@ mod tests {
 
     #[test]
     fn optional_fields_and_lenient_forms() {
-        let token = parse(
+        let token = parse_std(
             &json(
                 200,
                 r#"{"access_token":"a","expires_in":"3599","scope":"read write","id_token":"h.p.s","refresh_token":""}"#,
@@ -192,7 +322,7 @@ mod tests {
         assert_eq!(token.id_token.as_deref(), Some("h.p.s"));
         assert_eq!(token.refresh_token, None, "an empty refresh token is none");
 
-        let token = parse(
+        let token = parse_std(
             &json(
                 200,
                 r#"{"access_token":"a","expires_in":null,"scope":null}"#,
@@ -207,7 +337,7 @@ mod tests {
             "application/x-www-form-urlencoded; charset=utf-8",
             b"access_token=gho_x&scope=repo%2Cgist&token_type=bearer",
         );
-        let token = parse(&form, NOW).unwrap();
+        let token = parse_std(&form, NOW).unwrap();
         assert_eq!(
             (token.access_token.as_str(), token.token_type.as_str()),
             ("gho_x", "bearer")
@@ -228,17 +358,17 @@ mod tests {
             let body = format!(
                 r#"{{"error":"{code}","error_description":"why","error_uri":"https://idp/doc"}}"#
             );
-            match parse(&json(status, &body), NOW) {
+            match parse_std(&json(status, &body), NOW) {
                 Err(Error::Provider(e)) => {
                     assert_eq!((e.status, e.code.as_str()), (status, code));
                     assert_eq!(e.description.as_deref(), Some("why"));
                     assert_eq!(e.uri.as_deref(), Some("https://idp/doc"));
-                    assert_eq!(e.hint, hints::for_code(code));
+                    assert_eq!(e.hint, hints::for_code(code, Situation::Any));
                 }
                 other => panic!("{code}: {other:?}"),
             }
         }
-        let Err(Error::Provider(e)) = parse(&json(401, r#"{"error":"invalid_client"}"#), NOW)
+        let Err(Error::Provider(e)) = parse_std(&json(401, r#"{"error":"invalid_client"}"#), NOW)
         else {
             panic!()
         };
@@ -247,7 +377,7 @@ mod tests {
 
     #[test]
     fn error_in_a_200_body_is_an_error() {
-        let Err(Error::Provider(e)) = parse(
+        let Err(Error::Provider(e)) = parse_std(
             &json(200, r#"{"error":"incorrect_client_credentials"}"#),
             NOW,
         ) else {
@@ -266,7 +396,7 @@ mod tests {
             "text/html",
             b"<!DOCTYPE html><html><body>Not Found</body></html>",
         );
-        let Err(Error::MalformedResponse(p)) = parse(&page, NOW) else {
+        let Err(Error::MalformedResponse(p)) = parse_std(&page, NOW) else {
             panic!()
         };
         assert_eq!(p.status, 404);
@@ -301,7 +431,7 @@ mod tests {
         ];
         for r in &cases {
             assert!(
-                matches!(parse(r, NOW), Err(Error::MalformedResponse(_))),
+                matches!(parse_std(r, NOW), Err(Error::MalformedResponse(_))),
                 "{r:?}"
             );
         }
@@ -309,13 +439,13 @@ mod tests {
 
     #[test]
     fn extreme_lifetimes_do_not_overflow() {
-        let t = parse(
+        let t = parse_std(
             &json(200, r#"{"access_token":"a","expires_in":1e300}"#),
             NOW,
         )
         .unwrap();
         assert_eq!(t.expires_at, Some(u64::MAX));
-        let t = parse(&json(200, r#"{"access_token":"a","expires_in":-5}"#), NOW).unwrap();
+        let t = parse_std(&json(200, r#"{"access_token":"a","expires_in":-5}"#), NOW).unwrap();
         assert_eq!(t.expires_at, Some(NOW));
     }
 }

@@ -25,7 +25,7 @@ fn every_rfc6749_error_code_is_typed_with_its_hint() {
     let cases = [
         ("invalid_request", 400, "extra_params"),
         ("invalid_client", 401, "client ID and client secret"),
-        ("invalid_grant", 400, "authorize again"),
+        ("invalid_grant", 400, "refused the grant"),
         (
             "unauthorized_client",
             400,

@@ -36,10 +36,7 @@ fn client_credentials_with_request_body_auth_scope_and_audience() {
     config.client_auth = ClientAuth::RequestBody;
     config.scope = Some("read".into());
     config.audience = Some("https://api.example.com".into());
-    config.extra_params = vec![host_harness::Pair {
-        name: "resource".into(),
-        value: "https://api.example.com/v1".into(),
-    }];
+    config.resource_indicators = vec!["https://api.example.com/v1".into()];
 
     let token = plugin().ensure_token(&host.services, &config).unwrap();
     assert_eq!(token.scope.as_deref(), Some("read"));

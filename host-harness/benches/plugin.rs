@@ -25,7 +25,7 @@ use host_harness::{
 };
 use oauth2_plugin::lifecycle::{self, Host};
 use oauth2_plugin::token_cache::{CachedToken, token_key};
-use oauth2_plugin::token_request::{self, Credentials, Step};
+use oauth2_plugin::token_request::{self, AuthMethod, Credentials, Step};
 use oauth2_plugin::{config as native_config, http as native_http, token_response};
 
 /// The benchmarks' "now", Unix seconds; the cached token was issued then and lives a day.
@@ -46,22 +46,20 @@ fn wit_config(grant: GrantType) -> ConnectionConfig {
     let code = grant == GrantType::AuthorizationCode;
     let password = grant == GrantType::Password;
     ConnectionConfig {
-        grant_type: grant,
-        token_url: "https://login.example.com/oauth/token".into(),
         authorization_url: code.then(|| "https://login.example.com/authorize".into()),
         redirect_uri: code.then(|| "http://127.0.0.1:8765/callback".into()),
-        client_id: "connector-7f3a".into(),
         client_secret_name: Some("client-secret".into()),
         username: password.then(|| "alice@example.com".into()),
         password_name: password.then(|| "alice-password".into()),
-        header_prefix: None,
         audience: Some("https://api.example.com".into()),
+        resource_indicators: vec!["https://api.example.com/v1".into()],
         scope: Some("openid profile email orders:read".into()),
         client_auth: ClientAuth::Basic,
-        extra_params: vec![Pair {
-            name: "resource".into(),
-            value: "https://api.example.com/v1".into(),
-        }],
+        ..ConnectionConfig::new(
+            grant,
+            "https://login.example.com/oauth/token",
+            "connector-7f3a",
+        )
     }
 }
 
@@ -82,17 +80,25 @@ fn native_config(c: &ConnectionConfig) -> native_config::Config {
         password_name: c.password_name.clone(),
         header_prefix: c.header_prefix.clone(),
         audience: c.audience.clone(),
+        resource: c.resource_indicators.clone(),
         scope: c.scope.clone(),
         client_auth: match c.client_auth {
+            ClientAuth::Auto => native_config::ClientAuth::Auto,
             ClientAuth::Basic => native_config::ClientAuth::Basic,
+            ClientAuth::BasicUnencoded => native_config::ClientAuth::BasicUnencoded,
             ClientAuth::RequestBody => native_config::ClientAuth::RequestBody,
         },
-        extra_params: c
-            .extra_params
-            .iter()
-            .map(|p| (p.name.clone(), p.value.clone()))
-            .collect(),
+        extra_params: native_pairs(&c.extra_params),
+        authorization_params: native_pairs(&c.authorization_params),
+        response_format: native_config::ResponseFormat::default(),
     }
+}
+
+fn native_pairs(pairs: &[Pair]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|p| (p.name.clone(), p.value.clone()))
+        .collect()
 }
 
 /// (configuration, step) of one grant's token request.
@@ -194,7 +200,8 @@ fn native_response(r: &HttpResponse) -> native_http::HttpResponse {
 /// The store entry a successful token request leaves: the typical response, read at `NOW`.
 fn cached_token_entry(config: &ConnectionConfig) -> (String, String) {
     let response = native_response(&token_response(&token_response_body()));
-    let token = token_response::parse(&response, NOW).expect("the fixture is a token response");
+    let token = token_response::parse(&response, NOW, &Default::default())
+        .expect("the fixture is a token response");
     (
         token_key(&native_config(config)),
         CachedToken::from(&token).encode(),
@@ -440,7 +447,7 @@ fn bench_parse(c: &mut Criterion) {
         })
     });
     group.bench_function("native", |b| {
-        b.iter(|| token_response::parse(black_box(&native), NOW).unwrap())
+        b.iter(|| token_response::parse(black_box(&native), NOW, &Default::default()).unwrap())
     });
     group.bench_function("oauth2-rs", |b| {
         b.iter(|| {
@@ -469,7 +476,7 @@ fn bench_build(c: &mut Criterion) {
         let wasm = plugin
             .build_token_request(&services, &config, &wit_step)
             .unwrap();
-        let pure = token_request::build(&native, &step, &credentials).unwrap();
+        let pure = token_request::build(&native, &step, &credentials, AuthMethod::Basic).unwrap();
         assert_eq!(
             (wasm.method.as_str(), wasm.body.as_slice()),
             (pure.method.as_str(), pure.body.as_slice()),
@@ -496,7 +503,10 @@ fn bench_build(c: &mut Criterion) {
             b.iter(|| lifecycle::build_token_request(black_box(&native), &host, s).unwrap())
         });
         group.bench_with_input(BenchmarkId::new("native", name), &step, |b, s| {
-            b.iter(|| token_request::build(black_box(&native), s, &credentials).unwrap())
+            b.iter(|| {
+                token_request::build(black_box(&native), s, &credentials, AuthMethod::Basic)
+                    .unwrap()
+            })
         });
     }
     group.finish();

@@ -15,6 +15,14 @@ pub struct Outcome {
     pub retried: bool,
 }
 
+impl Outcome {
+    /// What to check when the API refused even the token fetched after a 401.
+    pub fn hint(&self) -> Option<&'static str> {
+        (self.retried && self.response.status == 401)
+            .then(oauth2_plugin::hints::for_api_unauthorized)
+    }
+}
+
 /// Why the call produced no answer.
 #[derive(Debug)]
 pub enum ApiCallError {

@@ -67,19 +67,13 @@ struct Demo<'a> {
 impl Demo<'_> {
     fn config(&self, grant_type: GrantType, client_auth: ClientAuth) -> ConnectionConfig {
         ConnectionConfig {
-            grant_type,
-            token_url: self.provider.token_url(),
             authorization_url: Some(self.provider.authorization_url()),
-            redirect_uri: None,
-            client_id: "demo-client".into(),
             client_secret_name: Some("demo-client-secret".into()),
             username: Some("alice".into()),
             password_name: Some("alice-password".into()),
-            header_prefix: None,
-            audience: None,
             scope: Some("read write".into()),
             client_auth,
-            extra_params: vec![],
+            ..ConnectionConfig::new(grant_type, &self.provider.token_url(), "demo-client")
         }
     }
 

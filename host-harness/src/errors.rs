@@ -2,6 +2,8 @@
 
 use std::fmt::{self, Display, Formatter};
 
+use oauth2_plugin::hints::{self, TransportKind};
+
 use crate::bindings::{OauthError, ProviderError, ResponseProblem, TransportError};
 
 /// The failure of one call into the component.
@@ -77,23 +79,35 @@ impl Display for Explain<'_, OauthError> {
 
 impl Display for Explain<'_, TransportError> {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            TransportError::InvalidRequest(m) => write!(f, "invalid request: {m}"),
-            TransportError::ForbiddenDestination(m) => write!(f, "destination refused: {m}"),
-            TransportError::Dns(m) => write!(f, "DNS lookup failed: {m} (check the host name)"),
+        let kind = match self.0 {
+            TransportError::InvalidRequest(m) => return write!(f, "invalid request: {m}"),
+            TransportError::Other(m) => return f.write_str(m),
+            TransportError::ForbiddenDestination(m) => {
+                write!(f, "destination refused: {m}")?;
+                TransportKind::ForbiddenDestination
+            }
+            TransportError::Dns(m) => {
+                write!(f, "DNS lookup failed: {m}")?;
+                TransportKind::Dns
+            }
             TransportError::Connect(m) => {
-                write!(f, "connection failed: {m} (is the server up on that port?)")
+                write!(f, "connection failed: {m}")?;
+                TransportKind::Connect
             }
-            TransportError::Tls(m) => write!(
-                f,
-                "TLS failed: {m} (is the server's certificate issued by a trusted CA?)"
-            ),
-            TransportError::Timeout => f.write_str("timed out"),
+            TransportError::Tls(m) => {
+                write!(f, "TLS failed: {m}")?;
+                TransportKind::Tls
+            }
+            TransportError::Timeout => {
+                f.write_str("timed out")?;
+                TransportKind::Timeout
+            }
             TransportError::BodyTooLarge(limit) => {
-                write!(f, "response body larger than {limit} bytes")
+                write!(f, "response body larger than {limit} bytes")?;
+                TransportKind::BodyTooLarge
             }
-            TransportError::Other(m) => f.write_str(m),
-        }
+        };
+        hint(f, hints::for_transport(kind))
     }
 }
 
@@ -122,8 +136,8 @@ fn response_problem(f: &mut Formatter<'_>, r: &ResponseProblem) -> fmt::Result {
     hint(f, &r.hint)
 }
 
-/// Ends the previous sentence and appends the component's advice as a sentence of its own.
-fn hint(f: &mut Formatter<'_>, hint: &str) -> fmt::Result {
+/// Ends the previous sentence and appends the advice as a sentence of its own.
+pub(crate) fn hint(f: &mut Formatter<'_>, hint: &str) -> fmt::Result {
     let mut chars = hint.chars();
     let Some(first) = chars.next() else {
         return Ok(());
@@ -138,6 +152,11 @@ mod tests {
 
     fn line(e: OauthError) -> String {
         CallError::OAuth(e).to_string()
+    }
+
+    fn capitalized(text: &str) -> String {
+        let mut chars = text.chars();
+        chars.next().unwrap().to_uppercase().chain(chars).collect()
     }
 
     fn invalid_client() -> ProviderError {
@@ -233,11 +252,20 @@ mod tests {
     fn transport_errors_are_explained() {
         assert_eq!(
             line(OauthError::Transport(TransportError::Timeout)),
-            "could not reach the token endpoint: timed out"
+            format!(
+                "could not reach the token endpoint: timed out. {}",
+                capitalized(hints::for_transport(TransportKind::Timeout))
+            )
         );
-        assert_eq!(
-            Explain(&TransportError::BodyTooLarge(1024)).to_string(),
-            "response body larger than 1024 bytes"
+        let tls = Explain(&TransportError::Tls("unknown issuer".into())).to_string();
+        assert!(tls.starts_with("TLS failed: unknown issuer. "), "{tls}");
+        assert!(tls.contains("--ca-cert"), "{tls}");
+        let dns = Explain(&TransportError::Dns("no such host".into())).to_string();
+        assert!(dns.contains("host name"), "{dns}");
+        assert!(
+            Explain(&TransportError::BodyTooLarge(1024))
+                .to_string()
+                .starts_with("response body larger than 1024 bytes. ")
         );
     }
 

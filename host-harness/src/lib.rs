@@ -11,13 +11,14 @@ pub mod demo;
 pub mod errors;
 pub mod http_client;
 pub mod plugin;
+pub mod presets;
 pub mod provider;
 mod sandbox;
 pub mod secret_store;
 
 pub use bindings::{
     ClientAuth, ConfigProblem, ConnectionConfig, GrantType, HttpRequest, HttpResponse, OauthError,
-    Pair, TokenStep, TransportError,
+    Pair, ResponseFormat, ScopeSeparator, TimeUnit, TokenStep, TransportError,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use errors::CallError;

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use oauth2_plugin::token::redacted_extra;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 
@@ -46,6 +47,8 @@ pub struct Token {
     pub refresh_token: Option<String>,
     pub scope: Option<String>,
     pub id_token: Option<String>,
+    /// Response fields beyond RFC 6749's (Salesforce's `instance_url`), sorted by name.
+    pub extra_fields: Vec<(String, String)>,
 }
 
 impl From<WitToken> for Token {
@@ -57,6 +60,11 @@ impl From<WitToken> for Token {
             refresh_token: t.refresh_token,
             scope: t.scope,
             id_token: t.id_token,
+            extra_fields: t
+                .extra_fields
+                .into_iter()
+                .map(|p| (p.name, p.value))
+                .collect(),
         }
     }
 }
@@ -71,6 +79,7 @@ impl fmt::Debug for Token {
             .field("refresh_token", &redacted(self.refresh_token.is_some()))
             .field("scope", &self.scope)
             .field("id_token", &redacted(self.id_token.is_some()))
+            .field("extra_fields", &redacted_extra(&self.extra_fields))
             .finish()
     }
 }
@@ -375,19 +384,9 @@ mod tests {
 
     fn config(token_url: String) -> ConnectionConfig {
         ConnectionConfig {
-            grant_type: GrantType::ClientCredentials,
-            token_url,
-            authorization_url: None,
-            redirect_uri: None,
-            client_id: "app".into(),
             client_secret_name: Some("app-secret".into()),
-            username: None,
-            password_name: None,
-            header_prefix: None,
-            audience: None,
-            scope: None,
             client_auth: ClientAuth::Basic,
-            extra_params: vec![],
+            ..ConnectionConfig::new(GrantType::ClientCredentials, &token_url, "app")
         }
     }
 

@@ -296,7 +296,9 @@ fn errors_are_one_line_naming_the_code_and_what_to_check() {
     let line = stderr(&out);
     assert_eq!(line.lines().count(), 1, "{line}");
     assert!(
-        line.contains("invalid_client") && line.contains("client ID and client secret"),
+        line.contains("invalid_client")
+            && line.contains("both HTTP Basic and the request body")
+            && line.contains("client ID and client secret"),
         "{line}"
     );
     assert!(!line.contains("not-the-secret"), "{line}");
@@ -328,10 +330,9 @@ fn errors_are_one_line_naming_the_code_and_what_to_check() {
         "{}",
         stderr(&out)
     );
-    assert!(
-        provider.token_request_count("client_credentials") == 1,
-        "only the first attempt reached it"
-    );
+    // client_auth is not set, so auto: Basic, then the body once; the later commands failed
+    // before sending anything.
+    assert_eq!(provider.token_request_count("client_credentials"), 2);
 }
 
 fn get(url: &str) -> HttpRequest {
@@ -355,4 +356,131 @@ fn wait_with_timeout(mut child: std::process::Child, limit: Duration) -> Output 
         std::thread::sleep(Duration::from_millis(20));
     }
     child.wait_with_output().unwrap()
+}
+
+#[test]
+fn every_preset_passes_check_for_each_grant_it_offers() {
+    let scratch = Scratch::new("presets");
+    scratch.set_secret("preset-client-secret", CLIENT_SECRET);
+    scratch.set_secret("preset-password", PASSWORD);
+    let mut checked = 0;
+    for (name, preset) in host_harness::presets::all() {
+        let values: serde_json::Map<String, serde_json::Value> = preset
+            .placeholders
+            .iter()
+            .map(|(key, p)| (key.clone(), p.example.clone().into()))
+            .collect();
+        for grant in &preset.grants {
+            let mut config = serde_json::json!({
+                "preset": name,
+                "preset_values": values,
+                "grant_type": grant,
+                "client_id": "my-client",
+                "client_secret": "preset-client-secret",
+            });
+            match grant.as_str() {
+                "password" => {
+                    config["username"] = "alice@example.com".into();
+                    config["password"] = "preset-password".into();
+                }
+                "authorization_code" => {
+                    config["redirect_uri"] = "http://127.0.0.1:8765/callback".into();
+                }
+                _ => {}
+            }
+            let path = scratch.write_config(config);
+            let out = oauth2_host(
+                &["check", "--config", &path, "--store", &scratch.store()],
+                None,
+            );
+            assert!(
+                out.status.success(),
+                "{name} {grant}: {}{}",
+                stdout(&out),
+                stderr(&out)
+            );
+            assert!(stdout(&out).contains(": OK ("), "{}", stdout(&out));
+            checked += 1;
+        }
+    }
+    assert!(checked >= 12, "{checked} preset/grant pairs checked");
+
+    let out = oauth2_host(&["presets"], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for name in host_harness::presets::all().keys() {
+        assert!(stdout(&out).contains(name.as_str()), "{name} not listed");
+    }
+    let out = oauth2_host(&["presets", "okta"], None);
+    assert!(
+        stdout(&out).contains("https://{okta_domain}/oauth2/{authorization_server_id}/v1/token"),
+        "{}",
+        stdout(&out)
+    );
+    let out = oauth2_host(&["presets", "gitlab"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("\"gitlab\" is not a preset"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn check_prints_every_problem_at_once_and_finds_missing_secrets() {
+    let scratch = Scratch::new("check");
+    // The file's own problems, found without the component.
+    let path = scratch.write_config(serde_json::json!({
+        "preset": "microsoft-entra",
+        "grant_type": "implicit",
+        "client_id": "app",
+        "clientSecret": "x",
+        "client_auth": "post",
+    }));
+    let out = oauth2_host(
+        &["check", "--config", &path, "--store", &scratch.store()],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = stdout(&out);
+    for key in [
+        "clientSecret:",
+        "preset_values.tenant:",
+        "grant_type:",
+        "client_auth:",
+    ] {
+        assert!(
+            text.contains(&format!("\n  {key}")),
+            "{key} missing from:\n{text}"
+        );
+    }
+    assert!(text.contains("4 problem(s)"), "{text}");
+
+    // A well-formed file: the grant's rules, https, and secrets missing from the store.
+    let path = scratch.write_config(serde_json::json!({
+        "grant_type": "password",
+        "token_url": "http://login.example.com/token",
+        "client_id": "app",
+        "client_secret": "app-secret",
+        "password": "alice-password",
+        "resource": "not a uri",
+    }));
+    let out = oauth2_host(
+        &["check", "--config", &path, "--store", &scratch.store()],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    for expected in [
+        "token_url: must use https",
+        "username: is required",
+        "resource: ",
+        "client_secret: the secret \"app-secret\" is not in",
+        "password: the secret \"alice-password\" is not in",
+    ] {
+        assert!(
+            text.contains(expected),
+            "{expected:?} missing from:\n{text}"
+        );
+    }
+    assert!(text.contains("5 problem(s)"), "{text}");
 }

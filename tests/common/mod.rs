@@ -79,19 +79,13 @@ impl Host {
 
 pub fn config(provider: &Provider, grant_type: GrantType) -> ConnectionConfig {
     ConnectionConfig {
-        grant_type,
-        token_url: provider.token_url(),
         authorization_url: Some(provider.authorization_url()),
         redirect_uri: Some(REDIRECT_URI.to_owned()),
-        client_id: CLIENT_ID.to_owned(),
         client_secret_name: Some("client-secret".to_owned()),
         username: Some(USERNAME.to_owned()),
         password_name: Some("alice-password".to_owned()),
-        header_prefix: None,
-        audience: None,
-        scope: None,
         client_auth: ClientAuth::Basic,
-        extra_params: vec![],
+        ..ConnectionConfig::new(grant_type, &provider.token_url(), CLIENT_ID)
     }
 }
 

@@ -9,10 +9,12 @@ use std::time::Duration;
 use anyhow::{Context, anyhow, bail};
 use host_harness::api_call;
 use host_harness::callback::CallbackListener;
+use host_harness::config_file::ConfigFileError;
 use host_harness::{
     ConnectionConfig, FileStore, HttpRequest, Pair, Plugin, SecretStore, Services, SystemClock,
-    UreqClient, config_file,
+    UreqClient, config_file, presets,
 };
+use oauth2_plugin::token::redacted_extra;
 
 const USAGE: &str = "\
 usage:
@@ -21,6 +23,8 @@ usage:
   oauth2-host token --config FILE [--store PATH] [--ca-cert PEM] [--reveal]
   oauth2-host call --config FILE [--store PATH] [--ca-cert PEM] [-X METHOD] [-H 'K: V']... [-d BODY] URL
   oauth2-host authorize --config FILE [--store PATH] [--ca-cert PEM] [--timeout SECONDS]
+  oauth2-host check --config FILE [--store PATH]       (offline: every problem at once)
+  oauth2-host presets [NAME]                           (providers a config can name as preset)
 options common to token, call and authorize:
   --store PATH       secret store file (default .oauth2-host/store.json)
   --ca-cert PEM      also trust the CA certificates in this PEM file
@@ -77,6 +81,11 @@ fn run(args: &[String]) -> anyhow::Result<ExitCode> {
         )?),
         "authorize" => authorize(&Options::parse(rest, &[COMMON, &["--timeout"]].concat())?),
         "demo" => demo(&Options::parse(rest, &["--component"])?),
+        "check" => check(&Options::parse(
+            rest,
+            &["--config", "--store", "--component"],
+        )?),
+        "presets" => presets(&Options::parse(rest, &[])?),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             Ok(ExitCode::SUCCESS)
@@ -265,6 +274,20 @@ fn token(options: &Options) -> anyhow::Result<ExitCode> {
         "expires_at": token.expires_at,
         "scope": token.scope,
     });
+    let extra = token.extra_fields;
+    if !extra.is_empty() {
+        // Salesforce's instance_url and the like are what the user calls the API with; a
+        // field whose name says it is a credential stays hidden unless asked for.
+        let shown: serde_json::Map<String, serde_json::Value> = if options.reveal {
+            extra.into_iter().map(|(n, v)| (n, v.into())).collect()
+        } else {
+            redacted_extra(&extra)
+                .into_iter()
+                .map(|(n, v)| (n.to_owned(), v.into()))
+                .collect()
+        };
+        summary["extra_fields"] = shown.into();
+    }
     if options.reveal {
         summary["access_token"] = token.access_token.into();
     }
@@ -317,12 +340,16 @@ fn call(options: &Options) -> anyhow::Result<ExitCode> {
     if outcome.retried {
         eprintln!("HTTP 401 on the first try: the token was forgotten and the call retried once");
     }
+    let hint = outcome.hint();
     let response = outcome.response;
     let reason = ureq::http::StatusCode::from_u16(response.status)
         .ok()
         .and_then(|s| s.canonical_reason())
         .unwrap_or_default();
     eprintln!("HTTP {} {reason}", response.status);
+    if let Some(hint) = hint {
+        eprintln!("the API refused a freshly fetched token too: {hint}");
+    }
     let mut stdout = io::stdout().lock();
     stdout.write_all(&response.body)?;
     stdout.flush()?;
@@ -331,6 +358,128 @@ fn call(options: &Options) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Checks a config file without contacting the provider: the file's keys, the preset, the
+/// component's rules for the grant, and that every secret it names is in the store.
+fn check(options: &Options) -> anyhow::Result<ExitCode> {
+    options.no_positional()?;
+    let path = options
+        .config
+        .as_deref()
+        .ok_or_else(|| usage("--config FILE is required"))?;
+    let mut problems: Vec<String> = Vec::new();
+    match config_file::load(path) {
+        Ok(config) => {
+            let plugin = options.plugin()?;
+            let services = Services {
+                http: Arc::new(UreqClient::new()),
+                secrets: Arc::new(host_harness::MemoryStore::new()),
+                clock: Arc::new(SystemClock),
+            };
+            for p in plugin.validate_config(&services, &config)? {
+                problems.push(format!("{}: {}", p.field, p.message));
+            }
+            match options.store() {
+                Ok(store) => {
+                    for (key, name) in [
+                        ("client_secret", &config.client_secret_name),
+                        ("password", &config.password_name),
+                    ] {
+                        let Some(name) = name.as_deref().filter(|n| !n.trim().is_empty()) else {
+                            continue;
+                        };
+                        match store.get(name) {
+                            Ok(Some(_)) => {}
+                            Ok(None) => problems.push(format!(
+                                "{key}: the secret \"{name}\" is not in {} (add it with: oauth2-host secret set {name})",
+                                store.path().display()
+                            )),
+                            Err(e) => problems.push(format!("{key}: the store failed: {e}")),
+                        }
+                    }
+                }
+                Err(e) => problems.push(format!("store: {e:#}")),
+            }
+            if problems.is_empty() {
+                let grant = match config.grant_type {
+                    host_harness::GrantType::ClientCredentials => "client_credentials",
+                    host_harness::GrantType::Password => "password",
+                    host_harness::GrantType::AuthorizationCode => "authorization_code",
+                };
+                println!(
+                    "{}: OK ({grant}, token_url {})",
+                    path.display(),
+                    config.token_url
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+        }
+        Err(ConfigFileError::Problems(found)) => {
+            problems.extend(
+                found
+                    .into_iter()
+                    .map(|p| format!("{}: {}", p.key, p.message)),
+            );
+        }
+        Err(other) => problems.push(other.to_string()),
+    }
+    println!("{}: {} problem(s)", path.display(), problems.len());
+    for problem in &problems {
+        println!("  {problem}");
+    }
+    Ok(ExitCode::FAILURE)
+}
+
+/// Lists the presets, or shows one in full.
+fn presets(options: &Options) -> anyhow::Result<ExitCode> {
+    let mut out = io::stdout().lock();
+    match options.positional.as_slice() {
+        [] => {
+            for (name, preset) in presets::all() {
+                writeln!(out, "{name:<20} {}", preset.title)?;
+                writeln!(out, "{:<20} grants: {}", "", preset.grants.join(", "))?;
+                for (placeholder, p) in &preset.placeholders {
+                    writeln!(
+                        out,
+                        "{:<20} preset_values.{placeholder}: {} (e.g. {})",
+                        "", p.description, p.example
+                    )?;
+                }
+                writeln!(out, "{:<20} {}", "", preset.docs)?;
+            }
+            writeln!(
+                out,
+                "\nUse one with \"preset\": \"NAME\" in the config file; its own keys override the preset's."
+            )?;
+        }
+        [name] => {
+            let preset = presets::find(name).ok_or_else(|| {
+                anyhow!("\"{name}\" is not a preset (run oauth2-host presets for the list)")
+            })?;
+            writeln!(out, "{name}: {}\n{}\n", preset.title, preset.docs)?;
+            writeln!(out, "grants: {}", preset.grants.join(", "))?;
+            for (placeholder, p) in &preset.placeholders {
+                let default = p
+                    .default
+                    .as_deref()
+                    .map_or_else(String::new, |d| format!(", default {d}"));
+                writeln!(
+                    out,
+                    "preset_values.{placeholder}: {} (e.g. {}{default})",
+                    p.description, p.example
+                )?;
+            }
+            writeln!(
+                out,
+                "keys:\n{}",
+                serde_json::to_string_pretty(&preset.config)?
+            )?;
+            writeln!(out, "notes: {}", preset.notes)?;
+        }
+        _ => return Err(usage("presets takes at most one NAME")),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn demo(options: &Options) -> anyhow::Result<ExitCode> {

@@ -107,6 +107,10 @@ impl Scratch {
     fn assert_no_secrets(&self, out: &Outcome, revealed: bool) {
         let mut seen = self.seen.borrow_mut();
         for (name, value) in self.store() {
+            if name.starts_with("oauth2/client-auth/") {
+                // The client authentication `auto` found to work: a method's name, no secret.
+                continue;
+            }
             if name.starts_with("oauth2/") {
                 let entry: Value = serde_json::from_str(&value).expect("an oauth2 entry is JSON");
                 let fields = SECRET_FIELDS.iter().filter_map(|f| entry[f].as_str());

@@ -13,7 +13,7 @@ fn connection(server: &Server, auth: ClientAuth) -> serde_json::Value {
     connection["scope"] = server.kind.api_scope().into();
     // oidc-provider issues a token for the API only when asked for it (RFC 8707); Authlib
     // ignores the parameter, as servers without resource indicators do.
-    connection["extra_params"] = json!({ "resource": API_RESOURCE });
+    connection["resource"] = json!([API_RESOURCE]);
     connection
 }
 

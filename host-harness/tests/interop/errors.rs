@@ -67,7 +67,11 @@ fn library(kind: Kind) {
         Kind::Authlib => "no-such-scope",
     };
     let error = refused(&host, &with("scope", scope));
-    assert_provider(&error, "invalid_scope", "not allowed for this client");
+    assert_provider(
+        &error,
+        "invalid_scope",
+        "does not allow this scope for this client",
+    );
 
     // oidc-provider has no password grant at all; Authlib's web client may not use client
     // credentials. (oidc-provider answers the latter with invalid_request.)

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use host_harness::callback::CallbackListener;
 use host_harness::{
-    ConnectionConfig, HttpRequest, HttpResponse, MemoryStore, Plugin, SecretStore, Services,
-    SystemClock, UreqClient, config_file,
+    CallError, ConnectionConfig, HttpRequest, HttpResponse, MemoryStore, Plugin, SecretStore,
+    Services, SystemClock, Token, UreqClient, config_file,
 };
 use serde_json::Value;
 
@@ -61,6 +61,11 @@ impl Host {
         self.store.set(name, value).unwrap();
     }
 
+    /// Every entry in the store, sorted by name.
+    pub fn entries(&self) -> Vec<(String, String)> {
+        self.store.entries()
+    }
+
     /// Every value in the store: secrets and tokens alike.
     pub fn values(&self) -> Vec<String> {
         self.store
@@ -98,6 +103,17 @@ impl Host {
     /// The authorization-code flow through the library: listen on the redirect URI, begin,
     /// let the cookie-jar driver consent, complete with the redirect it delivers.
     pub fn authorize(&self, server: &Server, config: &ConnectionConfig) {
+        if let Err(e) = self.try_authorize(server, config) {
+            panic!("completing the authorization: {e}");
+        }
+    }
+
+    /// As [`Host::authorize`], returning how completing the authorization ended.
+    pub fn try_authorize(
+        &self,
+        server: &Server,
+        config: &ConnectionConfig,
+    ) -> Result<Token, CallError> {
         let listener = CallbackListener::bind(&server.redirect_uri)
             .expect("the redirect URI's port is free")
             .with_timeout(CALLBACK_LIMIT);
@@ -115,9 +131,7 @@ impl Host {
         driver
             .finish(consent::LIMIT)
             .assert_success("the consent driver");
-        if let Err(e) = completed {
-            panic!("completing the authorization: {e}");
-        }
+        completed
     }
 }
 

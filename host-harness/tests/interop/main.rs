@@ -29,6 +29,7 @@ mod process;
 mod server;
 
 mod authorization_code;
+mod client_auth_auto;
 mod client_credentials;
 mod errors;
 mod password;

@@ -40,7 +40,10 @@ fn library_right_and_wrong_password() {
     );
     let line = error.to_string();
     assert!(line.contains("Invalid 'username' or 'password'"), "{line}");
-    assert!(line.contains("the fields that grant needs"), "{line}");
+    assert!(
+        line.contains("answer a wrong username or password with invalid_request"),
+        "the hint for the password grant: {line}"
+    );
     assert!(
         !line.contains(WRONG_PASSWORD) && !line.contains(PASSWORD),
         "{line}"

@@ -53,6 +53,7 @@ impl Kind {
             (Kind::OidcProvider, ClientAuth::RequestBody) => "cc-body",
             (Kind::Authlib, ClientAuth::Basic) => "cc-basic",
             (Kind::Authlib, ClientAuth::RequestBody) => "cc-post",
+            (_, other) => panic!("no client registered for {other:?}"),
         };
         Client { id, auth }
     }
@@ -215,7 +216,9 @@ impl Server {
             "client_id": client.id,
             "client_secret": client.id,
             "client_auth": match client.auth {
+                ClientAuth::Auto => "auto",
                 ClientAuth::Basic => "basic",
+                ClientAuth::BasicUnencoded => "basic_unencoded",
                 ClientAuth::RequestBody => "request_body",
             },
         });
