@@ -170,8 +170,8 @@ impl Config {
         (!scopes.is_empty()).then(|| scopes.join(self.response_format.scope_separator.as_str()))
     }
 
-    /// Parameters that go with both token requests (not refreshes) and the authorization URL:
-    /// audience, resource indicators (RFC 8707 §2) and the user's extra parameters.
+    /// The audience and resource indicators (RFC 8707 §2), which go with the authorization URL
+    /// and with token requests other than refreshes.
     pub fn shared_params(&self) -> impl Iterator<Item = (&str, &str)> {
         self.audience
             .iter()

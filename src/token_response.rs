@@ -27,9 +27,9 @@ const TOKEN_FIELDS: &[&str] = &[
 /// [`Error::Provider`].
 pub fn parse(response: &HttpResponse, now: u64, format: &ResponseFormat) -> Result<Token, Error> {
     let content_type = header(&response.headers, "content-type").map(str::to_owned);
-    let unreadable = |message: &str| unreadable(response, content_type.clone(), message);
+    let not_a_token = |message: &str| unreadable(response, content_type.clone(), message);
     let Some(fields) = read_fields(&response.body, content_type.as_deref()) else {
-        return Err(unreadable("the body is neither a JSON object nor a form"));
+        return Err(not_a_token("the body is neither a JSON object nor a form"));
     };
 
     // Some providers (GitHub, Slack) report errors with HTTP 200: `error` decides, not the status.
@@ -47,24 +47,24 @@ pub fn parse(response: &HttpResponse, now: u64, format: &ResponseFormat) -> Resu
             Some(said) => format!("an error status without an OAuth error code; it says {said:?}"),
             None => "an error status without an OAuth error code".to_owned(),
         };
-        return Err(unreadable(&message));
+        return Err(not_a_token(&message));
     }
     let (object, path) = match at_path(&fields, &format.token_path) {
         Some(object) => (object, format.token_path.as_str()),
         // A refresh of a nested token answers at the top level (Slack's rotating user tokens).
         None if fields.contains_key("access_token") => (&fields, ""),
         None => {
-            return Err(unreadable(&format!(
+            return Err(not_a_token(&format!(
                 "the response has no object at token_path {:?}",
                 format.token_path
             )));
         }
     };
     let Some(access_token) = string(object, "access_token").filter(|t| !t.is_empty()) else {
-        return Err(unreadable("the response has no access_token"));
+        return Err(not_a_token("the response has no access_token"));
     };
     let Ok(expires_at) = expires_at(object, now, format.expires_in_unit) else {
-        return Err(unreadable("expires_in is not a number"));
+        return Err(not_a_token("expires_in is not a number"));
     };
     Ok(Token {
         access_token,

@@ -69,6 +69,37 @@ impl From<WitToken> for Token {
     }
 }
 
+impl Token {
+    /// What `oauth2-host token` prints: type, expiry, scope and the response's extra fields
+    /// (Salesforce's `instance_url` is what the user calls the API with). The access token, and
+    /// an extra field whose name says it is a credential, only when `reveal` is set.
+    pub fn summary(&self, reveal: bool) -> serde_json::Value {
+        let mut summary = serde_json::json!({
+            "token_type": self.token_type,
+            "expires_at": self.expires_at,
+            "scope": self.scope,
+        });
+        if !self.extra_fields.is_empty() {
+            let extra: serde_json::Map<String, serde_json::Value> = if reveal {
+                self.extra_fields
+                    .iter()
+                    .map(|(name, value)| (name.clone(), value.clone().into()))
+                    .collect()
+            } else {
+                redacted_extra(&self.extra_fields)
+                    .into_iter()
+                    .map(|(name, value)| (name.to_owned(), value.into()))
+                    .collect()
+            };
+            summary["extra_fields"] = extra.into();
+        }
+        if reveal {
+            summary["access_token"] = self.access_token.clone().into();
+        }
+        summary
+    }
+}
+
 impl fmt::Debug for Token {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let redacted = |present: bool| if present { "<redacted>" } else { "<none>" };
@@ -376,6 +407,34 @@ mod tests {
     use crate::secret_store::MemoryStore;
     use std::sync::OnceLock;
     use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn token_summary_and_debug_hide_credentials_unless_revealed() {
+        let token = Token {
+            access_token: "at-sentinel".into(),
+            token_type: "Bearer".into(),
+            expires_at: Some(1_800_000_000),
+            refresh_token: Some("rt-sentinel".into()),
+            scope: Some("api".into()),
+            id_token: Some("id-sentinel".into()),
+            extra_fields: vec![
+                ("instance_url".into(), "https://na1.example.com".into()),
+                ("signature".into(), "sig-sentinel".into()),
+                ("bot_access_token".into(), "xoxb-sentinel".into()),
+            ],
+        };
+        for shown in [token.summary(false).to_string(), format!("{token:?}")] {
+            assert!(!shown.contains("sentinel"), "{shown}");
+            assert!(shown.contains("https://na1.example.com"), "{shown}");
+        }
+        let revealed = token.summary(true);
+        assert_eq!(revealed["access_token"], "at-sentinel");
+        assert_eq!(revealed["extra_fields"]["signature"], "sig-sentinel");
+        assert_eq!(
+            revealed["extra_fields"]["instance_url"],
+            "https://na1.example.com"
+        );
+    }
 
     fn plugin() -> &'static Plugin {
         static PLUGIN: OnceLock<Plugin> = OnceLock::new();

@@ -35,6 +35,15 @@ impl Scratch {
         path.display().to_string()
     }
 
+    /// `oauth2-host check` on `config` against this scratch's store.
+    fn check(&self, config: serde_json::Value) -> Output {
+        let path = self.write_config(config);
+        oauth2_host(
+            &["check", "--config", &path, "--store", &self.store()],
+            None,
+        )
+    }
+
     fn set_secret(&self, name: &str, value: &str) {
         let out = oauth2_host(
             &["secret", "set", name, "--store", &self.store()],
@@ -388,11 +397,7 @@ fn every_preset_passes_check_for_each_grant_it_offers() {
                 }
                 _ => {}
             }
-            let path = scratch.write_config(config);
-            let out = oauth2_host(
-                &["check", "--config", &path, "--store", &scratch.store()],
-                None,
-            );
+            let out = scratch.check(config);
             assert!(
                 out.status.success(),
                 "{name} {grant}: {}{}",
@@ -429,17 +434,13 @@ fn every_preset_passes_check_for_each_grant_it_offers() {
 fn check_prints_every_problem_at_once_and_finds_missing_secrets() {
     let scratch = Scratch::new("check");
     // The file's own problems, found without the component.
-    let path = scratch.write_config(serde_json::json!({
+    let out = scratch.check(serde_json::json!({
         "preset": "microsoft-entra",
         "grant_type": "implicit",
         "client_id": "app",
         "clientSecret": "x",
         "client_auth": "post",
     }));
-    let out = oauth2_host(
-        &["check", "--config", &path, "--store", &scratch.store()],
-        None,
-    );
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let text = stdout(&out);
     for key in [
@@ -456,7 +457,7 @@ fn check_prints_every_problem_at_once_and_finds_missing_secrets() {
     assert!(text.contains("4 problem(s)"), "{text}");
 
     // A well-formed file: the grant's rules, https, and secrets missing from the store.
-    let path = scratch.write_config(serde_json::json!({
+    let out = scratch.check(serde_json::json!({
         "grant_type": "password",
         "token_url": "http://login.example.com/token",
         "client_id": "app",
@@ -464,10 +465,6 @@ fn check_prints_every_problem_at_once_and_finds_missing_secrets() {
         "password": "alice-password",
         "resource": "not a uri",
     }));
-    let out = oauth2_host(
-        &["check", "--config", &path, "--store", &scratch.store()],
-        None,
-    );
     assert_eq!(out.status.code(), Some(1));
     let text = stdout(&out);
     for expected in [

@@ -14,7 +14,6 @@ use host_harness::{
     ConnectionConfig, FileStore, HttpRequest, Pair, Plugin, SecretStore, Services, SystemClock,
     UreqClient, config_file, presets,
 };
-use oauth2_plugin::token::redacted_extra;
 
 const USAGE: &str = "\
 usage:
@@ -269,28 +268,7 @@ fn token(options: &Options) -> anyhow::Result<ExitCode> {
     let token = session
         .plugin
         .ensure_token(&session.services, &session.config)?;
-    let mut summary = serde_json::json!({
-        "token_type": token.token_type,
-        "expires_at": token.expires_at,
-        "scope": token.scope,
-    });
-    let extra = token.extra_fields;
-    if !extra.is_empty() {
-        // Salesforce's instance_url and the like are what the user calls the API with; a
-        // field whose name says it is a credential stays hidden unless asked for.
-        let shown: serde_json::Map<String, serde_json::Value> = if options.reveal {
-            extra.into_iter().map(|(n, v)| (n, v.into())).collect()
-        } else {
-            redacted_extra(&extra)
-                .into_iter()
-                .map(|(n, v)| (n.to_owned(), v.into()))
-                .collect()
-        };
-        summary["extra_fields"] = shown.into();
-    }
-    if options.reveal {
-        summary["access_token"] = token.access_token.into();
-    }
+    let summary = token.summary(options.reveal);
     println!("{summary}");
     Ok(ExitCode::SUCCESS)
 }
