@@ -13,6 +13,7 @@ pub enum TransportError {
     Connect(String),
     Tls(String),
     Timeout,
+    Interrupted(String),
     BodyTooLarge(u64),
     Other(String),
 }
@@ -64,6 +65,7 @@ impl fmt::Display for TransportError {
             TransportError::Connect(m) => write!(f, "could not connect: {m}"),
             TransportError::Tls(m) => write!(f, "TLS failed: {m}"),
             TransportError::Timeout => write!(f, "timed out"),
+            TransportError::Interrupted(m) => write!(f, "the connection broke mid-answer: {m}"),
             TransportError::BodyTooLarge(n) => write!(f, "response body over {n} bytes"),
             TransportError::Other(m) => write!(f, "{m}"),
         }

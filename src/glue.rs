@@ -103,15 +103,26 @@ impl Guest for Component {
         config: wit::ConnectionConfig,
         request: wit::HttpRequest,
     ) -> Result<wit::HttpRequest, wit::OauthError> {
-        let request = HttpRequest {
-            method: request.method,
-            url: request.url,
-            headers: pairs_from_wit(request.headers),
-            body: request.body,
-        };
-        lifecycle::decorate_request(&config_from_wit(config), &Imports, request)
-            .map(request_to_wit)
-            .map_err(error_to_wit)
+        lifecycle::decorate_request(
+            &config_from_wit(config),
+            &Imports,
+            request_from_wit(request),
+        )
+        .map(request_to_wit)
+        .map_err(error_to_wit)
+    }
+
+    fn decorate_request_cached(
+        config: wit::ConnectionConfig,
+        request: wit::HttpRequest,
+    ) -> Result<Option<wit::HttpRequest>, wit::OauthError> {
+        lifecycle::decorate_request_cached(
+            &config_from_wit(config),
+            &Imports,
+            request_from_wit(request),
+        )
+        .map(|decorated| decorated.map(request_to_wit))
+        .map_err(error_to_wit)
     }
 
     fn begin_authorization(
@@ -188,6 +199,15 @@ fn request_to_wit(r: HttpRequest) -> wit::HttpRequest {
     }
 }
 
+fn request_from_wit(r: wit::HttpRequest) -> HttpRequest {
+    HttpRequest {
+        method: r.method,
+        url: r.url,
+        headers: pairs_from_wit(r.headers),
+        body: r.body,
+    }
+}
+
 fn response_from_wit(r: wit::HttpResponse) -> HttpResponse {
     HttpResponse {
         status: r.status,
@@ -247,6 +267,7 @@ fn transport_from_wit(e: wit::TransportError) -> TransportError {
         wit::TransportError::Connect(m) => TransportError::Connect(m),
         wit::TransportError::Tls(m) => TransportError::Tls(m),
         wit::TransportError::Timeout => TransportError::Timeout,
+        wit::TransportError::Interrupted(m) => TransportError::Interrupted(m),
         wit::TransportError::BodyTooLarge(n) => TransportError::BodyTooLarge(n),
         wit::TransportError::Other(m) => TransportError::Other(m),
     }
@@ -260,6 +281,7 @@ fn transport_to_wit(e: TransportError) -> wit::TransportError {
         TransportError::Connect(m) => wit::TransportError::Connect(m),
         TransportError::Tls(m) => wit::TransportError::Tls(m),
         TransportError::Timeout => wit::TransportError::Timeout,
+        TransportError::Interrupted(m) => wit::TransportError::Interrupted(m),
         TransportError::BodyTooLarge(n) => wit::TransportError::BodyTooLarge(n),
         TransportError::Other(m) => wit::TransportError::Other(m),
     }

@@ -53,15 +53,19 @@ pub enum TransportKind {
     Connect,
     Tls,
     Timeout,
+    Interrupted,
+    Other,
     BodyTooLarge,
     ForbiddenDestination,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Unreadable {
+    /// A redirect, which a client must not follow with credentials.
+    Redirect,
     /// An HTML page, 404 or 405: the URL is something else.
     NotATokenEndpoint,
-    /// A 5xx without an OAuth error.
+    /// A 5xx or 429 without an OAuth error.
     ServerTrouble,
     /// Anything else that is not a token.
     Other,
@@ -184,8 +188,13 @@ pub const TABLE: &[Hint] = &[
     },
     Hint {
         failure: Failure::Unreadable(Unreadable::ServerTrouble),
-        seen: "HTTP 5xx without an OAuth error",
+        seen: "HTTP 5xx or 429 without an OAuth error",
         advice: SERVER_TROUBLE,
+    },
+    Hint {
+        failure: Failure::Unreadable(Unreadable::Redirect),
+        seen: "a redirect (3xx) from the token URL",
+        advice: "redirects are not followed, as they would carry the credentials elsewhere: if the Location is the provider's token endpoint, put it in token_url",
     },
     Hint {
         failure: Failure::Unreadable(Unreadable::NotATokenEndpoint),
@@ -221,6 +230,16 @@ pub const TABLE: &[Hint] = &[
         failure: Failure::Transport(TransportKind::Timeout),
         seen: "timed out",
         advice: "the server did not answer in time: retry later, and check that the URL points at the provider and not at a firewall",
+    },
+    Hint {
+        failure: Failure::Transport(TransportKind::Interrupted),
+        seen: "the connection broke mid-answer",
+        advice: "the provider or something between (a proxy, a load balancer) closed the connection before the answer was complete: retry later; if it persists, check what sits between this machine and the provider",
+    },
+    Hint {
+        failure: Failure::Transport(TransportKind::Other),
+        seen: "any other network failure",
+        advice: "check the URL and that this machine can reach the provider",
     },
     Hint {
         failure: Failure::Transport(TransportKind::BodyTooLarge),
@@ -278,9 +297,11 @@ pub fn for_transport(kind: TransportKind) -> &'static str {
 
 /// Advice for a token endpoint answer that is not OAuth at all.
 pub fn for_unreadable_response(status: u16, html: bool) -> &'static str {
-    let kind = if html || status == 404 || status == 405 {
+    let kind = if (300..400).contains(&status) {
+        Unreadable::Redirect
+    } else if html || status == 404 || status == 405 {
         Unreadable::NotATokenEndpoint
-    } else if status >= 500 {
+    } else if status >= 500 || status == 429 {
         Unreadable::ServerTrouble
     } else {
         Unreadable::Other
@@ -370,6 +391,8 @@ mod tests {
         assert!(for_unreadable_response(200, true).contains("token_url"));
         assert!(for_unreadable_response(404, false).contains("token_url"));
         assert!(for_unreadable_response(503, false).contains("retry later"));
+        assert!(for_unreadable_response(429, false).contains("retry later"));
+        assert!(for_unreadable_response(302, true).contains("redirects are not followed"));
         assert!(for_unreadable_response(200, false).contains("token_path"));
     }
 }

@@ -68,14 +68,20 @@ pub fn ensure_token(config: &Config, host: &impl Host) -> Result<Token, Error> {
                     if token.extra.is_empty() {
                         token.extra.clone_from(&cached.extra);
                     }
-                    return store(host, &key, token);
+                    return store(host, &key, token).map_err(|e| match e {
+                        Error::SecretStore(m) => Error::SecretStore(format!(
+                            "{m} (the refreshed token could not be saved: where the provider \
+                             rotates refresh tokens, the stored one may no longer work)"
+                        )),
+                        other => other,
+                    });
                 }
                 // The refresh token is dead. A repeatable grant simply starts over; the
                 // authorization code grant needs the user again.
                 Err(Error::Provider(e)) if hints::is_invalid_grant(&e.code) => {
                     if !config.grant_type.is_repeatable() {
                         return Err(Error::AuthorizationRequired(format!(
-                            "the provider refused the refresh token ({e}): authorize again"
+                            "the provider refused the refresh token: {e}"
                         )));
                     }
                 }
@@ -98,17 +104,38 @@ pub fn ensure_token(config: &Config, host: &impl Host) -> Result<Token, Error> {
 pub fn decorate_request(
     config: &Config,
     host: &impl Host,
-    mut request: HttpRequest,
+    request: HttpRequest,
 ) -> Result<HttpRequest, Error> {
     let token = ensure_token(config, host)?;
+    Ok(authorize(config, &token, request))
+}
+
+/// The request decorated with the cached token while it is fresh; `None` when getting a token
+/// would need a token request. Sends nothing and writes nothing, so a host can run it for many
+/// steps at once and serialise only the slow path (see the host's single flight).
+pub fn decorate_request_cached(
+    config: &Config,
+    host: &impl Host,
+    request: HttpRequest,
+) -> Result<Option<HttpRequest>, Error> {
+    config.check()?;
+    let cached = host
+        .get_secret(&token_key(config))
+        .map_err(Error::SecretStore)?
+        .and_then(|value| CachedToken::decode(&value))
+        .and_then(|cached| cached.usable(host.now()));
+    Ok(cached.map(|token| authorize(config, &token, request)))
+}
+
+fn authorize(config: &Config, token: &Token, mut request: HttpRequest) -> HttpRequest {
     let prefix = config.header_prefix();
     let value = if prefix.is_empty() {
-        token.access_token
+        token.access_token.clone()
     } else {
         format!("{prefix} {}", token.access_token)
     };
     request.set_header("Authorization", value);
-    Ok(request)
+    request
 }
 
 /// Drops the access token after the API refused it, keeping the refresh token so the next
@@ -870,5 +897,26 @@ mod tests {
         let second = ensure_token(&c, &host).unwrap();
         assert_eq!(second.access_token, "at2");
         assert_eq!(second.extra, first.extra);
+    }
+
+    #[test]
+    fn cached_decoration_only_serves_a_fresh_token_and_never_sends() {
+        let c = config(GrantType::ClientCredentials);
+        let host = FakeHost::new();
+        assert_eq!(decorate_request_cached(&c, &host, api_request()), Ok(None));
+        host.reply(200, r#"{"access_token":"at1","expires_in":60}"#);
+        ensure_token(&c, &host).unwrap();
+        let decorated = decorate_request_cached(&c, &host, api_request())
+            .unwrap()
+            .expect("a fresh token");
+        assert_eq!(
+            header(&decorated.headers, "authorization"),
+            Some("Bearer at1")
+        );
+        host.now.set(host.now.get() + 60);
+        let before = host.secrets.borrow().clone();
+        assert_eq!(decorate_request_cached(&c, &host, api_request()), Ok(None));
+        assert_eq!(host.sent.borrow().len(), 1, "only the first fetch was sent");
+        assert_eq!(*host.secrets.borrow(), before, "nothing written");
     }
 }

@@ -28,8 +28,9 @@ const TOKEN_FIELDS: &[&str] = &[
 pub fn parse(response: &HttpResponse, now: u64, format: &ResponseFormat) -> Result<Token, Error> {
     let content_type = header(&response.headers, "content-type").map(str::to_owned);
     let not_a_token = |message: &str| unreadable(response, content_type.clone(), message);
-    let Some(fields) = read_fields(&response.body, content_type.as_deref()) else {
-        return Err(not_a_token("the body is neither a JSON object nor a form"));
+    let fields = match read_fields(&response.body, content_type.as_deref()) {
+        Ok(fields) => fields,
+        Err(why) => return Err(not_a_token(&why)),
     };
 
     // Some providers (GitHub, Slack) report errors with HTTP 200: `error` decides, not the status.
@@ -43,10 +44,10 @@ pub fn parse(response: &HttpResponse, now: u64, format: &ResponseFormat) -> Resu
         }));
     }
     if !(200..300).contains(&response.status) {
-        let message = match free_text(&fields) {
-            Some(said) => format!("an error status without an OAuth error code; it says {said:?}"),
-            None => "an error status without an OAuth error code".to_owned(),
-        };
+        let mut message = "an error status without an OAuth error code".to_owned();
+        if let Some(said) = free_text(&fields) {
+            message.push_str(&format!("; it says {said:?}"));
+        }
         return Err(not_a_token(&message));
     }
     let (object, path) = match at_path(&fields, &format.token_path) {
@@ -81,19 +82,32 @@ pub fn parse(response: &HttpResponse, now: u64, format: &ResponseFormat) -> Resu
 }
 
 /// The body's top-level fields: a JSON object, or a form-encoded body. Older providers send
-/// forms: GitHub when the client does not ask for JSON, Facebook as `text/plain`.
-fn read_fields(body: &[u8], content_type: Option<&str>) -> Option<Map<String, Value>> {
+/// forms: GitHub when the client does not ask for JSON, Facebook as `text/plain`. `Err` says
+/// why the body is neither.
+fn read_fields(body: &[u8], content_type: Option<&str>) -> Result<Map<String, Value>, String> {
     let media_type = content_type
         .and_then(|ct| ct.split(';').next())
         .map(|mt| mt.trim().to_ascii_lowercase());
     if media_type.as_deref() == Some("application/x-www-form-urlencoded") {
-        return Some(form_fields(body));
+        return Ok(form_fields(body));
     }
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(fields)) => Some(fields),
-        _ => Some(form_fields(body))
-            .filter(|f| f.contains_key("access_token") || f.contains_key("error")),
+    let json_error = match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(fields)) => return Ok(fields),
+        Ok(_) => None,
+        Err(e) => Some(e),
+    };
+    let form = form_fields(body);
+    if form.contains_key("access_token") || form.contains_key("error") {
+        return Ok(form);
     }
+    let looks_like_json = body.trim_ascii_start().starts_with(b"{")
+        || media_type.as_deref().is_some_and(|mt| mt.ends_with("json"));
+    Err(match json_error {
+        Some(e) if looks_like_json && e.is_eof() => "the JSON body ends early".to_owned(),
+        Some(e) if looks_like_json => format!("the JSON body is invalid ({e})"),
+        _ if body.is_empty() => "the body is empty".to_owned(),
+        _ => "the body is neither a JSON object nor a form".to_owned(),
+    })
 }
 
 fn form_fields(body: &[u8]) -> Map<String, Value> {
@@ -249,15 +263,24 @@ fn unreadable(response: &HttpResponse, content_type: Option<String>, message: &s
         .as_deref()
         .is_some_and(|ct| ct.to_ascii_lowercase().contains("html"))
         || response.body.trim_ascii_start().starts_with(b"<");
+    let mut message = if (300..400).contains(&response.status) {
+        match header(&response.headers, "location") {
+            Some(location) => format!("a redirect to {location}"),
+            None => "a redirect".to_owned(),
+        }
+    } else if html {
+        "the body is an HTML page".to_owned()
+    } else {
+        message.to_owned()
+    };
+    if let Some(after) = header(&response.headers, "retry-after") {
+        message.push_str(&format!("; Retry-After: {}", after.trim()));
+    }
     Error::MalformedResponse(ResponseProblem {
         status: response.status,
         hint: hints::for_unreadable_response(response.status, html).to_owned(),
         content_type,
-        message: if html {
-            "the body is an HTML page".to_owned()
-        } else {
-            message.to_owned()
-        },
+        message,
     })
 }
 

@@ -5,12 +5,15 @@ use std::fmt::{self, Display, Formatter};
 use oauth2_plugin::hints::{self, TransportKind};
 
 use crate::bindings::{OauthError, ProviderError, ResponseProblem, TransportError};
+pub use crate::sandbox::{GUEST_TIME_LIMIT, LimitExceeded};
 
 /// The failure of one call into the component.
 #[derive(Debug)]
 pub enum CallError {
     /// The grant logic returned its typed error.
     OAuth(OauthError),
+    /// The host stopped the component at one of its limits; the host serves other calls on.
+    Limit(LimitExceeded),
     /// The host could not run the call: instantiation failed, the guest trapped, ...
     Host(anyhow::Error),
 }
@@ -19,6 +22,7 @@ impl Display for CallError {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
         match self {
             Self::OAuth(e) => Explain(e).fmt(f),
+            Self::Limit(limit) => limit.fmt(f),
             // `:#` keeps anyhow's context chain on the one line.
             Self::Host(e) => write!(f, "component failed: {e:#}"),
         }
@@ -81,7 +85,14 @@ impl Display for Explain<'_, TransportError> {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
         let kind = match self.0 {
             TransportError::InvalidRequest(m) => return write!(f, "invalid request: {m}"),
-            TransportError::Other(m) => return f.write_str(m),
+            TransportError::Other(m) => {
+                f.write_str(m)?;
+                TransportKind::Other
+            }
+            TransportError::Interrupted(m) => {
+                write!(f, "the connection broke mid-answer: {m}")?;
+                TransportKind::Interrupted
+            }
             TransportError::ForbiddenDestination(m) => {
                 write!(f, "destination refused: {m}")?;
                 TransportKind::ForbiddenDestination

@@ -50,18 +50,35 @@ impl UreqClient {
         Ok(Self::with_roots(roots.into()))
     }
 
-    fn with_roots(roots: RootCerts) -> Self {
-        let config = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .max_redirects(0)
-            .timeout_connect(Some(CONNECT_TIMEOUT))
-            .timeout_global(Some(OVERALL_TIMEOUT))
-            .tls_config(TlsConfig::builder().root_certs(roots).build())
-            .build();
+    /// The same client with other time limits: `connect` for establishing the connection,
+    /// `overall` for the whole exchange, connecting and reading the body included. The defaults
+    /// (10 s and 30 s) suit a distant provider; a test of a server that never answers needs
+    /// seconds less, and a host whose provider is known to be slow may need more.
+    pub fn with_timeouts(self, connect: Duration, overall: Duration) -> Self {
+        let tls = self.agent.config().tls_config().clone();
         Self {
-            agent: config.new_agent(),
+            agent: agent(tls, connect, overall),
         }
     }
+
+    fn with_roots(roots: RootCerts) -> Self {
+        let tls = TlsConfig::builder().root_certs(roots).build();
+        Self {
+            agent: agent(tls, CONNECT_TIMEOUT, OVERALL_TIMEOUT),
+        }
+    }
+}
+
+/// An agent that follows no redirect and returns every status as a response.
+fn agent(tls: TlsConfig, connect: Duration, overall: Duration) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .timeout_connect(Some(connect))
+        .timeout_global(Some(overall))
+        .tls_config(tls)
+        .build()
+        .new_agent()
 }
 
 impl Default for UreqClient {
@@ -175,6 +192,11 @@ fn classify_io(error: io::Error) -> TransportError {
         | ErrorKind::HostUnreachable
         | ErrorKind::NetworkUnreachable
         | ErrorKind::AddrNotAvailable => TransportError::Connect(error.to_string()),
+        // ureq reports a connection closed or reset before the body was complete this way.
+        ErrorKind::UnexpectedEof
+        | ErrorKind::ConnectionReset
+        | ErrorKind::ConnectionAborted
+        | ErrorKind::BrokenPipe => TransportError::Interrupted(error.to_string()),
         // std's resolver failure has no ErrorKind of its own, only this message prefix.
         _ if error
             .to_string()
@@ -312,6 +334,33 @@ mod tests {
             .send(&get(format!("http://127.0.0.1:{port}/token")))
             .unwrap_err();
         assert!(matches!(err, TransportError::Connect(_)), "{err:?}");
+    }
+
+    #[test]
+    fn a_server_that_never_answers_times_out_at_the_configured_limit() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        // Accepts and holds the connection without answering, until the client gives up.
+        let silent = thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            let _ = io::copy(&mut &stream, &mut io::sink());
+        });
+        let client =
+            UreqClient::new().with_timeouts(Duration::from_secs(1), Duration::from_millis(500));
+        let started = std::time::Instant::now();
+        let err = client
+            .send(&get(format!("http://127.0.0.1:{port}/token")))
+            .unwrap_err();
+        assert_eq!(err, TransportError::Timeout);
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "took {:?}",
+            started.elapsed()
+        );
+        silent.join().unwrap();
     }
 
     #[test]

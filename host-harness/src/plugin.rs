@@ -1,8 +1,9 @@
 //! The compiled component, ready to instantiate: one per process, a fresh instance per call.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::Context as _;
 use oauth2_plugin::token::redacted_extra;
@@ -17,7 +18,7 @@ use crate::clock::Clock;
 use crate::compiled_cache;
 use crate::errors::CallError;
 use crate::http_client::HttpClient;
-use crate::sandbox::{self, HostState};
+use crate::sandbox::{self, HostState, LimitExceeded};
 use crate::secret_store::SecretStore;
 
 /// The component built from this workspace by `build.rs`.
@@ -138,13 +139,43 @@ fn engine() -> anyhow::Result<Engine> {
         .table_keep_resident(KEEP_RESIDENT);
     let mut config = Config::new();
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-    Engine::new(&config).map_err(anyhow::Error::from)
+    // Each store gets a deadline in epochs; a thread advances them while the engine lives.
+    config.epoch_interruption(true);
+    let engine = Engine::new(&config).map_err(anyhow::Error::from)?;
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("oauth2-plugin-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(sandbox::EPOCH_TICK);
+            }
+        })
+        .context("starting the epoch thread")?;
+    Ok(engine)
 }
 
 /// The engine and the component, linked and type-checked once; cheap to share across threads.
 #[derive(Clone)]
 pub struct Plugin {
     pre: Oauth2PluginPre<HostState>,
+    flights: Arc<Flights>,
+}
+
+/// Per-connection single flight: the calls that may request a token for a connection run one
+/// at a time, so when a token expires under many concurrent steps one of them refreshes and the
+/// others then find the new token, instead of all spending the same (rotating) refresh token.
+#[derive(Default)]
+struct Flights(Mutex<HashMap<String, Arc<Mutex<()>>>>);
+
+impl Flights {
+    /// The lock of the connection `config` describes. Its key is the whole configuration, which
+    /// holds secret names, never secret values.
+    fn of(&self, config: &ConnectionConfig) -> Arc<Mutex<()>> {
+        let mut flights = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(flights.entry(format!("{config:?}")).or_default())
+    }
 }
 
 impl fmt::Debug for Plugin {
@@ -202,7 +233,10 @@ impl Plugin {
         let pre = Oauth2PluginPre::new(instance_pre)
             .map_err(anyhow::Error::from)
             .context("the component does not export the oauth2 grant interface")?;
-        Ok(Self { pre })
+        Ok(Self {
+            pre,
+            flights: Arc::default(),
+        })
     }
 
     /// The component's imports, as `interface` names (`wasi:io/streams@0.2.6`, ...).
@@ -247,23 +281,35 @@ impl Plugin {
             .parse_token_response(config, response)
     }
 
-    /// A usable token: cached, refreshed or fetched, and stored. One fresh instance.
+    /// A usable token: cached, refreshed or fetched, and stored. One fresh instance, in the
+    /// connection's single flight.
     pub fn ensure_token(
         &self,
         services: &Services,
         config: &ConnectionConfig,
     ) -> Result<Token, CallError> {
+        let flight = self.flights.of(config);
+        let _turn = flight.lock().unwrap_or_else(PoisonError::into_inner);
         self.instance(services)?.ensure_token(config)
     }
 
-    /// `request` with the connection's `Authorization` header. One fresh instance.
+    /// `request` with the connection's `Authorization` header. One fresh instance: a fresh
+    /// cached token is used without waiting for anything; otherwise the call joins the
+    /// connection's single flight and asks again, finding either the token another call just
+    /// obtained or none, in which case it obtains one itself.
     pub fn decorate_request(
         &self,
         services: &Services,
         config: &ConnectionConfig,
         request: &HttpRequest,
     ) -> Result<HttpRequest, CallError> {
-        self.instance(services)?.decorate_request(config, request)
+        let mut instance = self.instance(services)?;
+        if let Some(decorated) = instance.decorate_request_cached(config, request)? {
+            return Ok(decorated);
+        }
+        let flight = self.flights.of(config);
+        let _turn = flight.lock().unwrap_or_else(PoisonError::into_inner);
+        instance.decorate_request(config, request)
     }
 
     /// Starts the authorization-code flow. One fresh instance.
@@ -286,12 +332,15 @@ impl Plugin {
             .complete_authorization(config, redirect_url)
     }
 
-    /// Drops the cached access token after the API refused it. One fresh instance.
+    /// Drops the cached access token after the API refused it. One fresh instance, in the
+    /// connection's single flight.
     pub fn forget_token(
         &self,
         services: &Services,
         config: &ConnectionConfig,
     ) -> Result<(), CallError> {
+        let flight = self.flights.of(config);
+        let _turn = flight.lock().unwrap_or_else(PoisonError::into_inner);
         self.instance(services)?.forget_token(config)
     }
 
@@ -302,6 +351,8 @@ impl Plugin {
     pub fn instance(&self, services: &Services) -> Result<Instance, CallError> {
         let mut store = Store::new(self.pre.engine(), HostState::new(services));
         store.limiter(|state| &mut state.limits);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(HostState::on_epoch_deadline);
         let bindings = self
             .pre
             .instantiate(&mut store)
@@ -328,7 +379,9 @@ impl Instance {
         &mut self,
         config: &ConnectionConfig,
     ) -> Result<Vec<ConfigProblem>, CallError> {
-        self.call(|grant, store| grant.call_validate_config(store, config).map(Ok))
+        self.call(config, |grant, store| {
+            grant.call_validate_config(store, config).map(Ok)
+        })
     }
 
     /// The token endpoint request for `step`; sends nothing.
@@ -337,7 +390,9 @@ impl Instance {
         config: &ConnectionConfig,
         step: &TokenStep,
     ) -> Result<HttpRequest, CallError> {
-        self.call(|grant, store| grant.call_build_token_request(store, config, step))
+        self.call(config, |grant, store| {
+            grant.call_build_token_request(store, config, step)
+        })
     }
 
     /// Reads a token endpoint response; stores nothing.
@@ -346,14 +401,18 @@ impl Instance {
         config: &ConnectionConfig,
         response: &HttpResponse,
     ) -> Result<Token, CallError> {
-        self.call(|grant, store| grant.call_parse_token_response(store, config, response))
-            .map(Token::from)
+        self.call(config, |grant, store| {
+            grant.call_parse_token_response(store, config, response)
+        })
+        .map(Token::from)
     }
 
     /// A usable token: cached, refreshed or fetched, and stored.
     pub fn ensure_token(&mut self, config: &ConnectionConfig) -> Result<Token, CallError> {
-        self.call(|grant, store| grant.call_ensure_token(store, config))
-            .map(Token::from)
+        self.call(config, |grant, store| {
+            grant.call_ensure_token(store, config)
+        })
+        .map(Token::from)
     }
 
     /// `request` with the connection's `Authorization` header.
@@ -362,7 +421,21 @@ impl Instance {
         config: &ConnectionConfig,
         request: &HttpRequest,
     ) -> Result<HttpRequest, CallError> {
-        self.call(|grant, store| grant.call_decorate_request(store, config, request))
+        self.call(config, |grant, store| {
+            grant.call_decorate_request(store, config, request)
+        })
+    }
+
+    /// `request` decorated with the cached token when it is fresh; none when a token request
+    /// would be needed. Sends nothing, writes nothing.
+    pub fn decorate_request_cached(
+        &mut self,
+        config: &ConnectionConfig,
+        request: &HttpRequest,
+    ) -> Result<Option<HttpRequest>, CallError> {
+        self.call(config, |grant, store| {
+            grant.call_decorate_request_cached(store, config, request)
+        })
     }
 
     /// Starts the authorization-code flow.
@@ -370,7 +443,9 @@ impl Instance {
         &mut self,
         config: &ConnectionConfig,
     ) -> Result<AuthorizationStart, CallError> {
-        self.call(|grant, store| grant.call_begin_authorization(store, config))
+        self.call(config, |grant, store| {
+            grant.call_begin_authorization(store, config)
+        })
     }
 
     /// Finishes the authorization-code flow from the browser's redirect URL.
@@ -379,22 +454,38 @@ impl Instance {
         config: &ConnectionConfig,
         redirect_url: &str,
     ) -> Result<Token, CallError> {
-        self.call(|grant, store| grant.call_complete_authorization(store, config, redirect_url))
-            .map(Token::from)
+        self.call(config, |grant, store| {
+            grant.call_complete_authorization(store, config, redirect_url)
+        })
+        .map(Token::from)
     }
 
     /// Drops the cached access token after the API refused it.
     pub fn forget_token(&mut self, config: &ConnectionConfig) -> Result<(), CallError> {
-        self.call(|grant, store| grant.call_forget_token(store, config))
+        self.call(config, |grant, store| {
+            grant.call_forget_token(store, config)
+        })
     }
 
+    /// One call into the component for `config`'s connection: its HTTP may reach only the
+    /// token URL's origin, and the limits start afresh.
     fn call<R>(
         &mut self,
+        config: &ConnectionConfig,
         f: impl FnOnce(&Grant, &mut Store<HostState>) -> wasmtime::Result<Result<R, OauthError>>,
     ) -> Result<R, CallError> {
-        f(self.bindings.integration_oauth2_grant(), &mut self.store)
-            .map_err(|e| CallError::Host(e.into()))?
-            .map_err(CallError::OAuth)
+        self.store.data_mut().begin_call(&config.token_url);
+        self.store.set_epoch_deadline(1);
+        match f(self.bindings.integration_oauth2_grant(), &mut self.store) {
+            Ok(result) => result.map_err(CallError::OAuth),
+            Err(e) => Err(match e.downcast::<LimitExceeded>() {
+                Ok(limit) => CallError::Limit(limit),
+                Err(_) if self.store.data().limits.memory_refused => {
+                    CallError::Limit(LimitExceeded::Memory)
+                }
+                Err(e) => CallError::Host(e.into()),
+            }),
+        }
     }
 }
 

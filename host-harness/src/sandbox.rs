@@ -1,10 +1,12 @@
 //! What a component instance can reach: the contract's imports and a minimal slice of WASI.
 
+use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
+use url::{Origin, Url};
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
-use wasmtime::{Engine, StoreLimits, StoreLimitsBuilder};
+use wasmtime::{Engine, ResourceLimiter, StoreContextMut, UpdateDeadline};
 use wasmtime_wasi::cli::{WasiCli, WasiCliView};
 use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView};
 use wasmtime_wasi::p2::bindings::{cli, clocks, random, sync};
@@ -19,12 +21,55 @@ use crate::plugin::Services;
 /// Linear memory one instance may grow to; the grant logic needs a few MiB.
 pub(crate) const MEMORY_LIMIT: usize = 64 << 20;
 
+/// Table elements one instance may grow to; the component needs a few hundred.
+const TABLE_LIMIT: usize = 10_000;
+
+/// Computation one call may spend inside the component, time in the host's imports (HTTP, the
+/// secret store) excluded: the grant logic needs microseconds, a 1 MiB response milliseconds.
+pub const GUEST_TIME_LIMIT: Duration = Duration::from_secs(2);
+
+/// How often the engine's epoch advances, so how late a runaway guest is stopped.
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// A limit the host enforced by stopping the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitExceeded {
+    /// The component computed for longer than [`GUEST_TIME_LIMIT`].
+    Time,
+    /// The component asked for more memory than [`MEMORY_LIMIT`] allows.
+    Memory,
+}
+
+impl fmt::Display for LimitExceeded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Time => write!(
+                f,
+                "the component ran for more than {} s of its own computation and was stopped",
+                GUEST_TIME_LIMIT.as_secs()
+            ),
+            Self::Memory => write!(
+                f,
+                "the component asked for more than {} MiB of memory and was stopped",
+                MEMORY_LIMIT >> 20
+            ),
+        }
+    }
+}
+
+impl std::error::Error for LimitExceeded {}
+
 /// The data of one call's `Store`.
 pub(crate) struct HostState {
     services: Services,
     wasi: WasiCtx,
     table: ResourceTable,
-    pub(crate) limits: StoreLimits,
+    pub(crate) limits: Limits,
+    /// The only origin `http.send` reaches: the token URL's, set for each call.
+    allowed_origin: Option<Origin>,
+    /// When the current call began, and how much of it was spent in the host's imports.
+    call_started: Instant,
+    in_host: Duration,
 }
 
 impl HostState {
@@ -39,8 +84,68 @@ impl HostState {
             services: services.clone(),
             wasi,
             table: ResourceTable::new(),
-            limits: StoreLimitsBuilder::new().memory_size(MEMORY_LIMIT).build(),
+            limits: Limits::default(),
+            allowed_origin: None,
+            call_started: Instant::now(),
+            in_host: Duration::ZERO,
         }
+    }
+
+    /// Prepares for a call made for a connection whose token endpoint is `token_url`.
+    pub(crate) fn begin_call(&mut self, token_url: &str) {
+        self.allowed_origin = Url::parse(token_url.trim()).ok().map(|url| url.origin());
+        self.call_started = Instant::now();
+        self.in_host = Duration::ZERO;
+    }
+
+    /// Runs `f` as time spent in the host, not counted against the guest's limit.
+    fn in_host<R>(&mut self, f: impl FnOnce(&Services) -> R) -> R {
+        let started = Instant::now();
+        let result = f(&self.services);
+        self.in_host += started.elapsed();
+        result
+    }
+
+    /// The deadline check, run each time the epoch passes the store's deadline: the call goes
+    /// on while its own computation stays under the limit.
+    pub(crate) fn on_epoch_deadline(
+        store: StoreContextMut<'_, HostState>,
+    ) -> wasmtime::Result<UpdateDeadline> {
+        let state = store.data();
+        let computed = state.call_started.elapsed().saturating_sub(state.in_host);
+        if computed >= GUEST_TIME_LIMIT {
+            return Err(LimitExceeded::Time.into());
+        }
+        Ok(UpdateDeadline::Continue(1))
+    }
+}
+
+/// The memory and table caps of one instance, remembering whether a request was refused so the
+/// resulting trap can be named.
+#[derive(Default)]
+pub(crate) struct Limits {
+    pub(crate) memory_refused: bool,
+}
+
+impl ResourceLimiter for Limits {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = desired <= MEMORY_LIMIT;
+        self.memory_refused |= !allowed;
+        Ok(allowed)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= TABLE_LIMIT)
     }
 }
 
@@ -97,22 +202,42 @@ impl WasiView for HostState {
 impl types::Host for HostState {}
 
 impl http::Host for HostState {
+    /// Sends only to the origin of the connection's token URL: a component, however written,
+    /// cannot use the host to reach anything else (no SSRF through a plugin).
     fn send(&mut self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
-        self.services.http.send(&request)
+        let origin = Url::parse(&request.url).map(|url| url.origin());
+        let allowed = match (&origin, &self.allowed_origin) {
+            (Ok(origin), Some(allowed)) => origin.is_tuple() && origin == allowed,
+            _ => false,
+        };
+        if !allowed {
+            let permitted = self
+                .allowed_origin
+                .as_ref()
+                .map_or_else(|| "none".to_owned(), Origin::ascii_serialization);
+            let asked = origin.map_or_else(
+                |_| "an unparsable URL".to_owned(),
+                |o| o.ascii_serialization(),
+            );
+            return Err(TransportError::ForbiddenDestination(format!(
+                "the component may reach only the token endpoint's origin ({permitted}), not {asked}"
+            )));
+        }
+        self.in_host(|services| services.http.send(&request))
     }
 }
 
 impl secrets::Host for HostState {
     fn get(&mut self, name: String) -> Result<Option<String>, String> {
-        self.services.secrets.get(&name)
+        self.in_host(|services| services.secrets.get(&name))
     }
 
     fn set(&mut self, name: String, value: String) -> Result<(), String> {
-        self.services.secrets.set(&name, &value)
+        self.in_host(|services| services.secrets.set(&name, &value))
     }
 
     fn remove(&mut self, name: String) -> Result<(), String> {
-        self.services.secrets.remove(&name)
+        self.in_host(|services| services.secrets.remove(&name))
     }
 }
 

@@ -26,7 +26,7 @@ fn refused(host: &Host, connection: &Value) -> OauthError {
     assert!(host.tokens().is_empty(), "stored after {line}");
     match error {
         CallError::OAuth(error) => error,
-        CallError::Host(error) => panic!("the component failed: {error:#}"),
+        other => panic!("the component failed: {other}"),
     }
 }
 

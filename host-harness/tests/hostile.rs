@@ -1,0 +1,158 @@
+//! The sandbox holds against a component written to attack its host (`tests/fixtures/
+//! hostile-guest`): a loop that never ends, an allocation that never stops, and a request to a
+//! URL other than the token endpoint. Each is stopped with a typed error, and the same `Plugin`
+//! then serves the next call.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::{Arc, OnceLock, mpsc};
+use std::time::{Duration, Instant};
+
+use host_harness::errors::LimitExceeded;
+use host_harness::provider::{Provider, ProviderConfig};
+use host_harness::{
+    CallError, ConnectionConfig, GrantType, HttpRequest, HttpResponse, ManualClock, MemoryStore,
+    OauthError, Plugin, Services, TokenStep, TransportError, UreqClient,
+};
+
+/// The hostile component, built once per test run into its own target directory.
+fn hostile() -> &'static Plugin {
+    static PLUGIN: OnceLock<Plugin> = OnceLock::new();
+    PLUGIN.get_or_init(|| {
+        let crate_dir =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hostile-guest");
+        let target_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/fixtures");
+        let status = Command::new(env!("CARGO"))
+            .args([
+                "build",
+                "--release",
+                "--target",
+                "wasm32-wasip2",
+                "--manifest-path",
+            ])
+            .arg(crate_dir.join("Cargo.toml"))
+            .env("CARGO_TARGET_DIR", &target_dir)
+            .env_remove("RUSTFLAGS")
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building the hostile guest failed");
+        let wasm = target_dir.join("wasm32-wasip2/release/hostile_guest.wasm");
+        Plugin::from_file(&wasm).expect("the hostile guest loads: it imports only what is allowed")
+    })
+}
+
+fn services() -> Services {
+    Services {
+        http: Arc::new(UreqClient::new()),
+        secrets: Arc::new(MemoryStore::new()),
+        clock: Arc::new(ManualClock::at_unix(1_800_000_000)),
+    }
+}
+
+fn config(token_url: &str) -> ConnectionConfig {
+    ConnectionConfig::new(GrantType::ClientCredentials, token_url, "client")
+}
+
+fn request() -> HttpRequest {
+    HttpRequest {
+        method: "GET".into(),
+        url: "https://api.example.com/".into(),
+        headers: vec![],
+        body: vec![],
+    }
+}
+
+/// After any attack, the plugin still answers an ordinary call.
+fn still_serves(plugin: &Plugin) {
+    let problems = plugin
+        .validate_config(&services(), &config("https://idp.example.com/token"))
+        .expect("the next call runs");
+    assert!(problems.is_empty());
+}
+
+#[test]
+fn a_guest_that_never_returns_is_stopped_at_its_time_limit() {
+    let plugin = hostile();
+    let started = Instant::now();
+    // On a thread, so that a host without the limit fails this test instead of hanging it.
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        let result = plugin.decorate_request(
+            &services(),
+            &config("https://idp.example.com/token"),
+            &request(),
+        );
+        let _ = sender.send(result);
+    });
+    let result = receiver
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the host stops the endless loop within 20 s");
+    let took = started.elapsed();
+    match result {
+        Err(CallError::Limit(LimitExceeded::Time)) => {}
+        other => panic!("expected the time limit, got {other:?}"),
+    }
+    assert!(
+        took >= host_harness::errors::GUEST_TIME_LIMIT && took < Duration::from_secs(10),
+        "stopped after {took:?}"
+    );
+    let message = CallError::Limit(LimitExceeded::Time).to_string();
+    assert!(message.contains("was stopped"), "{message}");
+    still_serves(hostile());
+}
+
+#[test]
+fn a_guest_that_allocates_without_end_is_stopped_at_its_memory_limit() {
+    let response = HttpResponse {
+        status: 200,
+        headers: vec![],
+        body: b"{}".to_vec(),
+    };
+    let result = hostile().parse_token_response(
+        &services(),
+        &config("https://idp.example.com/token"),
+        &response,
+    );
+    match result {
+        Err(CallError::Limit(LimitExceeded::Memory)) => {}
+        other => panic!("expected the memory limit, got {other:?}"),
+    }
+    still_serves(hostile());
+}
+
+#[test]
+fn a_guest_reaches_only_the_token_endpoints_origin() {
+    // The "other" server is real and listening: the host refuses before connecting.
+    let other = Provider::start(ProviderConfig::demo("http://127.0.0.1:9/callback")).unwrap();
+    let token_endpoint =
+        Provider::start(ProviderConfig::demo("http://127.0.0.1:9/callback")).unwrap();
+    let mut connection = config(&token_endpoint.token_url());
+    for target in [
+        format!("{}/api/me", other.base_url()),
+        "http://169.254.169.254/latest/meta-data/".to_owned(),
+        "file:///etc/passwd".to_owned(),
+        "not a url".to_owned(),
+    ] {
+        connection.audience = Some(target.clone());
+        match hostile().build_token_request(&services(), &connection, &TokenStep::NewToken) {
+            Err(CallError::OAuth(OauthError::Transport(TransportError::ForbiddenDestination(
+                message,
+            )))) => {
+                assert!(message.contains(&token_endpoint.base_url()), "{message}");
+            }
+            other => panic!("{target}: expected a refusal, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        other.api_call_count(),
+        0,
+        "nothing reached the other server"
+    );
+
+    // The token endpoint's own origin is allowed.
+    connection.audience = Some(token_endpoint.token_url());
+    let built = hostile().build_token_request(&services(), &connection, &TokenStep::NewToken);
+    assert!(built.is_ok(), "{built:?}");
+    still_serves(hostile());
+}
