@@ -73,7 +73,8 @@ impl SecretStore for MemoryStore {
 /// A JSON object `{name: value}` in a file only its owner may read (mode 0600).
 ///
 /// The file is read on every call, so another process's writes are seen; each write replaces
-/// the whole file atomically, so a crash never leaves it half-written.
+/// the whole file atomically, so a crash never leaves it half-written; and a lock file beside it
+/// makes each read-modify-write whole across processes, so none is lost.
 #[derive(Debug)]
 pub struct FileStore {
     path: PathBuf,
@@ -126,7 +127,8 @@ impl FileStore {
         })
     }
 
-    fn save(&self, secrets: &BTreeMap<String, String>) -> Result<(), String> {
+    /// The store's directory, created owner-only when it does not exist yet.
+    fn private_dir(&self) -> Result<&Path, String> {
         let dir = match self.path.parent() {
             Some(dir) if !dir.as_os_str().is_empty() => dir,
             _ => Path::new("."),
@@ -136,6 +138,11 @@ impl FileStore {
             .mode(0o700)
             .create(dir)
             .map_err(|e| self.problem(e))?;
+        Ok(dir)
+    }
+
+    fn save(&self, secrets: &BTreeMap<String, String>) -> Result<(), String> {
+        let dir = self.private_dir()?;
 
         let temp = self.temp_path();
         let written = write_private(&temp, secrets).and_then(|()| {
@@ -163,9 +170,45 @@ impl FileStore {
 
     fn update(&self, change: impl FnOnce(&mut BTreeMap<String, String>)) -> Result<(), String> {
         let _guard = lock(&self.guard);
+        let _across_processes = self.file_lock(true)?;
         let mut secrets = self.load()?;
         change(&mut secrets);
         self.save(&secrets)
+    }
+
+    /// An advisory lock on `.<store>.lock` beside the store, shared for reading and exclusive
+    /// for a read-modify-write, so two processes writing different names lose neither (the
+    /// rename alone makes each write atomic, not the cycle). Released when the file is closed.
+    /// Before the first write there is no directory yet, and nothing to lock.
+    fn file_lock(&self, exclusive: bool) -> Result<Option<File>, String> {
+        let name = self
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let path = self.path.with_file_name(format!(".{name}.lock"));
+        if exclusive {
+            self.private_dir()?;
+        }
+        let file = match OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(exclusive)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+        {
+            Ok(file) => file,
+            Err(e) if !exclusive && e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(self.problem(e)),
+        };
+        let locked = if exclusive {
+            file.lock()
+        } else {
+            file.lock_shared()
+        };
+        locked.map_err(|e| self.problem(e))?;
+        Ok(Some(file))
     }
 
     fn problem(&self, error: io::Error) -> String {
@@ -187,6 +230,7 @@ fn write_private(path: &Path, secrets: &BTreeMap<String, String>) -> io::Result<
 impl SecretStore for FileStore {
     fn get(&self, name: &str) -> Result<Option<String>, String> {
         let _guard = lock(&self.guard);
+        let _across_processes = self.file_lock(false)?;
         Ok(self.load()?.remove(name))
     }
 
@@ -280,11 +324,17 @@ mod tests {
         for i in 0..5 {
             store.set(&format!("k{i}"), "v").unwrap();
         }
-        let names: Vec<_> = fs::read_dir(&dir.0)
+        let mut names: Vec<_> = fs::read_dir(&dir.0)
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();
-        assert_eq!(names, vec![std::ffi::OsString::from("store.json")]);
+        names.sort();
+        assert_eq!(names, [".store.json.lock", "store.json"]);
+        let lock_mode = fs::metadata(dir.0.join(".store.json.lock"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(lock_mode & 0o777, 0o600);
     }
 
     #[test]

@@ -481,3 +481,106 @@ fn check_prints_every_problem_at_once_and_finds_missing_secrets() {
     }
     assert!(text.contains("5 problem(s)"), "{text}");
 }
+
+/// Writers killed at random moments never leave the store unreadable or a finished write lost:
+/// each write goes to a temporary file renamed over the store.
+#[test]
+fn a_writer_killed_mid_write_leaves_the_previous_store_readable() {
+    let scratch = Scratch::new("killed");
+    // A large value makes each write take long enough to be interrupted.
+    let big = "x".repeat(4 << 20);
+    scratch.set_secret("kept", "the value before any kill");
+    let mut killed = 0;
+    for round in 0..20u64 {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_oauth2-host"))
+            .args([
+                "secret",
+                "set",
+                &format!("big-{round}"),
+                "--store",
+                &scratch.store(),
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut input = child.stdin.take().unwrap();
+        input.write_all(big.as_bytes()).unwrap();
+        drop(input);
+        std::thread::sleep(Duration::from_millis(round % 7));
+        if child.kill().is_ok() {
+            killed += 1;
+        }
+        child.wait().unwrap();
+
+        let store = host_harness::FileStore::open(scratch.store())
+            .unwrap_or_else(|e| panic!("round {round}: the store is unreadable: {e}"));
+        assert_eq!(
+            host_harness::SecretStore::get(&store, "kept")
+                .unwrap()
+                .as_deref(),
+            Some("the value before any kill"),
+            "round {round}"
+        );
+        if let Some(value) =
+            host_harness::SecretStore::get(&store, &format!("big-{round}")).unwrap()
+        {
+            assert_eq!(
+                value.len(),
+                big.len(),
+                "round {round}: a write is whole or absent"
+            );
+        }
+    }
+    let leftovers = std::fs::read_dir(&scratch.0)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".tmp")
+        })
+        .count();
+    // A writer killed mid-write leaves its temporary file: proof the kills landed in writes.
+    assert!(
+        leftovers > 0,
+        "no writer was killed while writing ({killed} kills)"
+    );
+}
+
+/// Processes that write different names at the same time lose none of them.
+#[test]
+fn concurrent_writer_processes_lose_no_write() {
+    let scratch = Scratch::new("writers");
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let store = scratch.store();
+            std::thread::spawn(move || {
+                for i in 0..15 {
+                    let out = oauth2_host(
+                        &["secret", "set", &format!("w{w}-{i}"), "--store", &store],
+                        Some(&format!("value {w} {i}\n")),
+                    );
+                    assert!(out.status.success(), "{}", stderr(&out));
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.join().unwrap();
+    }
+    let store = host_harness::FileStore::open(scratch.store()).unwrap();
+    for w in 0..4 {
+        for i in 0..15 {
+            assert_eq!(
+                host_harness::SecretStore::get(&store, &format!("w{w}-{i}"))
+                    .unwrap()
+                    .as_deref(),
+                Some(format!("value {w} {i}").as_str()),
+                "w{w}-{i} was lost"
+            );
+        }
+    }
+}

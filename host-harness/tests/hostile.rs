@@ -1,7 +1,8 @@
 //! The sandbox holds against a component written to attack its host (`tests/fixtures/
-//! hostile-guest`): a loop that never ends, an allocation that never stops, and a request to a
-//! URL other than the token endpoint. Each is stopped with a typed error, and the same `Plugin`
-//! then serves the next call.
+//! hostile-guest`): a loop that never ends, an allocation that never stops, a request to a URL
+//! other than the token endpoint, and a look at the environment and arguments. Each
+//! is stopped or finds nothing, and the same `Plugin` then serves the next call. A component
+//! that imports more than the host offers is refused before it runs.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -155,4 +156,35 @@ fn a_guest_reaches_only_the_token_endpoints_origin() {
     let built = hostile().build_token_request(&services(), &connection, &TokenStep::NewToken);
     assert!(built.is_ok(), "{built:?}");
     still_serves(hostile());
+}
+
+#[test]
+fn a_guest_sees_no_environment_or_arguments() {
+    let Err(CallError::OAuth(OauthError::InvalidRedirect(seen))) =
+        hostile().begin_authorization(&services(), &config("https://idp.example.com/token"))
+    else {
+        panic!("the hostile guest reports what it saw")
+    };
+    assert_eq!(seen, "vars=[] args=[]");
+}
+
+#[test]
+fn the_linker_refuses_a_component_that_imports_more_than_the_host_offers() {
+    for (interface, function) in [
+        ("wasi:filesystem/preopens@0.2.6", "get-directories"),
+        ("wasi:sockets/tcp-create-socket@0.2.6", "create-tcp-socket"),
+        ("wasi:sockets/ip-name-lookup@0.2.6", "resolve-addresses"),
+        ("wasi:http/outgoing-handler@0.2.6", "handle"),
+    ] {
+        let text = format!(
+            r#"(component (import "{interface}" (instance (export "{function}" (func)))))"#
+        );
+        let error = Plugin::from_bytes(text.as_bytes()).expect_err(interface);
+        let message = format!("{error:#}");
+        assert!(
+            message.contains("imports something this host does not provide")
+                && message.contains(interface),
+            "{interface}: {message}"
+        );
+    }
 }
