@@ -3,8 +3,9 @@
 
 use std::fmt;
 
-use crate::bindings::{ConnectionConfig, HttpRequest, HttpResponse, TransportError};
+use crate::bindings::{ConnectionConfig, TransportError};
 use crate::errors::{CallError, Explain};
+use crate::message::{HttpRequest, HttpResponse};
 use crate::plugin::{Plugin, Services};
 
 /// The API's answer, and whether it took a second try.

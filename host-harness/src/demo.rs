@@ -9,10 +9,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context as _, bail, ensure};
 
 use crate::api_call;
-use crate::bindings::{ClientAuth, ConnectionConfig, GrantType, HttpRequest};
+use crate::bindings::{ClientAuth, ConnectionConfig, GrantType};
 use crate::callback::CallbackListener;
 use crate::clock::{Clock, ManualClock};
 use crate::http_client::UreqClient;
+use crate::message::HttpRequest;
 use crate::plugin::{Plugin, Services, Token};
 use crate::provider::{Provider, ProviderConfig};
 use crate::secret_store::{MemoryStore, SecretStore};

@@ -9,7 +9,8 @@ use rustls_pki_types::pem::PemObject;
 use ureq::http::{self, HeaderName, HeaderValue};
 use ureq::tls::{Certificate, RootCerts, TlsConfig};
 
-use crate::bindings::{HttpRequest, HttpResponse, Pair, TransportError};
+use crate::bindings::{Pair, TransportError};
+use crate::message::{HttpRequest, HttpResponse};
 
 /// Sends one request and returns whatever the server answered. Error messages never contain
 /// request headers or bodies: they carry credentials.

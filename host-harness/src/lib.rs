@@ -10,6 +10,7 @@ pub mod config_file;
 pub mod demo;
 pub mod errors;
 pub mod http_client;
+pub mod message;
 pub mod plugin;
 pub mod presets;
 pub mod provider;
@@ -17,11 +18,12 @@ mod sandbox;
 pub mod secret_store;
 
 pub use bindings::{
-    ClientAuth, ConfigProblem, ConnectionConfig, GrantType, HttpRequest, HttpResponse, OauthError,
-    Pair, ResponseFormat, ScopeSeparator, TimeUnit, TokenStep, TransportError,
+    ClientAuth, ConfigProblem, ConnectionConfig, GrantType, OauthError, Pair, ResponseFormat,
+    ScopeSeparator, TimeUnit, TokenStep, TransportError,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use errors::CallError;
 pub use http_client::{HttpClient, UreqClient};
+pub use message::{HttpRequest, HttpResponse};
 pub use plugin::{Instance, Plugin, Services, Token};
 pub use secret_store::{FileStore, MemoryStore, SecretStore};

@@ -11,13 +11,14 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 
 use crate::bindings::{
-    AuthorizationStart, ConfigProblem, ConnectionConfig, Grant, HttpRequest, HttpResponse,
-    Oauth2Plugin, Oauth2PluginPre, OauthError, TokenStep, WitToken,
+    self as wit, AuthorizationStart, ConfigProblem, ConnectionConfig, Grant, Oauth2Plugin,
+    Oauth2PluginPre, OauthError, TokenStep, WitToken,
 };
 use crate::clock::Clock;
 use crate::compiled_cache;
 use crate::errors::CallError;
 use crate::http_client::HttpClient;
+use crate::message::{HttpRequest, HttpResponse};
 use crate::sandbox::{self, HostState, LimitExceeded};
 use crate::secret_store::SecretStore;
 
@@ -393,6 +394,7 @@ impl Instance {
         self.call(config, |grant, store| {
             grant.call_build_token_request(store, config, step)
         })
+        .map(HttpRequest::from)
     }
 
     /// Reads a token endpoint response; stores nothing.
@@ -401,8 +403,9 @@ impl Instance {
         config: &ConnectionConfig,
         response: &HttpResponse,
     ) -> Result<Token, CallError> {
+        let response = wit::HttpResponse::from(response.clone());
         self.call(config, |grant, store| {
-            grant.call_parse_token_response(store, config, response)
+            grant.call_parse_token_response(store, config, &response)
         })
         .map(Token::from)
     }
@@ -421,9 +424,11 @@ impl Instance {
         config: &ConnectionConfig,
         request: &HttpRequest,
     ) -> Result<HttpRequest, CallError> {
+        let request = wit::HttpRequest::from(request.clone());
         self.call(config, |grant, store| {
-            grant.call_decorate_request(store, config, request)
+            grant.call_decorate_request(store, config, &request)
         })
+        .map(HttpRequest::from)
     }
 
     /// `request` decorated with the cached token when it is fresh; none when a token request
@@ -433,9 +438,11 @@ impl Instance {
         config: &ConnectionConfig,
         request: &HttpRequest,
     ) -> Result<Option<HttpRequest>, CallError> {
+        let request = wit::HttpRequest::from(request.clone());
         self.call(config, |grant, store| {
-            grant.call_decorate_request_cached(store, config, request)
+            grant.call_decorate_request_cached(store, config, &request)
         })
+        .map(|decorated| decorated.map(HttpRequest::from))
     }
 
     /// Starts the authorization-code flow.

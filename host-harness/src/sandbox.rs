@@ -16,6 +16,7 @@ use wasmtime_wasi::{HostWallClock, WasiCtx, WasiCtxView, WasiView};
 use crate::bindings::integration::oauth2::{http, secrets, types};
 use crate::bindings::{HttpRequest, HttpResponse, Oauth2Plugin, TransportError};
 use crate::clock::Clock;
+use crate::message;
 use crate::plugin::Services;
 
 /// Linear memory one instance may grow to; the grant logic needs a few MiB.
@@ -223,7 +224,9 @@ impl http::Host for HostState {
                 "the component may reach only the token endpoint's origin ({permitted}), not {asked}"
             )));
         }
+        let request = message::HttpRequest::from(request);
         self.in_host(|services| services.http.send(&request))
+            .map(HttpResponse::from)
     }
 }
 

@@ -1,0 +1,127 @@
+//! HTTP messages as the host passes them around: the contract's records, with a `Debug` that
+//! shows no credential. (The generated records print every header value and body byte, and a
+//! request carries `Authorization` and a token request a secret.)
+
+use std::fmt;
+
+use crate::bindings::{self as wit, Pair};
+
+/// An HTTP request, whole. `Debug` shows header names and the body's length only.
+#[derive(Clone, PartialEq, Eq)]
+pub struct HttpRequest {
+    /// Method, such as `GET` or `POST`.
+    pub method: String,
+    /// Absolute URL.
+    pub url: String,
+    /// Headers in order; a name may repeat.
+    pub headers: Vec<Pair>,
+    /// Body bytes; empty for none.
+    pub body: Vec<u8>,
+}
+
+/// An HTTP response, whole. `Debug` shows the status, header names and the body's length only.
+#[derive(Clone, PartialEq, Eq)]
+pub struct HttpResponse {
+    pub status: u16,
+    /// Headers in order; a name may repeat.
+    pub headers: Vec<Pair>,
+    /// Body bytes, as received.
+    pub body: Vec<u8>,
+}
+
+fn names(headers: &[Pair]) -> Vec<&str> {
+    headers.iter().map(|h| h.name.as_str()).collect()
+}
+
+impl fmt::Debug for HttpRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpRequest")
+            .field("method", &self.method)
+            .field("url", &self.url)
+            .field("header_names", &names(&self.headers))
+            .field("body_len", &self.body.len())
+            .finish()
+    }
+}
+
+impl fmt::Debug for HttpResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpResponse")
+            .field("status", &self.status)
+            .field("header_names", &names(&self.headers))
+            .field("body_len", &self.body.len())
+            .finish()
+    }
+}
+
+impl From<wit::HttpRequest> for HttpRequest {
+    fn from(r: wit::HttpRequest) -> Self {
+        HttpRequest {
+            method: r.method,
+            url: r.url,
+            headers: r.headers,
+            body: r.body,
+        }
+    }
+}
+
+impl From<HttpRequest> for wit::HttpRequest {
+    fn from(r: HttpRequest) -> Self {
+        wit::HttpRequest {
+            method: r.method,
+            url: r.url,
+            headers: r.headers,
+            body: r.body,
+        }
+    }
+}
+
+impl From<wit::HttpResponse> for HttpResponse {
+    fn from(r: wit::HttpResponse) -> Self {
+        HttpResponse {
+            status: r.status,
+            headers: r.headers,
+            body: r.body,
+        }
+    }
+}
+
+impl From<HttpResponse> for wit::HttpResponse {
+    fn from(r: HttpResponse) -> Self {
+        wit::HttpResponse {
+            status: r.status,
+            headers: r.headers,
+            body: r.body,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_shows_no_header_value_or_body() {
+        let request = HttpRequest {
+            method: "POST".into(),
+            url: "https://idp.example.com/token".into(),
+            headers: vec![Pair {
+                name: "Authorization".into(),
+                value: "Basic c2VjcmV0".into(),
+            }],
+            body: b"client_secret=s3cret".to_vec(),
+        };
+        let response = HttpResponse {
+            status: 200,
+            headers: vec![],
+            body: br#"{"access_token":"at-s3cret"}"#.to_vec(),
+        };
+        for shown in [format!("{request:?}"), format!("{response:#?}")] {
+            assert!(
+                !shown.contains("c2VjcmV0") && !shown.contains("s3cret"),
+                "{shown}"
+            );
+        }
+        assert!(format!("{request:?}").contains("Authorization"));
+    }
+}
