@@ -52,3 +52,40 @@ fn component_imports_nothing_beyond_http_secrets_and_basic_wasi() {
         );
     }
 }
+
+/// A connector step instantiates the component afresh: its linear memory is what each step
+/// pays for (BENCHMARKS.md). The initial memory, and what the hot path grows it to, stay
+/// within 1 MiB.
+#[test]
+fn a_fresh_instance_and_the_hot_path_stay_within_one_mib_of_memory() {
+    use host_harness::{GrantType, HttpRequest};
+
+    let provider = common::start_provider();
+    let host = common::Host::new();
+    let config = common::config(&provider, GrantType::ClientCredentials);
+    let request = HttpRequest {
+        method: "GET".into(),
+        url: format!("{}/api/me", provider.base_url()),
+        headers: vec![],
+        body: vec![],
+    };
+    let fresh = common::plugin().instance(&host.services).unwrap();
+    let initial = fresh.peak_memory();
+    let mut fetching = common::plugin().instance(&host.services).unwrap();
+    fetching.decorate_request(&config, &request).unwrap();
+    let mut cached = common::plugin().instance(&host.services).unwrap();
+    cached.decorate_request(&config, &request).unwrap();
+    println!(
+        "linear memory: fresh {initial} B, after a token fetch {} B, after a cached decoration {} B",
+        fetching.peak_memory(),
+        cached.peak_memory()
+    );
+    assert!(initial > 0, "the initial memory is counted");
+    for (what, bytes) in [
+        ("fresh", initial),
+        ("fetch", fetching.peak_memory()),
+        ("cached", cached.peak_memory()),
+    ] {
+        assert!(bytes <= 1 << 20, "{what}: {bytes} bytes");
+    }
+}

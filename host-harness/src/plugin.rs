@@ -445,6 +445,12 @@ impl Instance {
         .map(|decorated| decorated.map(HttpRequest::from))
     }
 
+    /// The largest linear memory this instance has had, in bytes: its initial memory, and what
+    /// its calls grew it to.
+    pub fn peak_memory(&self) -> usize {
+        self.store.data().limits.peak_memory
+    }
+
     /// Starts the authorization-code flow.
     pub fn begin_authorization(
         &mut self,

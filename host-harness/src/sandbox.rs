@@ -126,6 +126,8 @@ impl HostState {
 #[derive(Default)]
 pub(crate) struct Limits {
     pub(crate) memory_refused: bool,
+    /// The largest linear memory granted, in bytes.
+    pub(crate) peak_memory: usize,
 }
 
 impl ResourceLimiter for Limits {
@@ -137,6 +139,9 @@ impl ResourceLimiter for Limits {
     ) -> wasmtime::Result<bool> {
         let allowed = desired <= MEMORY_LIMIT;
         self.memory_refused |= !allowed;
+        if allowed {
+            self.peak_memory = self.peak_memory.max(desired);
+        }
         Ok(allowed)
     }
 
