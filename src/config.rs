@@ -231,7 +231,24 @@ impl Config {
                         "authorization_url",
                         "is required for authorization_code: the provider's authorization endpoint",
                     )),
-                    Some(url) => problems.extend(endpoint("authorization_url", url).err()),
+                    Some(url) => match endpoint("authorization_url", url) {
+                        Err(problem) => problems.push(problem),
+                        // A parameter the flow sets would be sent twice, and a provider may read
+                        // the configured one: a fixed state, another client or redirect URI.
+                        Ok(url) => {
+                            if let Some((name, _)) = url
+                                .query_pairs()
+                                .find(|(name, _)| RESERVED_PARAMS.contains(&name.as_ref()))
+                            {
+                                problems.push(ConfigProblem::new(
+                                    "authorization_url",
+                                    format!(
+                                        "carries the parameter {name:?}, which the flow sets itself: remove it from the URL"
+                                    ),
+                                ));
+                            }
+                        }
+                    },
                 }
                 match &self.redirect_uri {
                     None => problems.push(ConfigProblem::new(
@@ -509,6 +526,23 @@ pub(crate) mod tests {
                 "token_path"
             ]
         );
+    }
+
+    #[test]
+    fn the_authorization_url_may_not_carry_what_the_flow_sets() {
+        let mut c = config(GrantType::AuthorizationCode);
+        c.authorization_url = Some("https://idp.example.com/authorize?tenant=acme&prompt=x".into());
+        assert_eq!(fields(&c), Vec::<String>::new());
+        for name in [
+            "state",
+            "client_id",
+            "redirect_uri",
+            "response_type",
+            "code_challenge",
+        ] {
+            c.authorization_url = Some(format!("https://idp.example.com/authorize?{name}=x"));
+            assert_eq!(fields(&c), ["authorization_url"], "{name}");
+        }
     }
 
     #[test]

@@ -38,15 +38,15 @@ pub fn parse(response: &HttpResponse, now: u64, format: &ResponseFormat) -> Resu
         return Err(Error::Provider(ProviderError {
             status: response.status,
             hint: hints::for_code(&code, Situation::Any).to_owned(),
-            code,
-            description,
-            uri: string(&fields, "error_uri"),
+            code: bounded(&code),
+            description: description.as_deref().map(bounded),
+            uri: string(&fields, "error_uri").as_deref().map(bounded),
         }));
     }
     if !(200..300).contains(&response.status) {
         let mut message = "an error status without an OAuth error code".to_owned();
         if let Some(said) = free_text(&fields) {
-            message.push_str(&format!("; it says {said:?}"));
+            message.push_str(&format!("; it says {:?}", bounded(&said)));
         }
         return Err(not_a_token(&message));
     }
@@ -61,9 +61,16 @@ pub fn parse(response: &HttpResponse, now: u64, format: &ResponseFormat) -> Resu
             )));
         }
     };
-    let Some(access_token) = string(object, "access_token").filter(|t| !t.is_empty()) else {
+    let Some(access_token) = string(object, "access_token").filter(|t| !t.trim().is_empty()) else {
         return Err(not_a_token("the response has no access_token"));
     };
+    // The token goes into a header: a control or non-ASCII character could split it or smuggle
+    // another header in. RFC 6749 Appendix A.12 allows only visible ASCII and the space.
+    if !access_token.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return Err(not_a_token(
+            "the access_token has characters an HTTP header cannot carry",
+        ));
+    }
     let Ok(expires_at) = expires_at(object, now, format.expires_in_unit) else {
         return Err(not_a_token("expires_in is not a number"));
     };
@@ -221,7 +228,11 @@ fn scope(value: Option<&Value>, separator: ScopeSeparator) -> Option<String> {
                 .filter(|t| !t.is_empty())
                 .collect(),
         },
-        Value::Array(items) => items.iter().filter_map(Value::as_str).collect(),
+        Value::Array(items) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .flat_map(str::split_whitespace)
+            .collect(),
         _ => return None,
     };
     (!scopes.is_empty()).then(|| scopes.join(" "))
@@ -258,6 +269,16 @@ fn extra_fields(
         .collect()
 }
 
+/// Provider text for an error message, cut to a length a person reads: a hostile provider could
+/// send megabytes of it.
+fn bounded(text: &str) -> String {
+    const LIMIT: usize = 1_000;
+    match text.char_indices().nth(LIMIT) {
+        None => text.to_owned(),
+        Some((end, _)) => format!("{}…", &text[..end]),
+    }
+}
+
 fn unreadable(response: &HttpResponse, content_type: Option<String>, message: &str) -> Error {
     let html = content_type
         .as_deref()
@@ -265,7 +286,7 @@ fn unreadable(response: &HttpResponse, content_type: Option<String>, message: &s
         || response.body.trim_ascii_start().starts_with(b"<");
     let mut message = if (300..400).contains(&response.status) {
         match header(&response.headers, "location") {
-            Some(location) => format!("a redirect to {location}"),
+            Some(location) => format!("a redirect to {}", bounded(location)),
             None => "a redirect".to_owned(),
         }
     } else if html {
@@ -274,13 +295,13 @@ fn unreadable(response: &HttpResponse, content_type: Option<String>, message: &s
         message.to_owned()
     };
     if let Some(after) = header(&response.headers, "retry-after") {
-        message.push_str(&format!("; Retry-After: {}", after.trim()));
+        message.push_str(&format!("; Retry-After: {}", bounded(after.trim())));
     }
     Error::MalformedResponse(ResponseProblem {
         status: response.status,
         hint: hints::for_unreadable_response(response.status, html).to_owned(),
-        content_type,
-        message,
+        content_type: content_type.as_deref().map(bounded),
+        message: bounded(&message),
     })
 }
 
@@ -458,6 +479,39 @@ mod tests {
                 "{r:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_token_a_header_cannot_carry_is_refused_and_provider_text_is_bounded() {
+        for body in [
+            r#"{"access_token":"a\r\nX-Injected: 1"}"#,
+            r#"{"access_token":"a\u0000b"}"#,
+            r#"{"access_token":"caf\u00e9"}"#,
+            r#"{"access_token":"   "}"#,
+        ] {
+            assert!(
+                matches!(
+                    parse_std(&json(200, body), NOW),
+                    Err(Error::MalformedResponse(_))
+                ),
+                "{body}"
+            );
+        }
+        let long = "x".repeat(10_000);
+        let body = format!(r#"{{"error":"invalid_grant","error_description":"{long}"}}"#);
+        let Err(Error::Provider(e)) = parse_std(&json(400, &body), NOW) else {
+            panic!()
+        };
+        assert_eq!(e.description.unwrap().chars().count(), 1_001);
+        let scope = parse_std(
+            &json(200, r#"{"access_token":"a","scope":["", "a b", "c"]}"#),
+            NOW,
+        )
+        .unwrap()
+        .scope;
+        assert_eq!(scope.as_deref(), Some("a b c"));
+        let none = parse_std(&json(200, r#"{"access_token":"a","scope":[""]}"#), NOW).unwrap();
+        assert_eq!(none.scope, None);
     }
 
     #[test]

@@ -66,8 +66,9 @@ pub(crate) struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
     pub(crate) limits: Limits,
-    /// The only origin `http.send` reaches: the token URL's, set for each call.
-    allowed_origin: Option<Origin>,
+    /// The connection's token URL, set for each call: `http.send` reaches only its origin.
+    /// Parsed only when the component sends, which most calls (a cached token) never do.
+    token_url: String,
     /// When the current call began, and how much of it was spent in the host's imports.
     call_started: Instant,
     in_host: Duration,
@@ -86,7 +87,7 @@ impl HostState {
             wasi,
             table: ResourceTable::new(),
             limits: Limits::default(),
-            allowed_origin: None,
+            token_url: String::new(),
             call_started: Instant::now(),
             in_host: Duration::ZERO,
         }
@@ -94,7 +95,7 @@ impl HostState {
 
     /// Prepares for a call made for a connection whose token endpoint is `token_url`.
     pub(crate) fn begin_call(&mut self, token_url: &str) {
-        self.allowed_origin = Url::parse(token_url.trim()).ok().map(|url| url.origin());
+        token_url.trim().clone_into(&mut self.token_url);
         self.call_started = Instant::now();
         self.in_host = Duration::ZERO;
     }
@@ -212,13 +213,13 @@ impl http::Host for HostState {
     /// cannot use the host to reach anything else (no SSRF through a plugin).
     fn send(&mut self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
         let origin = Url::parse(&request.url).map(|url| url.origin());
-        let allowed = match (&origin, &self.allowed_origin) {
+        let allowed_origin = Url::parse(&self.token_url).ok().map(|url| url.origin());
+        let allowed = match (&origin, &allowed_origin) {
             (Ok(origin), Some(allowed)) => origin.is_tuple() && origin == allowed,
             _ => false,
         };
         if !allowed {
-            let permitted = self
-                .allowed_origin
+            let permitted = allowed_origin
                 .as_ref()
                 .map_or_else(|| "none".to_owned(), Origin::ascii_serialization);
             let asked = origin.map_or_else(

@@ -1,0 +1,308 @@
+//! Arbitrary connection configurations: `problems()` and `connection_key()` never panic, and a
+//! configuration with no problems builds every token request and (for the authorization code
+//! grant) its authorization URL without an `InvalidConfig` error.
+
+#![no_main]
+
+use arbitrary::{Arbitrary, Result, Unstructured};
+use libfuzzer_sys::fuzz_target;
+use oauth2_plugin::authorization_url;
+use oauth2_plugin::config::{
+    ClientAuth, Config, GrantType, ResponseFormat, ScopeSeparator, TimeUnit,
+};
+use oauth2_plugin::error::Error;
+use oauth2_plugin::token_request::{self, AuthMethod, Credentials, Step};
+
+const URLS: &[&str] = &[
+    "https://idp.example.com/oauth/token",
+    "https://idp.example.com/authorize?tenant=acme",
+    "http://127.0.0.1:8765/callback",
+    "http://[::1]:9000/t",
+    "http://localhost/x",
+    "http://LOCALHOST./x",
+    "http://127.1/x",
+    "http://0x7f000001/x",
+    "http://[::ffff:127.0.0.1]/x",
+    "https://xn--nxasmq6b.example/",
+    "https://münchen.example/",
+    " https://idp.example.com/token ",
+    "https://idp.example.com/token#frag",
+    "https://id:secret@idp.example.com/token",
+    "https://@idp.example.com/",
+    "http://idp.example.com/token",
+    "file:///etc/passwd",
+    "data:text/plain,hi",
+    "https:idp.example.com",
+    "https://",
+    "com.example.app:/cb",
+    "",
+];
+
+const WORDS: &[&str] = &[
+    "",
+    " ",
+    "client-1",
+    "read write",
+    " openid  offline_access ",
+    "a\"b",
+    "a\\b",
+    "é",
+    "Bearer",
+    "Bearer x",
+    "\r\n",
+    "grant_type",
+    "state",
+    "prompt",
+    "https://api.example.com/",
+    "https://a/#f",
+    "api",
+    "authed_user",
+    "a..b",
+    ".a",
+];
+
+fn from(u: &mut Unstructured<'_>, pool: &[&str]) -> Result<String> {
+    if u.ratio(3, 4)? {
+        Ok((*u.choose(pool)?).to_owned())
+    } else {
+        String::arbitrary(u)
+    }
+}
+
+fn maybe(u: &mut Unstructured<'_>, pool: &[&str]) -> Result<Option<String>> {
+    Ok(if u.ratio(1, 4)? {
+        None
+    } else {
+        Some(from(u, pool)?)
+    })
+}
+
+fn params(u: &mut Unstructured<'_>) -> Result<Vec<(String, String)>> {
+    (0..u.int_in_range(0..=3)?)
+        .map(|_| Ok((from(u, WORDS)?, from(u, WORDS)?)))
+        .collect()
+}
+
+#[derive(Debug)]
+struct Input {
+    config: Config,
+    credentials: (Option<String>, Option<String>),
+    code: String,
+    verifier: String,
+    refresh_token: String,
+    state: String,
+}
+
+impl<'a> Arbitrary<'a> for Input {
+    fn arbitrary(u: &mut Unstructured<'a>) -> Result<Self> {
+        let config = Config {
+            grant_type: *u.choose(&[
+                GrantType::ClientCredentials,
+                GrantType::Password,
+                GrantType::AuthorizationCode,
+            ])?,
+            token_url: from(u, URLS)?,
+            authorization_url: maybe(u, URLS)?,
+            redirect_uri: maybe(u, URLS)?,
+            client_id: from(u, WORDS)?,
+            client_secret_name: maybe(u, WORDS)?,
+            username: maybe(u, WORDS)?,
+            password_name: maybe(u, WORDS)?,
+            header_prefix: maybe(u, WORDS)?,
+            audience: maybe(u, WORDS)?,
+            resource: (0..u.int_in_range(0..=2)?)
+                .map(|_| from(u, URLS))
+                .collect::<Result<_>>()?,
+            scope: maybe(u, WORDS)?,
+            client_auth: *u.choose(&[
+                ClientAuth::Auto,
+                ClientAuth::Basic,
+                ClientAuth::BasicUnencoded,
+                ClientAuth::RequestBody,
+            ])?,
+            extra_params: params(u)?,
+            authorization_params: params(u)?,
+            response_format: ResponseFormat {
+                token_path: from(u, WORDS)?,
+                expires_in_unit: *u.choose(&[TimeUnit::Seconds, TimeUnit::Milliseconds])?,
+                scope_separator: *u.choose(&[ScopeSeparator::Space, ScopeSeparator::Comma])?,
+            },
+        };
+        Ok(Input {
+            config,
+            credentials: (Option::arbitrary(u)?, Option::arbitrary(u)?),
+            code: String::arbitrary(u)?,
+            verifier: String::arbitrary(u)?,
+            refresh_token: String::arbitrary(u)?,
+            state: String::arbitrary(u)?,
+        })
+    }
+}
+
+/// KNOWN FINDINGS (see tests/properties.rs, `regression_fuzz_*`): with debug assertions on, as
+/// cargo-fuzz builds every crate, `url::Url::parse` panics in `debug_assert!`s of the IDNA code
+/// under the ASCII-only `idna_adapter` 1.0.0 the root crate pins:
+/// 1. a host label with an ASCII capital before a non-ASCII character (`https://Aé/`);
+/// 2. a punycode (`xn--`) label that decodes to a right-to-left mark, U+200F.
+///
+/// Inputs that may reach them are skipped, so the run goes on to find anything else: once tabs
+/// and newlines are dropped and percent-escapes decoded, as the URL parser does to a host, a
+/// capital letter with any non-ASCII character, or any `xn--`.
+fn may_hit_known_idna_panic(url: &str) -> bool {
+    // The URL parser drops tabs and newlines anywhere before reading the URL.
+    let bytes: Vec<u8> = url.bytes().filter(|b| !b"\t\r\n".contains(b)).collect();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(hi), Some(lo)) => {
+                decoded.push((hi * 16 + lo) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                decoded.push(b);
+                i += 1;
+            }
+        }
+    }
+    let decoded = String::from_utf8_lossy(&decoded);
+    (decoded.bytes().any(|b| b.is_ascii_uppercase()) && !decoded.is_ascii())
+        || decoded.to_ascii_lowercase().contains("xn--")
+}
+
+fn form(body: &[u8]) -> Vec<(String, String)> {
+    form_urlencoded::parse(body).into_owned().collect()
+}
+
+fuzz_target!(|input: Input| {
+    let Input {
+        config,
+        credentials: (client_secret, password),
+        code,
+        verifier,
+        refresh_token,
+        state,
+    } = input;
+
+    let urls = [&config.token_url]
+        .into_iter()
+        .chain(&config.authorization_url)
+        .chain(&config.redirect_uri)
+        .chain(&config.resource);
+    if urls.into_iter().any(|u| may_hit_known_idna_panic(u)) {
+        return;
+    }
+
+    let problems = config.problems();
+    assert_eq!(problems, config.problems());
+    assert!(
+        problems
+            .iter()
+            .all(|p| !p.field.is_empty() && !p.message.is_empty())
+    );
+    assert_eq!(config.check().is_ok(), problems.is_empty());
+    let key = config.connection_key();
+    assert_eq!(key.len(), 32);
+    assert!(
+        key.bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    );
+    assert_eq!(key, config.connection_key());
+
+    if !problems.is_empty() {
+        return;
+    }
+
+    let credentials = Credentials {
+        client_secret,
+        password,
+    };
+    let steps = [
+        Step::NewToken,
+        Step::ExchangeCode {
+            code: code.clone(),
+            pkce_verifier: verifier.clone(),
+        },
+        Step::Refresh {
+            refresh_token: refresh_token.clone(),
+        },
+    ];
+    for step in &steps {
+        for auth in [
+            AuthMethod::Basic,
+            AuthMethod::BasicUnencoded,
+            AuthMethod::RequestBody,
+        ] {
+            match token_request::build(&config, step, &credentials, auth) {
+                Ok(request) => {
+                    assert_eq!(request.method, "POST");
+                    assert_eq!(request.url, config.token_url.trim());
+                    let pairs = form(&request.body);
+                    let grant_types: Vec<&str> = pairs
+                        .iter()
+                        .filter(|(n, _)| n == "grant_type")
+                        .map(|(_, v)| v.as_str())
+                        .collect();
+                    let expected = match step {
+                        Step::NewToken => config.grant_type.as_str(),
+                        Step::ExchangeCode { .. } => "authorization_code",
+                        Step::Refresh { .. } => "refresh_token",
+                    };
+                    assert_eq!(grant_types, [expected]);
+                    let secret_in_body = pairs.iter().any(|(n, _)| n == "client_secret");
+                    assert_eq!(
+                        secret_in_body,
+                        credentials.client_secret.is_some() && auth == AuthMethod::RequestBody
+                    );
+                    for (_, value) in &request.headers {
+                        assert!(!value.contains(['\r', '\n']), "a header value splits");
+                    }
+                }
+                Err(Error::InvalidConfig(p)) => {
+                    panic!("build refused a configuration with no problems: {p:?}")
+                }
+                Err(Error::MissingSecret { field, .. }) => {
+                    assert!(matches!(step, Step::NewToken));
+                    assert_eq!(config.grant_type, GrantType::Password);
+                    assert_eq!(field, "password");
+                    assert!(credentials.password.is_none());
+                }
+                Err(Error::AuthorizationRequired(_)) => {
+                    assert!(matches!(step, Step::NewToken));
+                    assert_eq!(config.grant_type, GrantType::AuthorizationCode);
+                }
+                Err(other) => panic!("unexpected error from build: {other:?}"),
+            }
+        }
+    }
+
+    if config.grant_type == GrantType::AuthorizationCode {
+        let built = match authorization_url::build(&config, &state, &verifier) {
+            Ok(url) => url,
+            Err(e) => {
+                panic!("authorization_url::build refused a configuration with no problems: {e:?}")
+            }
+        };
+        let url = url::Url::parse(&built).expect("the authorization URL parses");
+        let base = url::Url::parse(config.authorization_url.as_deref().unwrap().trim()).unwrap();
+        let states: Vec<String> = url
+            .query_pairs()
+            .filter(|(n, _)| n == "state")
+            .map(|(_, v)| v.into_owned())
+            .collect();
+        // The provider's own URL may carry a `state` already (kept as it is); ours is the last.
+        assert_eq!(states.last(), Some(&state));
+        if !base.query_pairs().any(|(n, _)| n == "state") {
+            assert_eq!(states.len(), 1);
+        }
+        assert_eq!(
+            (url.scheme(), url.host_str(), url.port(), url.path()),
+            (base.scheme(), base.host_str(), base.port(), base.path())
+        );
+    }
+});
