@@ -156,6 +156,31 @@ impl FileStore {
         })
     }
 
+    /// Temporary files of writers that were killed before their rename. A write happens only
+    /// under the exclusive lock, which this process holds now, so any such file is abandoned.
+    /// Failing to remove one costs disk space only.
+    fn remove_abandoned_writes(&self) {
+        let (Some(dir), Some(name)) = (self.path.parent(), self.path.file_name()) else {
+            return;
+        };
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        let prefix = format!(".{}.", name.to_string_lossy());
+        let Ok(entries) = fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let file_name = entry.file_name();
+            let file_name = file_name.to_string_lossy();
+            if file_name.starts_with(&prefix) && file_name.ends_with(".tmp") {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
+
     fn temp_path(&self) -> PathBuf {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let name = self
@@ -171,6 +196,7 @@ impl FileStore {
     fn update(&self, change: impl FnOnce(&mut BTreeMap<String, String>)) -> Result<(), String> {
         let _guard = lock(&self.guard);
         let _across_processes = self.file_lock(true)?;
+        self.remove_abandoned_writes();
         let mut secrets = self.load()?;
         change(&mut secrets);
         self.save(&secrets)
