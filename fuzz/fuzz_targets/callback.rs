@@ -4,6 +4,9 @@
 
 #![no_main]
 
+#[path = "../common/known_findings.rs"]
+mod known_findings;
+
 use arbitrary::{Arbitrary, Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use oauth2_plugin::callback::{Outcome, parse};
@@ -81,42 +84,6 @@ impl<'a> Arbitrary<'a> for Input {
     }
 }
 
-/// KNOWN FINDINGS (see tests/properties.rs, `regression_fuzz_*`): with debug assertions on, as
-/// cargo-fuzz builds every crate, `url::Url::parse` panics in `debug_assert!`s of the IDNA code
-/// under the ASCII-only `idna_adapter` 1.0.0 the root crate pins:
-/// 1. a host label with an ASCII capital before a non-ASCII character (`https://Aé/`);
-/// 2. a punycode (`xn--`) label that decodes to a right-to-left mark, U+200F.
-///
-/// Inputs that may reach them are skipped, so the run goes on to find anything else: once tabs
-/// and newlines are dropped and percent-escapes decoded, as the URL parser does to a host, a
-/// capital letter with any non-ASCII character, or any `xn--`.
-fn may_hit_known_idna_panic(url: &str) -> bool {
-    // The URL parser drops tabs and newlines anywhere before reading the URL.
-    let bytes: Vec<u8> = url.bytes().filter(|b| !b"\t\r\n".contains(b)).collect();
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match (
-            bytes[i],
-            bytes.get(i + 1).copied().and_then(hex),
-            bytes.get(i + 2).copied().and_then(hex),
-        ) {
-            (b'%', Some(hi), Some(lo)) => {
-                decoded.push((hi * 16 + lo) as u8);
-                i += 3;
-            }
-            (b, _, _) => {
-                decoded.push(b);
-                i += 1;
-            }
-        }
-    }
-    let decoded = String::from_utf8_lossy(&decoded);
-    (decoded.bytes().any(|b| b.is_ascii_uppercase()) && !decoded.is_ascii())
-        || decoded.to_ascii_lowercase().contains("xn--")
-}
-
 /// The only value of `name` among `pairs`, `None` when absent; `Err` when repeated.
 fn single(pairs: &[(String, String)], name: &str) -> std::result::Result<Option<String>, ()> {
     let mut found = pairs
@@ -135,7 +102,9 @@ fuzz_target!(|input: Input| {
             redirect_url,
             redirect_uri,
         } => {
-            if may_hit_known_idna_panic(&redirect_url) || may_hit_known_idna_panic(&redirect_uri) {
+            if known_findings::may_hit_known_idna_panic(&redirect_url)
+                || known_findings::may_hit_known_idna_panic(&redirect_uri)
+            {
                 return;
             }
             let result = parse(&redirect_url, &redirect_uri);

@@ -4,6 +4,9 @@
 
 #![no_main]
 
+#[path = "../common/known_findings.rs"]
+mod known_findings;
+
 use arbitrary::{Arbitrary, Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use oauth2_plugin::authorization_url;
@@ -139,42 +142,6 @@ impl<'a> Arbitrary<'a> for Input {
     }
 }
 
-/// KNOWN FINDINGS (see tests/properties.rs, `regression_fuzz_*`): with debug assertions on, as
-/// cargo-fuzz builds every crate, `url::Url::parse` panics in `debug_assert!`s of the IDNA code
-/// under the ASCII-only `idna_adapter` 1.0.0 the root crate pins:
-/// 1. a host label with an ASCII capital before a non-ASCII character (`https://Aé/`);
-/// 2. a punycode (`xn--`) label that decodes to a right-to-left mark, U+200F.
-///
-/// Inputs that may reach them are skipped, so the run goes on to find anything else: once tabs
-/// and newlines are dropped and percent-escapes decoded, as the URL parser does to a host, a
-/// capital letter with any non-ASCII character, or any `xn--`.
-fn may_hit_known_idna_panic(url: &str) -> bool {
-    // The URL parser drops tabs and newlines anywhere before reading the URL.
-    let bytes: Vec<u8> = url.bytes().filter(|b| !b"\t\r\n".contains(b)).collect();
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match (
-            bytes[i],
-            bytes.get(i + 1).copied().and_then(hex),
-            bytes.get(i + 2).copied().and_then(hex),
-        ) {
-            (b'%', Some(hi), Some(lo)) => {
-                decoded.push((hi * 16 + lo) as u8);
-                i += 3;
-            }
-            (b, _, _) => {
-                decoded.push(b);
-                i += 1;
-            }
-        }
-    }
-    let decoded = String::from_utf8_lossy(&decoded);
-    (decoded.bytes().any(|b| b.is_ascii_uppercase()) && !decoded.is_ascii())
-        || decoded.to_ascii_lowercase().contains("xn--")
-}
-
 fn form(body: &[u8]) -> Vec<(String, String)> {
     form_urlencoded::parse(body).into_owned().collect()
 }
@@ -194,7 +161,10 @@ fuzz_target!(|input: Input| {
         .chain(&config.authorization_url)
         .chain(&config.redirect_uri)
         .chain(&config.resource);
-    if urls.into_iter().any(|u| may_hit_known_idna_panic(u)) {
+    if urls
+        .into_iter()
+        .any(|u| known_findings::may_hit_known_idna_panic(u))
+    {
         return;
     }
 

@@ -282,9 +282,15 @@ fuzz_target!(|input: Input| {
                 (200..300).contains(&response.status),
                 "a token from an error status"
             );
-            assert!(!token.access_token.trim().is_empty(), "a blank access token");
             assert!(
-                token.access_token.bytes().all(|b| (0x20..0x7f).contains(&b)),
+                !token.access_token.trim().is_empty(),
+                "a blank access token"
+            );
+            assert!(
+                token
+                    .access_token
+                    .bytes()
+                    .all(|b| (0x20..0x7f).contains(&b)),
                 "an access token a header cannot carry"
             );
             assert_eq!(token.issued_at, now);
