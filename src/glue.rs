@@ -150,6 +150,9 @@ impl Guest for Component {
     }
 }
 
+// The conversions below serve several exports each: kept out of line, the component holds one
+// copy of each instead of one per export.
+#[inline(never)]
 fn config_from_wit(c: wit::ConnectionConfig) -> Config {
     Config {
         grant_type: match c.grant_type {
@@ -190,15 +193,21 @@ fn config_from_wit(c: wit::ConnectionConfig) -> Config {
     }
 }
 
+#[inline(never)]
 fn request_to_wit(r: HttpRequest) -> wit::HttpRequest {
     wit::HttpRequest {
-        headers: pairs_to_wit(&r.headers),
+        headers: r
+            .headers
+            .into_iter()
+            .map(|(name, value)| wit::Pair { name, value })
+            .collect(),
         method: r.method,
         url: r.url,
         body: r.body,
     }
 }
 
+#[inline(never)]
 fn request_from_wit(r: wit::HttpRequest) -> HttpRequest {
     HttpRequest {
         method: r.method,
@@ -208,6 +217,7 @@ fn request_from_wit(r: wit::HttpRequest) -> HttpRequest {
     }
 }
 
+#[inline(never)]
 fn response_from_wit(r: wit::HttpResponse) -> HttpResponse {
     HttpResponse {
         status: r.status,
@@ -230,6 +240,7 @@ fn pairs_to_wit(pairs: &[(String, String)]) -> Vec<wit::Pair> {
         .collect()
 }
 
+#[inline(never)]
 fn token_to_wit(t: Token) -> wit::Token {
     wit::Token {
         access_token: t.access_token,
@@ -287,6 +298,7 @@ fn transport_to_wit(e: TransportError) -> wit::TransportError {
     }
 }
 
+#[inline(never)]
 fn error_to_wit(e: Error) -> wit::OauthError {
     match e {
         Error::InvalidConfig(p) => wit::OauthError::InvalidConfig(problem_to_wit(p)),

@@ -10,8 +10,8 @@ use crate::hints::{self, Situation};
 use crate::http::{HttpRequest, HttpResponse};
 use crate::token::Token;
 use crate::token_cache::{
-    CachedToken, PENDING_LIFETIME_SECS, PendingAuthorization, client_auth_key, pending_key,
-    token_key,
+    CachedAccess, CachedToken, PENDING_LIFETIME_SECS, PendingAuthorization, client_auth_key,
+    pending_key, token_key,
 };
 use crate::token_request::{self, AuthMethod, Credentials, Step};
 use crate::{authorization_url, pkce, token_response};
@@ -104,10 +104,14 @@ pub fn ensure_token(config: &Config, host: &impl Host) -> Result<Token, Error> {
 pub fn decorate_request(
     config: &Config,
     host: &impl Host,
-    request: HttpRequest,
+    mut request: HttpRequest,
 ) -> Result<HttpRequest, Error> {
-    let token = ensure_token(config, host)?;
-    Ok(authorize(config, &token, request))
+    let value = match cached_authorization(config, host)? {
+        Some(value) => value,
+        None => authorization(config, &ensure_token(config, host)?.access_token),
+    };
+    request.set_header("Authorization", value);
+    Ok(request)
 }
 
 /// The request decorated with the cached token while it is fresh; `None` when getting a token
@@ -116,26 +120,35 @@ pub fn decorate_request(
 pub fn decorate_request_cached(
     config: &Config,
     host: &impl Host,
-    request: HttpRequest,
+    mut request: HttpRequest,
 ) -> Result<Option<HttpRequest>, Error> {
-    config.check()?;
-    let cached = host
-        .get_secret(&token_key(config))
-        .map_err(Error::SecretStore)?
-        .and_then(|value| CachedToken::decode(&value))
-        .and_then(|cached| cached.usable(host.now()));
-    Ok(cached.map(|token| authorize(config, &token, request)))
+    Ok(cached_authorization(config, host)?.map(|value| {
+        request.set_header("Authorization", value);
+        request
+    }))
 }
 
-fn authorize(config: &Config, token: &Token, mut request: HttpRequest) -> HttpRequest {
+/// The `Authorization` value for the cached token while it is fresh. This is every connector
+/// step's path, so it reads only the access token and its expiry from the store entry.
+fn cached_authorization(config: &Config, host: &impl Host) -> Result<Option<String>, Error> {
+    config.check()?;
+    let entry = host
+        .get_secret(&token_key(config))
+        .map_err(Error::SecretStore)?;
+    Ok(entry.as_deref().and_then(|entry| {
+        let access = CachedAccess::decode(entry)?;
+        let token = access.fresh_access_token(host.now())?;
+        Some(authorization(config, token))
+    }))
+}
+
+fn authorization(config: &Config, access_token: &str) -> String {
     let prefix = config.header_prefix();
-    let value = if prefix.is_empty() {
-        token.access_token.clone()
+    if prefix.is_empty() {
+        access_token.to_owned()
     } else {
-        format!("{prefix} {}", token.access_token)
-    };
-    request.set_header("Authorization", value);
-    request
+        format!("{prefix} {access_token}")
+    }
 }
 
 /// Drops the access token after the API refused it, keeping the refresh token so the next

@@ -53,13 +53,18 @@ impl Token {
     /// part keeps short-lived tokens (a minute or less) usable for most of their life instead of
     /// refreshing on every call.
     pub fn is_fresh(&self, now: u64) -> bool {
-        match self.expires_at {
-            None => true,
-            Some(expires_at) => {
-                let lifetime = expires_at.saturating_sub(self.issued_at);
-                let margin = (lifetime / 10).min(MAX_EXPIRY_MARGIN_SECS);
-                now.saturating_add(margin) < expires_at
-            }
+        is_fresh(self.issued_at, self.expires_at, now)
+    }
+}
+
+/// [`Token::is_fresh`] for a token obtained at `issued_at` that expires at `expires_at`.
+pub fn is_fresh(issued_at: u64, expires_at: Option<u64>, now: u64) -> bool {
+    match expires_at {
+        None => true,
+        Some(expires_at) => {
+            let lifetime = expires_at.saturating_sub(issued_at);
+            let margin = (lifetime / 10).min(MAX_EXPIRY_MARGIN_SECS);
+            now.saturating_add(margin) < expires_at
         }
     }
 }

@@ -1,10 +1,13 @@
 //! Where the lifecycle keeps tokens and pending authorizations in the host's secret store.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::config::{Config, hex};
-use crate::token::Token;
+use crate::token::{Token, is_fresh};
 
 /// The store entry holding a connection's token.
 pub fn token_key(config: &Config) -> String {
@@ -34,7 +37,7 @@ pub fn pending_key(state: &str) -> String {
 
 /// A connection's cached token. The access token is absent after `forget-token`, when only the
 /// refresh token is worth keeping.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize)]
 pub struct CachedToken {
     pub access_token: Option<String>,
     pub token_type: String,
@@ -66,7 +69,17 @@ impl CachedToken {
     /// Reads a store entry; an entry that does not parse counts as no token, so a corrupted or
     /// foreign value makes the lifecycle fetch anew instead of failing forever.
     pub fn decode(value: &str) -> Option<Self> {
-        serde_json::from_str(value).ok()
+        let fields = Fields::parse(value)?;
+        Some(CachedToken {
+            access_token: fields.optional_string("access_token")?,
+            token_type: fields.string("token_type")?,
+            issued_at: fields.number("issued_at")?,
+            expires_at: fields.optional_number("expires_at")?,
+            refresh_token: fields.optional_string("refresh_token")?,
+            scope: fields.optional_string("scope")?,
+            id_token: fields.optional_string("id_token")?,
+            extra: fields.pairs("extra")?,
+        })
     }
 
     pub fn encode(&self) -> String {
@@ -89,8 +102,32 @@ impl From<&Token> for CachedToken {
     }
 }
 
+/// What decorating a request reads of a cached token, borrowed from the store entry: every
+/// connector step decodes it, and the other fields are skipped instead of copied.
+#[derive(Deserialize)]
+pub struct CachedAccess<'a> {
+    #[serde(borrow)]
+    access_token: Option<Cow<'a, str>>,
+    issued_at: u64,
+    expires_at: Option<u64>,
+}
+
+impl<'a> CachedAccess<'a> {
+    /// Reads a store entry written by [`CachedToken::encode`]; anything else is no token.
+    pub fn decode(value: &'a str) -> Option<Self> {
+        // The byte reader, which parsing token responses needs anyway.
+        serde_json::from_slice(value.as_bytes()).ok()
+    }
+
+    /// The access token, when the entry has one that is fresh at `now`.
+    pub fn fresh_access_token(&self, now: u64) -> Option<&str> {
+        let token = self.access_token.as_deref()?;
+        is_fresh(self.issued_at, self.expires_at, now).then_some(token)
+    }
+}
+
 /// An authorization begun and not yet completed.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize)]
 pub struct PendingAuthorization {
     pub state: String,
     pub pkce_verifier: String,
@@ -104,11 +141,73 @@ pub const PENDING_LIFETIME_SECS: u64 = 600;
 
 impl PendingAuthorization {
     pub fn decode(value: &str) -> Option<Self> {
-        serde_json::from_str(value).ok()
+        let fields = Fields::parse(value)?;
+        Some(PendingAuthorization {
+            state: fields.string("state")?,
+            pkce_verifier: fields.string("pkce_verifier")?,
+            connection: fields.string("connection")?,
+            created_at: fields.number("created_at")?,
+        })
     }
 
     pub fn encode(&self) -> String {
         serde_json::to_string(self).expect("a pending authorization always serializes")
+    }
+}
+
+/// A store entry's fields, read the way a derived `Deserialize` would: a missing or null
+/// optional field is `None`, any other type than the field's fails the whole entry, unknown
+/// fields are ignored (a duplicate field takes its last value, where derived code refuses the
+/// entry). By hand because each derived `Deserialize` costs the component kilobytes, and these
+/// entries are read only when a token is refreshed or an authorization completes.
+struct Fields(Map<String, Value>);
+
+impl Fields {
+    fn parse(value: &str) -> Option<Self> {
+        match serde_json::from_slice(value.as_bytes()) {
+            Ok(Value::Object(fields)) => Some(Fields(fields)),
+            _ => None,
+        }
+    }
+
+    fn string(&self, name: &str) -> Option<String> {
+        self.0.get(name)?.as_str().map(str::to_owned)
+    }
+
+    fn number(&self, name: &str) -> Option<u64> {
+        self.0.get(name)?.as_u64()
+    }
+
+    /// `Some(None)` when absent or null, `None` when of another type.
+    fn optional_string(&self, name: &str) -> Option<Option<String>> {
+        match self.0.get(name) {
+            None | Some(Value::Null) => Some(None),
+            Some(value) => value.as_str().map(|s| Some(s.to_owned())),
+        }
+    }
+
+    fn optional_number(&self, name: &str) -> Option<Option<u64>> {
+        match self.0.get(name) {
+            None | Some(Value::Null) => Some(None),
+            Some(value) => value.as_u64().map(Some),
+        }
+    }
+
+    /// An array of `[name, value]` string pairs; empty when absent.
+    fn pairs(&self, name: &str) -> Option<Vec<(String, String)>> {
+        match self.0.get(name) {
+            None => Some(Vec::new()),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|item| match item.as_array()?.as_slice() {
+                    [Value::String(name), Value::String(value)] => {
+                        Some((name.clone(), value.clone()))
+                    }
+                    _ => None,
+                })
+                .collect(),
+            Some(_) => None,
+        }
     }
 }
 
@@ -139,6 +238,44 @@ mod tests {
             ..cached
         };
         assert!(forgotten.usable(20).is_none());
+    }
+
+    #[test]
+    fn cached_access_reads_what_cached_token_writes() {
+        let cached = CachedToken {
+            access_token: Some("at \"quoted\" \u{e9}".into()),
+            token_type: "Bearer".into(),
+            issued_at: 10,
+            expires_at: Some(3_610),
+            refresh_token: Some("rt".into()),
+            scope: None,
+            id_token: Some("id".into()),
+            extra: vec![("instance_url".into(), "https://na1.example.com".into())],
+        };
+        let entry = cached.encode();
+        let access = CachedAccess::decode(&entry).unwrap();
+        assert_eq!(access.fresh_access_token(20), Some("at \"quoted\" \u{e9}"));
+        for now in [3_599, 3_600, 4_000] {
+            assert_eq!(
+                access.fresh_access_token(now).is_some(),
+                cached.usable(now).is_some(),
+                "at {now}"
+            );
+        }
+        let forgotten = CachedToken {
+            access_token: None,
+            expires_at: None,
+            ..cached
+        }
+        .encode();
+        assert_eq!(
+            CachedAccess::decode(&forgotten)
+                .unwrap()
+                .fresh_access_token(20),
+            None
+        );
+        assert!(CachedAccess::decode("not json").is_none());
+        assert!(CachedAccess::decode("{\"access_token\":1}").is_none());
     }
 
     #[test]

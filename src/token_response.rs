@@ -28,7 +28,7 @@ const TOKEN_FIELDS: &[&str] = &[
 pub fn parse(response: &HttpResponse, now: u64, format: &ResponseFormat) -> Result<Token, Error> {
     let content_type = header(&response.headers, "content-type").map(str::to_owned);
     let not_a_token = |message: &str| unreadable(response, content_type.clone(), message);
-    let fields = match read_fields(&response.body, content_type.as_deref()) {
+    let mut fields = match read_fields(&response.body, content_type.as_deref()) {
         Ok(fields) => fields,
         Err(why) => return Err(not_a_token(&why)),
     };
@@ -50,18 +50,27 @@ pub fn parse(response: &HttpResponse, now: u64, format: &ResponseFormat) -> Resu
         }
         return Err(not_a_token(&message));
     }
-    let (object, path) = match at_path(&fields, &format.token_path) {
-        Some(object) => (object, format.token_path.as_str()),
+    // The token's fields are moved out of the parsed body, not copied: the access and ID
+    // tokens are most of a response's bytes.
+    let path = format.token_path.as_str();
+    let nested = if path.is_empty() {
+        None
+    } else {
+        take_at_path(&mut fields, path)
+    };
+    let (mut object, others) = match nested {
+        Some(object) => (object, fields),
         // A refresh of a nested token answers at the top level (Slack's rotating user tokens).
-        None if fields.contains_key("access_token") => (&fields, ""),
+        None if path.is_empty() || fields.contains_key("access_token") => (fields, Map::new()),
         None => {
             return Err(not_a_token(&format!(
-                "the response has no object at token_path {:?}",
-                format.token_path
+                "the response has no object at token_path {path:?}"
             )));
         }
     };
-    let Some(access_token) = string(object, "access_token").filter(|t| !t.trim().is_empty()) else {
+    let Some(access_token) =
+        take_string(&mut object, "access_token").filter(|t| !t.trim().is_empty())
+    else {
         return Err(not_a_token("the response has no access_token"));
     };
     // The token goes into a header: a control or non-ASCII character could split it or smuggle
@@ -71,20 +80,20 @@ pub fn parse(response: &HttpResponse, now: u64, format: &ResponseFormat) -> Resu
             "the access_token has characters an HTTP header cannot carry",
         ));
     }
-    let Ok(expires_at) = expires_at(object, now, format.expires_in_unit) else {
+    let Ok(expires_at) = expires_at(&object, now, format.expires_in_unit) else {
         return Err(not_a_token("expires_in is not a number"));
     };
     Ok(Token {
         access_token,
         // RFC 6749 makes token_type required, yet several providers omit it; the header prefix
         // comes from the configuration anyway, so its absence costs nothing.
-        token_type: string(object, "token_type").unwrap_or_else(|| "Bearer".to_owned()),
+        token_type: take_string(&mut object, "token_type").unwrap_or_else(|| "Bearer".to_owned()),
         issued_at: now,
         expires_at,
-        refresh_token: string(object, "refresh_token").filter(|t| !t.is_empty()),
+        refresh_token: take_string(&mut object, "refresh_token").filter(|t| !t.is_empty()),
         scope: scope(object.get("scope"), format.scope_separator),
-        id_token: string(object, "id_token"),
-        extra: extra_fields(&fields, object, path),
+        id_token: take_string(&mut object, "id_token"),
+        extra: extra_fields(others, object),
     })
 }
 
@@ -177,6 +186,32 @@ fn string(fields: &Map<String, Value>, name: &str) -> Option<String> {
     }
 }
 
+/// [`string`], moved out of `fields`.
+fn take_string(fields: &mut Map<String, Value>, name: &str) -> Option<String> {
+    match fields.remove(name) {
+        Some(Value::String(s)) => Some(s),
+        _ => None,
+    }
+}
+
+/// The object at a dot-separated, non-empty `path`, moved out of `fields`; `fields` is left
+/// whole when there is none.
+fn take_at_path(fields: &mut Map<String, Value>, path: &str) -> Option<Map<String, Value>> {
+    at_path(fields, path)?;
+    let mut names = path.split('.');
+    let mut object = match fields.remove(names.next()?) {
+        Some(Value::Object(object)) => object,
+        _ => return None,
+    };
+    for name in names {
+        object = match object.remove(name) {
+            Some(Value::Object(inner)) => inner,
+            _ => return None,
+        };
+    }
+    Some(object)
+}
+
 /// The absolute expiry: from `expires_in`, or Facebook's `expires`, relative to `now`; else
 /// from an absolute `expires_at`. `expires_in: 0` means no stated lifetime, as Go's x/oauth2
 /// reads it (VK sends it for tokens that do not expire). `Err` for a lifetime that is not a
@@ -202,7 +237,12 @@ fn expires_at(object: &Map<String, Value>, now: u64, unit: TimeUnit) -> Result<O
 fn number(value: &Value) -> Option<f64> {
     let number = match value {
         Value::Number(n) => n.as_f64()?,
-        Value::String(s) => s.trim().parse::<f64>().ok()?,
+        // Whole seconds, or JSON's number syntax read by serde_json: Rust's `f64::from_str`
+        // would add 16 KB of code and tables to the component for `.5` and `5.`.
+        Value::String(s) => match s.trim().parse::<u64>() {
+            Ok(whole) => whole as f64,
+            Err(_) => serde_json::from_str::<Value>(s.trim()).ok()?.as_f64()?,
+        },
         _ => return None,
     };
     number.is_finite().then_some(number)
@@ -238,34 +278,21 @@ fn scope(value: Option<&Value>, separator: ScopeSeparator) -> Option<String> {
     (!scopes.is_empty()).then(|| scopes.join(" "))
 }
 
-/// The fields beyond RFC 6749's, sorted by name: those of the token object, and, for a nested
-/// token, the top level's other fields too (Slack's `team`). Non-string values are kept as
-/// compact JSON.
+/// The fields beyond RFC 6749's, sorted by name: what is left of the token object, and, for a
+/// nested token, the top level's other fields too (Slack's `team`), the token object's taking
+/// precedence. Non-string values are kept as compact JSON.
 fn extra_fields(
-    top: &Map<String, Value>,
-    object: &Map<String, Value>,
-    path: &str,
+    mut others: Map<String, Value>,
+    mut object: Map<String, Value>,
 ) -> Vec<(String, String)> {
-    let text = |value: &Value| match value {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
-    let mut extra: Map<String, Value> = Map::new();
-    if !path.is_empty() {
-        let container = path.split('.').next().unwrap_or_default();
-        for (name, value) in top.iter().filter(|(name, _)| *name != container) {
-            extra.insert(name.clone(), value.clone());
-        }
-    }
-    for (name, value) in object
-        .iter()
-        .filter(|(name, _)| !TOKEN_FIELDS.contains(&name.as_str()))
-    {
-        extra.insert(name.clone(), value.clone());
-    }
-    extra
-        .iter()
-        .map(|(name, value)| (name.clone(), text(value)))
+    object.retain(|name, _| !TOKEN_FIELDS.contains(&name.as_str()));
+    others.append(&mut object);
+    others
+        .into_iter()
+        .map(|(name, value)| match value {
+            Value::String(s) => (name, s),
+            other => (name, other.to_string()),
+        })
         .collect()
 }
 
@@ -524,5 +551,26 @@ mod tests {
         assert_eq!(t.expires_at, Some(u64::MAX));
         let t = parse_std(&json(200, r#"{"access_token":"a","expires_in":-5}"#), NOW).unwrap();
         assert_eq!(t.expires_at, Some(NOW));
+    }
+
+    #[test]
+    fn expires_in_as_text_is_a_whole_number_or_a_json_number() {
+        for (text, expected) in [
+            ("3599", Ok(Some(NOW + 3599))),
+            (" 60 ", Ok(Some(NOW + 60))),
+            ("+60", Ok(Some(NOW + 60))),
+            ("3599.9", Ok(Some(NOW + 3599))),
+            ("1e3", Ok(Some(NOW + 1000))),
+            ("-5", Ok(Some(NOW))),
+            ("0", Ok(None)),
+            ("", Ok(None)),
+            ("soon", Err(())),
+            ("1e999", Err(())),
+            ("NaN", Err(())),
+        ] {
+            let body = format!(r#"{{"access_token":"a","expires_in":"{text}"}}"#);
+            let read = parse_std(&json(200, &body), NOW).map(|t| t.expires_at);
+            assert_eq!(read.map_err(|_| ()), expected, "{text:?}");
+        }
     }
 }

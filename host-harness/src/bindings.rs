@@ -7,7 +7,6 @@ wasmtime::component::bindgen!({
     additional_derives: [PartialEq, Eq],
 });
 
-pub use exports::integration::oauth2::grant::Guest as Grant;
 pub use integration::oauth2::types::{
     AuthorizationStart, ClientAuth, CodeExchange, ConfigProblem, ConnectionConfig, GrantType,
     HttpRequest, HttpResponse, MissingSecret, OauthError, Pair, ProviderError, ResponseFormat,

@@ -6,6 +6,7 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use oauth2_plugin::config::hex;
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Component;
@@ -37,8 +38,7 @@ fn file_name(engine: &Engine, bytes: &[u8]) -> String {
         .precompile_compatibility_hash()
         .hash(&mut engine_hash);
     let digest = Sha256::digest(bytes);
-    let component: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-    format!("{component}-{:016x}.cwasm", engine_hash.finish())
+    format!("{}-{:016x}.cwasm", hex(&digest[..16]), engine_hash.finish())
 }
 
 /// `dir`, created if missing, when only its owner can enter it. Deserializing runs the file's

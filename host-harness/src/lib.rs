@@ -9,6 +9,7 @@ mod compiled_cache;
 pub mod config_file;
 pub mod demo;
 pub mod errors;
+mod exports;
 pub mod http_client;
 pub mod message;
 pub mod plugin;

@@ -7,16 +7,16 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::Context as _;
 use oauth2_plugin::token::redacted_extra;
-use wasmtime::component::{Component, Linker};
+use wasmtime::component::{Component, InstancePre, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 
 use crate::bindings::{
-    self as wit, AuthorizationStart, ConfigProblem, ConnectionConfig, Grant, Oauth2Plugin,
-    Oauth2PluginPre, OauthError, TokenStep, WitToken,
+    self as wit, AuthorizationStart, ConfigProblem, ConnectionConfig, TokenStep, WitToken,
 };
 use crate::clock::Clock;
 use crate::compiled_cache;
 use crate::errors::CallError;
+use crate::exports::{Checked, Export, GrantExports};
 use crate::http_client::HttpClient;
 use crate::message::{HttpRequest, HttpResponse};
 use crate::sandbox::{self, HostState, LimitExceeded};
@@ -160,7 +160,8 @@ fn engine() -> anyhow::Result<Engine> {
 /// The engine and the component, linked and type-checked once; cheap to share across threads.
 #[derive(Clone)]
 pub struct Plugin {
-    pre: Oauth2PluginPre<HostState>,
+    pre: InstancePre<HostState>,
+    exports: Arc<GrantExports>,
     flights: Arc<Flights>,
 }
 
@@ -231,11 +232,11 @@ impl Plugin {
                 "the component imports something this host does not provide (it offers only the \
              oauth2 http and secrets interfaces and WASI clocks, random, io and cli)",
             )?;
-        let pre = Oauth2PluginPre::new(instance_pre)
-            .map_err(anyhow::Error::from)
+        let exports = GrantExports::new(&instance_pre)
             .context("the component does not export the oauth2 grant interface")?;
         Ok(Self {
-            pre,
+            pre: instance_pre,
+            exports: Arc::new(exports),
             flights: Arc::default(),
         })
     }
@@ -244,7 +245,6 @@ impl Plugin {
     pub fn imports(&self) -> Vec<String> {
         let engine = self.pre.engine();
         self.pre
-            .instance_pre()
             .component()
             .component_type()
             .imports(engine)
@@ -354,18 +354,23 @@ impl Plugin {
         store.limiter(|state| &mut state.limits);
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(HostState::on_epoch_deadline);
-        let bindings = self
+        let instance = self
             .pre
             .instantiate(&mut store)
             .map_err(|e| CallError::Host(anyhow::Error::from(e).context("instantiating")))?;
-        Ok(Instance { store, bindings })
+        Ok(Instance {
+            store,
+            instance,
+            exports: Arc::clone(&self.exports),
+        })
     }
 }
 
 /// A live instance of the component in its own `Store`, from [`Plugin::instance`].
 pub struct Instance {
     store: Store<HostState>,
-    bindings: Oauth2Plugin,
+    instance: wasmtime::component::Instance,
+    exports: Arc<GrantExports>,
 }
 
 impl fmt::Debug for Instance {
@@ -380,9 +385,8 @@ impl Instance {
         &mut self,
         config: &ConnectionConfig,
     ) -> Result<Vec<ConfigProblem>, CallError> {
-        self.call(config, |grant, store| {
-            grant.call_validate_config(store, config).map(Ok)
-        })
+        let (problems,) = self.call(config, |e| &e.validate_config, (config,))?;
+        Ok(problems)
     }
 
     /// The token endpoint request for `step`; sends nothing.
@@ -391,10 +395,8 @@ impl Instance {
         config: &ConnectionConfig,
         step: &TokenStep,
     ) -> Result<HttpRequest, CallError> {
-        self.call(config, |grant, store| {
-            grant.call_build_token_request(store, config, step)
-        })
-        .map(HttpRequest::from)
+        let (result,) = self.call(config, |e| &e.build_token_request, (config, step))?;
+        result.map(HttpRequest::from).map_err(CallError::OAuth)
     }
 
     /// Reads a token endpoint response; stores nothing.
@@ -404,18 +406,14 @@ impl Instance {
         response: &HttpResponse,
     ) -> Result<Token, CallError> {
         let response = wit::HttpResponse::from(response.clone());
-        self.call(config, |grant, store| {
-            grant.call_parse_token_response(store, config, &response)
-        })
-        .map(Token::from)
+        let (result,) = self.call(config, |e| &e.parse_token_response, (config, &response))?;
+        result.map(Token::from).map_err(CallError::OAuth)
     }
 
     /// A usable token: cached, refreshed or fetched, and stored.
     pub fn ensure_token(&mut self, config: &ConnectionConfig) -> Result<Token, CallError> {
-        self.call(config, |grant, store| {
-            grant.call_ensure_token(store, config)
-        })
-        .map(Token::from)
+        let (result,) = self.call(config, |e| &e.ensure_token, (config,))?;
+        result.map(Token::from).map_err(CallError::OAuth)
     }
 
     /// `request` with the connection's `Authorization` header.
@@ -425,10 +423,8 @@ impl Instance {
         request: &HttpRequest,
     ) -> Result<HttpRequest, CallError> {
         let request = wit::HttpRequest::from(request.clone());
-        self.call(config, |grant, store| {
-            grant.call_decorate_request(store, config, &request)
-        })
-        .map(HttpRequest::from)
+        let (result,) = self.call(config, |e| &e.decorate_request, (config, &request))?;
+        result.map(HttpRequest::from).map_err(CallError::OAuth)
     }
 
     /// `request` decorated with the cached token when it is fresh; none when a token request
@@ -439,10 +435,10 @@ impl Instance {
         request: &HttpRequest,
     ) -> Result<Option<HttpRequest>, CallError> {
         let request = wit::HttpRequest::from(request.clone());
-        self.call(config, |grant, store| {
-            grant.call_decorate_request_cached(store, config, &request)
-        })
-        .map(|decorated| decorated.map(HttpRequest::from))
+        let (result,) = self.call(config, |e| &e.decorate_request_cached, (config, &request))?;
+        result
+            .map(|decorated| decorated.map(HttpRequest::from))
+            .map_err(CallError::OAuth)
     }
 
     /// The largest linear memory this instance has had, in bytes: its initial memory, and what
@@ -456,9 +452,8 @@ impl Instance {
         &mut self,
         config: &ConnectionConfig,
     ) -> Result<AuthorizationStart, CallError> {
-        self.call(config, |grant, store| {
-            grant.call_begin_authorization(store, config)
-        })
+        let (result,) = self.call(config, |e| &e.begin_authorization, (config,))?;
+        result.map_err(CallError::OAuth)
     }
 
     /// Finishes the authorization-code flow from the browser's redirect URL.
@@ -467,30 +462,32 @@ impl Instance {
         config: &ConnectionConfig,
         redirect_url: &str,
     ) -> Result<Token, CallError> {
-        self.call(config, |grant, store| {
-            grant.call_complete_authorization(store, config, redirect_url)
-        })
-        .map(Token::from)
+        let (result,) = self.call(
+            config,
+            |e| &e.complete_authorization,
+            (config, redirect_url),
+        )?;
+        result.map(Token::from).map_err(CallError::OAuth)
     }
 
     /// Drops the cached access token after the API refused it.
     pub fn forget_token(&mut self, config: &ConnectionConfig) -> Result<(), CallError> {
-        self.call(config, |grant, store| {
-            grant.call_forget_token(store, config)
-        })
+        let (result,) = self.call(config, |e| &e.forget_token, (config,))?;
+        result.map_err(CallError::OAuth)
     }
 
     /// One call into the component for `config`'s connection: its HTTP may reach only the
     /// token URL's origin, and the limits start afresh.
-    fn call<R>(
+    fn call<E: Export>(
         &mut self,
         config: &ConnectionConfig,
-        f: impl FnOnce(&Grant, &mut Store<HostState>) -> wasmtime::Result<Result<R, OauthError>>,
-    ) -> Result<R, CallError> {
+        export: impl FnOnce(&GrantExports) -> &Checked<E>,
+        params: E::Params<'_>,
+    ) -> Result<E::Results, CallError> {
         self.store.data_mut().begin_call(&config.token_url);
         self.store.set_epoch_deadline(1);
-        match f(self.bindings.integration_oauth2_grant(), &mut self.store) {
-            Ok(result) => result.map_err(CallError::OAuth),
+        match export(&self.exports).call(&mut self.store, &self.instance, params) {
+            Ok(results) => Ok(results),
             Err(e) => Err(match e.downcast::<LimitExceeded>() {
                 Ok(limit) => CallError::Limit(limit),
                 Err(_) if self.store.data().limits.memory_refused => {
@@ -505,7 +502,7 @@ impl Instance {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bindings::{ClientAuth, GrantType, Pair};
+    use crate::bindings::{ClientAuth, GrantType, OauthError, Pair};
     use crate::clock::ManualClock;
     use crate::http_client::UreqClient;
     use crate::secret_store::MemoryStore;

@@ -168,6 +168,40 @@ fn a_guest_sees_no_environment_or_arguments() {
     assert_eq!(seen, "vars=[] args=[]");
 }
 
+/// The host checks the grant functions' signatures once, when it loads the component, and
+/// then calls them unchecked: a component that differs must be refused at load.
+#[test]
+fn loading_refuses_a_component_whose_grant_interface_differs_from_the_contract() {
+    let lifted = r#"(core module $m (func (export "f")))
+        (core instance $i (instantiate $m))
+        (func $f (canon lift (core func $i "f")))"#;
+    for (exports, expected) in [
+        ("", "does not export `integration:oauth2/grant@0.1.0`"),
+        (
+            r#"(instance $grant (export "forget-token" (func $f)))"#,
+            "has no function `validate-config`",
+        ),
+        (
+            r#"(instance $grant (export "validate-config" (func $f)))"#,
+            "`validate-config` has another signature than this host's",
+        ),
+    ] {
+        let export = if exports.is_empty() {
+            String::new()
+        } else {
+            format!(r#"{exports} (export "integration:oauth2/grant@0.1.0" (instance $grant))"#)
+        };
+        let text = format!("(component {lifted} {export})");
+        let error = Plugin::from_bytes(text.as_bytes()).expect_err(expected);
+        let message = format!("{error:#}");
+        assert!(
+            message.contains("does not export the oauth2 grant interface")
+                && message.contains(expected),
+            "{message}"
+        );
+    }
+}
+
 #[test]
 fn the_linker_refuses_a_component_that_imports_more_than_the_host_offers() {
     for (interface, function) in [
