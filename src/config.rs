@@ -259,16 +259,7 @@ impl Config {
                 }
             }
         }
-        if let Some(prefix) = &self.header_prefix {
-            // The prefix becomes part of a header value: a space or control character would
-            // split or inject headers (RFC 9110 §11.4: the scheme is a token).
-            if !prefix.bytes().all(|b| b.is_ascii_graphic()) {
-                problems.push(ConfigProblem::new(
-                    "header_prefix",
-                    "must be one word of visible ASCII characters, such as Bearer or Token",
-                ));
-            }
-        }
+        problems.extend(self.header_prefix_problem());
         if let Some(scope) = &self.scope {
             // RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ), joined by spaces.
             let bad = scope.split(' ').filter(|t| !t.is_empty()).any(|t| {
@@ -328,6 +319,19 @@ impl Config {
             Some(problem) => Err(crate::error::Error::InvalidConfig(problem)),
             None => Ok(()),
         }
+    }
+
+    /// What is wrong with the header prefix, which every decoration puts in a header.
+    pub fn header_prefix_problem(&self) -> Option<ConfigProblem> {
+        // The prefix becomes part of a header value: a space or control character would split
+        // or inject headers (RFC 9110 §11.4: the scheme is a token).
+        let prefix = self.header_prefix.as_deref()?;
+        (!prefix.bytes().all(|b| b.is_ascii_graphic())).then(|| {
+            ConfigProblem::new(
+                "header_prefix",
+                "must be one word of visible ASCII characters, such as Bearer or Token",
+            )
+        })
     }
 
     /// A stable name for this connection's token in the host's store. It covers everything that

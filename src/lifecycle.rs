@@ -130,16 +130,27 @@ pub fn decorate_request_cached(
 
 /// The `Authorization` value for the cached token while it is fresh. This is every connector
 /// step's path, so it reads only the access token and its expiry from the store entry.
+///
+/// A token is stored only after the whole configuration passed [`Config::check`], under a key
+/// that covers every field the token depends on. So a fresh token found here vouches for those
+/// fields, and only the header prefix, which the key leaves out, is checked again: parsing the
+/// URLs again cost a third of a warm decoration. Without a fresh token everything is checked.
 fn cached_authorization(config: &Config, host: &impl Host) -> Result<Option<String>, Error> {
-    config.check()?;
     let entry = host
         .get_secret(&token_key(config))
         .map_err(Error::SecretStore)?;
-    Ok(entry.as_deref().and_then(|entry| {
-        let access = CachedAccess::decode(entry)?;
-        let token = access.fresh_access_token(host.now())?;
-        Some(authorization(config, token))
-    }))
+    let fresh = entry.as_deref().and_then(|entry| {
+        CachedAccess::decode(entry)?
+            .fresh_access_token(host.now())
+            .map(|token| authorization(config, token))
+    });
+    match fresh {
+        Some(value) => match config.header_prefix_problem() {
+            Some(problem) => Err(Error::InvalidConfig(problem)),
+            None => Ok(Some(value)),
+        },
+        None => config.check().map(|()| None),
+    }
 }
 
 fn authorization(config: &Config, access_token: &str) -> String {
@@ -931,5 +942,40 @@ mod tests {
         assert_eq!(decorate_request_cached(&c, &host, api_request()), Ok(None));
         assert_eq!(host.sent.borrow().len(), 1, "only the first fetch was sent");
         assert_eq!(*host.secrets.borrow(), before, "nothing written");
+    }
+
+    #[test]
+    fn cached_decoration_checks_what_its_store_key_does_not_cover() {
+        let c = config(GrantType::ClientCredentials);
+        let host = FakeHost::new();
+        host.reply(200, r#"{"access_token":"at1","expires_in":3600}"#);
+        ensure_token(&c, &host).unwrap();
+
+        // The header prefix is not part of the key: checked on every decoration.
+        let mut bad_prefix = c.clone();
+        bad_prefix.header_prefix = Some("Bearer x".into());
+        for result in [
+            decorate_request(&bad_prefix, &host, api_request()).map(|_| ()),
+            decorate_request_cached(&bad_prefix, &host, api_request()).map(|_| ()),
+        ] {
+            assert!(
+                matches!(&result, Err(Error::InvalidConfig(p)) if p.field == "header_prefix"),
+                "{result:?}"
+            );
+        }
+
+        // A broken token URL is another key: no token, so the whole check runs and names it.
+        let mut bad_url = c.clone();
+        bad_url.token_url = "ftp://login.example.com/token".into();
+        for result in [
+            decorate_request(&bad_url, &host, api_request()).map(|_| ()),
+            decorate_request_cached(&bad_url, &host, api_request()).map(|_| ()),
+        ] {
+            assert!(
+                matches!(&result, Err(Error::InvalidConfig(p)) if p.field == "token_url"),
+                "{result:?}"
+            );
+        }
+        assert_eq!(host.sent.borrow().len(), 1, "only the first fetch was sent");
     }
 }
