@@ -951,31 +951,27 @@ mod tests {
         host.reply(200, r#"{"access_token":"at1","expires_in":3600}"#);
         ensure_token(&c, &host).unwrap();
 
+        let refused = |config: &Config, field: &str| {
+            for result in [
+                decorate_request(config, &host, api_request()).map(|_| ()),
+                decorate_request_cached(config, &host, api_request()).map(|_| ()),
+            ] {
+                assert!(
+                    matches!(&result, Err(Error::InvalidConfig(p)) if p.field == field),
+                    "{field}: {result:?}"
+                );
+            }
+        };
+
         // The header prefix is not part of the key: checked on every decoration.
         let mut bad_prefix = c.clone();
         bad_prefix.header_prefix = Some("Bearer x".into());
-        for result in [
-            decorate_request(&bad_prefix, &host, api_request()).map(|_| ()),
-            decorate_request_cached(&bad_prefix, &host, api_request()).map(|_| ()),
-        ] {
-            assert!(
-                matches!(&result, Err(Error::InvalidConfig(p)) if p.field == "header_prefix"),
-                "{result:?}"
-            );
-        }
+        refused(&bad_prefix, "header_prefix");
 
         // A broken token URL is another key: no token, so the whole check runs and names it.
         let mut bad_url = c.clone();
         bad_url.token_url = "ftp://login.example.com/token".into();
-        for result in [
-            decorate_request(&bad_url, &host, api_request()).map(|_| ()),
-            decorate_request_cached(&bad_url, &host, api_request()).map(|_| ()),
-        ] {
-            assert!(
-                matches!(&result, Err(Error::InvalidConfig(p)) if p.field == "token_url"),
-                "{result:?}"
-            );
-        }
+        refused(&bad_url, "token_url");
         assert_eq!(host.sent.borrow().len(), 1, "only the first fetch was sent");
     }
 }
