@@ -1,5 +1,7 @@
 //! The authorization request URL (RFC 6749 §4.1.1) carrying state and the PKCE challenge.
 
+use crate::prelude::*;
+
 use crate::config::{Config, ConfigProblem, endpoint};
 use crate::error::Error;
 use crate::pkce;

@@ -1,5 +1,7 @@
 //! Reading the redirect that ends the authorization flow (RFC 6749 §4.1.2, §4.1.2.1).
 
+use crate::prelude::*;
+
 use url::Url;
 
 use crate::error::Error;
@@ -24,8 +26,8 @@ pub enum Outcome {
 }
 
 // The code is a credential: only its presence is printed.
-impl std::fmt::Debug for Outcome {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Debug for Outcome {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             Outcome::Code(_) => f.write_str("Code(<redacted>)"),
             Outcome::Error {

@@ -1,6 +1,8 @@
 //! The connection configuration a user fills in, and the rules that make it usable.
 
-use std::net::IpAddr;
+use crate::prelude::*;
+
+use core::net::IpAddr;
 
 use sha2::{Digest, Sha256};
 use url::{Host, Url};

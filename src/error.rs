@@ -1,6 +1,8 @@
 //! Every way a grant operation fails, as values a caller can match on.
 
-use std::fmt;
+use crate::prelude::*;
+
+use core::fmt;
 
 use crate::config::ConfigProblem;
 
@@ -122,4 +124,4 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl core::error::Error for Error {}

@@ -1,7 +1,7 @@
 //! The WIT side of the component: converts between generated bindings and the plain types, and
 //! gives the lifecycle the host's imports.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use wasip2::clocks::wall_clock;
 
 use crate::config::{
     ClientAuth, Config, ConfigProblem, GrantType, ResponseFormat, ScopeSeparator, TimeUnit,
@@ -9,6 +9,7 @@ use crate::config::{
 use crate::error::{Error, ProviderError, ResponseProblem, TransportError};
 use crate::http::{HttpRequest, HttpResponse};
 use crate::lifecycle::{self, Host};
+use crate::prelude::*;
 use crate::token::Token;
 use crate::token_request::Step;
 use crate::token_response;
@@ -50,10 +51,7 @@ impl Host for Imports {
     }
 
     fn now(&self) -> u64 {
-        // A clock before 1970 is the host's bug; treating it as the epoch only makes tokens stale.
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs())
+        wall_clock::now().seconds
     }
 }
 

@@ -1,6 +1,8 @@
 //! What to check for each failure a user can meet: the one table every hint comes from, and
 //! the README's troubleshooting section is generated from.
 
+use crate::prelude::*;
+
 use crate::config::GrantType;
 
 /// The failure a hint answers.

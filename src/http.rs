@@ -1,5 +1,7 @@
 //! HTTP requests and responses as plain data, the shape the host's `http` import exchanges.
 
+use crate::prelude::*;
+
 /// An HTTP request, whole.
 #[derive(Clone, PartialEq, Eq)]
 pub struct HttpRequest {
@@ -34,8 +36,8 @@ impl HttpRequest {
 }
 
 // Requests carry `Authorization` headers and form bodies with secrets: only their shape is printed.
-impl std::fmt::Debug for HttpRequest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Debug for HttpRequest {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         let names: Vec<&str> = self.headers.iter().map(|(n, _)| n.as_str()).collect();
         f.debug_struct("HttpRequest")
             .field("method", &self.method)
@@ -47,8 +49,8 @@ impl std::fmt::Debug for HttpRequest {
 }
 
 // A token response body holds tokens: only its shape is printed.
-impl std::fmt::Debug for HttpResponse {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Debug for HttpResponse {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         let names: Vec<&str> = self.headers.iter().map(|(n, _)| n.as_str()).collect();
         f.debug_struct("HttpResponse")
             .field("status", &self.status)

@@ -4,6 +4,15 @@
 //! Everything but [`glue`] is plain Rust without I/O: the host's HTTP, secret store and clock
 //! reach the logic through [`lifecycle::Host`], so the same code is unit-tested natively and
 //! exported over the WIT contract in `wit/` when compiled for `wasm32-wasip2`.
+//!
+//! The component is `no_std` with `alloc`: std would link wasi-libc's stdio, environment and
+//! exit into it, costing size and instantiation time and widening what the host must provide.
+//! Its imports are the contract's `http` and `secrets`, a wall clock and randomness. Native
+//! builds (tests, the host's rlib, the cdylib) keep std.
+
+#![cfg_attr(target_arch = "wasm32", no_std)]
+
+extern crate alloc;
 
 pub mod authorization_url;
 pub mod callback;
@@ -18,5 +27,16 @@ pub mod token_cache;
 pub mod token_request;
 pub mod token_response;
 
+/// The part of std's prelude the modules use, taken from `alloc`.
+mod prelude {
+    pub(crate) use alloc::borrow::ToOwned;
+    pub(crate) use alloc::format;
+    pub(crate) use alloc::string::{String, ToString};
+    pub(crate) use alloc::vec;
+    pub(crate) use alloc::vec::Vec;
+}
+
 #[cfg(target_arch = "wasm32")]
 mod glue;
+#[cfg(target_arch = "wasm32")]
+mod runtime;

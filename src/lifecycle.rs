@@ -1,6 +1,8 @@
 //! The token lifecycle: cached token, refresh, re-fetch, and the authorization-code flow, over
 //! the host's HTTP, secret store and clock.
 
+use crate::prelude::*;
+
 use subtle::ConstantTimeEq;
 
 use crate::callback::{self, Outcome};

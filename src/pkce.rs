@@ -1,5 +1,7 @@
 //! PKCE (RFC 7636) verifiers and S256 challenges, and the random state that travels with them.
 
+use crate::prelude::*;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};

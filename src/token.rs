@@ -1,5 +1,7 @@
 //! The token a provider issued, with the freshness rule the lifecycle applies to it.
 
+use crate::prelude::*;
+
 use serde::{Deserialize, Serialize};
 
 /// A token from the token endpoint (RFC 6749 §5.1). `Debug` never shows the token values.
@@ -69,8 +71,8 @@ pub fn is_fresh(issued_at: u64, expires_at: Option<u64>, now: u64) -> bool {
     }
 }
 
-impl std::fmt::Debug for Token {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Debug for Token {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Token")
             .field("access_token", &"<redacted>")
             .field("token_type", &self.token_type)

@@ -1,6 +1,8 @@
 //! Where the lifecycle keeps tokens and pending authorizations in the host's secret store.
 
-use std::borrow::Cow;
+use crate::prelude::*;
+
+use alloc::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};

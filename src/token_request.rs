@@ -1,5 +1,7 @@
 //! Token endpoint requests (RFC 6749 §4.1.3, §4.3.2, §4.4.2, §6) with client authentication.
 
+use crate::prelude::*;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};

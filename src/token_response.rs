@@ -1,5 +1,7 @@
 //! Reading token endpoint responses (RFC 6749 §5.1, §5.2) into a token or a typed error.
 
+use crate::prelude::*;
+
 use serde_json::{Map, Value};
 
 use crate::config::{ResponseFormat, ScopeSeparator, TimeUnit};

@@ -1,7 +1,6 @@
 //! What a component instance can reach: the contract's imports and a minimal slice of WASI.
 
 use std::fmt;
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use url::{Origin, Url};
@@ -9,13 +8,13 @@ use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime::{Engine, ResourceLimiter, StoreContextMut, UpdateDeadline};
 use wasmtime_wasi::cli::{WasiCli, WasiCliView};
 use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView};
+use wasmtime_wasi::p2::bindings::clocks::wall_clock::{self, Datetime};
 use wasmtime_wasi::p2::bindings::{cli, clocks, random, sync};
 use wasmtime_wasi::random::WasiRandom;
-use wasmtime_wasi::{HostWallClock, WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::integration::oauth2::{http, secrets, types};
 use crate::bindings::{HttpRequest, HttpResponse, Oauth2Plugin, TransportError};
-use crate::clock::Clock;
 use crate::message;
 use crate::plugin::Services;
 
@@ -63,7 +62,9 @@ impl std::error::Error for LimitExceeded {}
 /// The data of one call's `Store`.
 pub(crate) struct HostState {
     services: Services,
-    wasi: WasiCtx,
+    /// What the rest of WASI needs, built on first use: only a component built with Rust's std
+    /// (which drags in stdio, environment and exit) uses it, and ours does not.
+    wasi: Option<WasiCtx>,
     table: ResourceTable,
     pub(crate) limits: Limits,
     /// The connection's token URL, set for each call: `http.send` reaches only its origin.
@@ -76,15 +77,9 @@ pub(crate) struct HostState {
 
 impl HostState {
     pub(crate) fn new(services: &Services) -> Self {
-        // No environment, arguments, preopens or stdin/stdout: only stderr, so a guest
-        // panic message reaches the operator.
-        let wasi = WasiCtx::builder()
-            .inherit_stderr()
-            .wall_clock(WallClock(Arc::clone(&services.clock)))
-            .build();
         Self {
             services: services.clone(),
-            wasi,
+            wasi: None,
             table: ResourceTable::new(),
             limits: Limits::default(),
             token_url: String::new(),
@@ -163,19 +158,20 @@ pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
     let l = &mut linker;
     Oauth2Plugin::add_to_linker::<_, HasSelf<_>>(l, |state| state)?;
 
-    clocks::wall_clock::add_to_linker::<_, WasiClocks>(l, HostState::clocks)?;
-    clocks::monotonic_clock::add_to_linker::<_, WasiClocks>(l, HostState::clocks)?;
+    // What the oauth2 component imports besides the contract, served without a `WasiCtx`.
+    clocks::wall_clock::add_to_linker::<_, HasSelf<_>>(l, |state| state)?;
+    random::random::add_to_linker::<_, HasSelf<_>>(l, |state| state)?;
 
-    random::random::add_to_linker::<_, WasiRandom>(l, random_ctx)?;
+    clocks::monotonic_clock::add_to_linker::<_, WasiClocks>(l, HostState::clocks)?;
     random::insecure::add_to_linker::<_, WasiRandom>(l, random_ctx)?;
     random::insecure_seed::add_to_linker::<_, WasiRandom>(l, random_ctx)?;
 
-    // Streams are how std writes to stderr.
+    // Streams are how Rust's std writes to stderr.
     sync::io::error::add_to_linker::<_, HasSelf<ResourceTable>>(l, table)?;
     sync::io::poll::add_to_linker::<_, HasSelf<ResourceTable>>(l, table)?;
     sync::io::streams::add_to_linker::<_, HasSelf<ResourceTable>>(l, table)?;
 
-    // std's runtime asks for these even when the program never reads them; they are empty.
+    // Rust's std asks for these even when the program never reads them; they are empty.
     cli::environment::add_to_linker::<_, WasiCli>(l, HostState::cli)?;
     cli::exit::add_to_linker::<_, WasiCli>(l, HostState::cli)?;
     cli::stdin::add_to_linker::<_, WasiCli>(l, HostState::cli)?;
@@ -190,19 +186,65 @@ pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
 }
 
 fn random_ctx(state: &mut HostState) -> &mut wasmtime_wasi::random::WasiRandomCtx {
-    state.wasi.random()
+    wasi_ctx(&mut state.wasi).random()
 }
 
 fn table(state: &mut HostState) -> &mut ResourceTable {
     &mut state.table
 }
 
+fn wasi_ctx(wasi: &mut Option<WasiCtx>) -> &mut WasiCtx {
+    // No environment, arguments, preopens or stdin/stdout: only stderr, so a guest's panic
+    // message reaches the operator.
+    wasi.get_or_insert_with(|| WasiCtx::builder().inherit_stderr().build())
+}
+
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
-            ctx: &mut self.wasi,
+            ctx: wasi_ctx(&mut self.wasi),
             table: &mut self.table,
         }
+    }
+}
+
+impl wall_clock::Host for HostState {
+    /// The services' clock, so tests move a virtual clock instead of sleeping.
+    fn now(&mut self) -> wasmtime::Result<Datetime> {
+        // A clock before 1970 is a broken clock; the epoch is the least surprising answer.
+        let since_epoch = self
+            .services
+            .clock
+            .now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        Ok(Datetime {
+            seconds: since_epoch.as_secs(),
+            nanoseconds: since_epoch.subsec_nanos(),
+        })
+    }
+
+    fn resolution(&mut self) -> wasmtime::Result<Datetime> {
+        Ok(Datetime {
+            seconds: 0,
+            nanoseconds: 1,
+        })
+    }
+}
+
+impl random::random::Host for HostState {
+    /// The operating system's generator: PKCE verifiers and `state` values must be unguessable.
+    fn get_random_bytes(&mut self, len: u64) -> wasmtime::Result<Vec<u8>> {
+        let Some(len) = usize::try_from(len).ok().filter(|&len| len <= MEMORY_LIMIT) else {
+            wasmtime::bail!("the component asked for {len} random bytes, more than its memory");
+        };
+        let mut bytes = vec![0; len];
+        getrandom::fill(&mut bytes)?;
+        Ok(bytes)
+    }
+
+    fn get_random_u64(&mut self) -> wasmtime::Result<u64> {
+        Ok(getrandom::u64()?)
     }
 }
 
@@ -247,22 +289,5 @@ impl secrets::Host for HostState {
 
     fn remove(&mut self, name: String) -> Result<(), String> {
         self.in_host(|services| services.secrets.remove(&name))
-    }
-}
-
-/// Presents a [`Clock`] as the guest's `wasi:clocks/wall-clock`.
-struct WallClock(Arc<dyn Clock>);
-
-impl HostWallClock for WallClock {
-    fn resolution(&self) -> Duration {
-        Duration::from_nanos(1)
-    }
-
-    fn now(&self) -> Duration {
-        // A clock before 1970 is a broken clock; the epoch is the least surprising answer.
-        self.0
-            .now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or_default()
     }
 }
