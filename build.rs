@@ -6,8 +6,8 @@ fn main() {
     // nested to serde_json's limit of 128 levels, uses a few KiB (tests/hostile_input.rs).
     if std::env::var("CARGO_CFG_TARGET_ARCH").as_deref() == Ok("wasm32") {
         println!("cargo:rustc-link-arg=-zstack-size=131072");
-        // Without std nothing links wasi-libc, yet the target's compiler-builtins leave
-        // `memcpy`, `memset`, `memmove` and `memcmp` to it: only those are taken from it.
+        // Without std nothing links wasi-libc, yet the target's compiler-builtins leave the
+        // `mem*` functions to it, and src/runtime.rs uses its `malloc`: only those are taken.
         println!("cargo:rustc-link-lib=c");
     }
 }

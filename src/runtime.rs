@@ -17,8 +17,8 @@ unsafe extern "C" {
 /// `dlmalloc` crate does, costs every fresh instance a page and 9 µs (BENCHMARKS.md).
 struct LibcHeap;
 
-/// The alignment `malloc` guarantees on wasm32, as std assumes it; larger ones go to
-/// `aligned_alloc`.
+/// The alignment std relies on `malloc` giving on wasm32 (wasi-libc's gives 16); larger ones go
+/// to `aligned_alloc`.
 const MALLOC_ALIGN: usize = 8;
 
 // SAFETY: wasi-libc's allocator returns blocks aligned to `MALLOC_ALIGN`, or to the alignment
@@ -63,7 +63,7 @@ unsafe impl GlobalAlloc for LibcHeap {
 static HEAP: LibcHeap = LibcHeap;
 
 /// The canonical ABI's allocator, through which the host passes strings and lists in. On wasip2
-/// wit-bindgen leaves it to wasi-libc's `malloc`, which the component does not link.
+/// wit-bindgen leaves it to wasi-libc, whose version nothing links in without std.
 ///
 /// # Safety
 ///

@@ -291,3 +291,56 @@ impl secrets::Host for HostState {
         self.in_host(|services| services.secrets.remove(&name))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::{ManualClock, MemoryStore, UreqClient};
+
+    fn state(clock: Arc<ManualClock>) -> HostState {
+        HostState::new(&Services {
+            http: Arc::new(UreqClient::new()),
+            secrets: Arc::new(MemoryStore::new()),
+            clock,
+        })
+    }
+
+    #[test]
+    fn the_guest_wall_clock_is_the_services_clock() {
+        let clock = Arc::new(ManualClock::at_unix(1_700_000_000));
+        let mut state = state(Arc::clone(&clock));
+        let now = wall_clock::Host::now(&mut state).unwrap();
+        assert_eq!((now.seconds, now.nanoseconds), (1_700_000_000, 0));
+        clock.advance(Duration::from_millis(2_500));
+        let now = wall_clock::Host::now(&mut state).unwrap();
+        assert_eq!((now.seconds, now.nanoseconds), (1_700_000_002, 500_000_000));
+    }
+
+    #[test]
+    fn guest_randomness_is_bounded_by_its_memory_and_varies() {
+        let mut state = state(Arc::new(ManualClock::at_unix(0)));
+        let bytes = random::random::Host::get_random_bytes(&mut state, 32).unwrap();
+        let again = random::random::Host::get_random_bytes(&mut state, 32).unwrap();
+        assert_eq!(bytes.len(), 32);
+        assert_ne!(bytes, again);
+        let u64s = [(); 4].map(|()| random::random::Host::get_random_u64(&mut state).unwrap());
+        assert!(u64s.windows(2).any(|w| w[0] != w[1]), "{u64s:?}");
+
+        for len in [MEMORY_LIMIT as u64 + 1, u64::MAX] {
+            let refused = random::random::Host::get_random_bytes(&mut state, len).unwrap_err();
+            assert!(refused.to_string().contains("random bytes"), "{refused:#}");
+        }
+    }
+
+    #[test]
+    fn the_wasi_context_is_built_only_when_a_guest_needs_it() {
+        let mut state = state(Arc::new(ManualClock::at_unix(0)));
+        wall_clock::Host::now(&mut state).unwrap();
+        random::random::Host::get_random_u64(&mut state).unwrap();
+        assert!(state.wasi.is_none());
+        random_ctx(&mut state);
+        assert!(state.wasi.is_some());
+    }
+}
