@@ -64,6 +64,16 @@ pub enum TimeUnit {
     Milliseconds,
 }
 
+impl TimeUnit {
+    /// The name the configuration uses for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TimeUnit::Seconds => "seconds",
+            TimeUnit::Milliseconds => "milliseconds",
+        }
+    }
+}
+
 /// What separates scopes on the wire.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ScopeSeparator {

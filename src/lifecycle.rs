@@ -48,7 +48,7 @@ pub fn ensure_token(config: &Config, host: &impl Host) -> Result<Token, Error> {
         .and_then(|value| CachedToken::decode(&value));
 
     if let Some(cached) = &cached {
-        if let Some(token) = cached.usable(now) {
+        if let Some(token) = cached.usable(now, config.response_format.expires_in_unit) {
             return Ok(token);
         }
         if let Some(refresh_token) = &cached.refresh_token {
@@ -70,7 +70,7 @@ pub fn ensure_token(config: &Config, host: &impl Host) -> Result<Token, Error> {
                     if token.extra.is_empty() {
                         token.extra.clone_from(&cached.extra);
                     }
-                    return store(host, &key, token).map_err(|e| match e {
+                    return store(config, host, &key, token).map_err(|e| match e {
                         Error::SecretStore(m) => Error::SecretStore(format!(
                             "{m} (the refreshed token could not be saved: where the provider \
                              rotates refresh tokens, the stored one may no longer work)"
@@ -99,7 +99,7 @@ pub fn ensure_token(config: &Config, host: &impl Host) -> Result<Token, Error> {
         ));
     }
     let token = request_token(config, host, &Step::NewToken)?;
-    store(host, &key, token)
+    store(config, host, &key, token)
 }
 
 /// The request with `Authorization: <prefix> <access token>`, replacing any it had.
@@ -143,7 +143,7 @@ fn cached_authorization(config: &Config, host: &impl Host) -> Result<Option<Stri
         .map_err(Error::SecretStore)?;
     let fresh = entry.as_deref().and_then(|entry| {
         CachedAccess::decode(entry)?
-            .fresh_access_token(host.now())
+            .fresh_access_token(host.now(), config.response_format.expires_in_unit)
             .map(|token| authorization(config, token))
     });
     match fresh {
@@ -285,7 +285,7 @@ pub fn complete_authorization(
         pkce_verifier: pending.pkce_verifier,
     };
     let token = request_token(config, host, &step)?;
-    store(host, &token_key(config), token)
+    store(config, host, &token_key(config), token)
 }
 
 fn require_authorization_code(config: &Config) -> Result<(), Error> {
@@ -370,8 +370,9 @@ fn send_token_request(
     })
 }
 
-fn store(host: &impl Host, key: &str, token: Token) -> Result<Token, Error> {
-    host.set_secret(key, &CachedToken::from(&token).encode())
+fn store(config: &Config, host: &impl Host, key: &str, token: Token) -> Result<Token, Error> {
+    let entry = CachedToken::new(&token, config.response_format.expires_in_unit);
+    host.set_secret(key, &entry.encode())
         .map_err(Error::SecretStore)?;
     Ok(token)
 }
@@ -396,6 +397,7 @@ mod tests {
     use std::collections::{BTreeMap, VecDeque};
 
     use super::*;
+    use crate::config::TimeUnit;
     use crate::config::tests::config;
     use crate::http::header;
 
@@ -540,6 +542,38 @@ mod tests {
         assert_eq!(forms[1]["grant_type"], "refresh_token");
         assert_eq!(forms[1]["refresh_token"], "rt1");
         assert_eq!(forms[2]["refresh_token"], "rt2");
+    }
+
+    #[test]
+    fn correcting_the_expiry_unit_refreshes_the_token_read_under_the_old_one() {
+        let mut c = config(GrantType::Password);
+        let host = FakeHost::new();
+        // Milliseconds read as seconds: 41 days instead of an hour.
+        host.reply(
+            200,
+            r#"{"access_token":"at1","expires_in":3600000,"refresh_token":"rt1"}"#,
+        );
+        assert_eq!(ensure_token(&c, &host).unwrap().access_token, "at1");
+        assert_eq!(
+            cached_authorization(&c, &host).unwrap().as_deref(),
+            Some("Bearer at1")
+        );
+
+        c.response_format.expires_in_unit = TimeUnit::Milliseconds;
+        assert_eq!(token_key(&c), token_key(&config(GrantType::Password)));
+        assert_eq!(cached_authorization(&c, &host).unwrap(), None);
+        host.reply(
+            200,
+            r#"{"access_token":"at2","expires_in":3600000,"refresh_token":"rt2"}"#,
+        );
+        let token = ensure_token(&c, &host).unwrap();
+        assert_eq!(token.access_token, "at2");
+        assert_eq!(token.expires_at, Some(host.now.get() + 3_600));
+        assert_eq!(host.sent_forms()[1]["refresh_token"], "rt1");
+        assert_eq!(
+            cached_authorization(&c, &host).unwrap().as_deref(),
+            Some("Bearer at2")
+        );
     }
 
     #[test]
@@ -755,6 +789,7 @@ mod tests {
             scope: None,
             id_token: None,
             extra: vec![],
+            expires_in_unit: None,
         };
         host.secrets
             .borrow_mut()

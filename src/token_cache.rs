@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::config::{Config, hex};
+use crate::config::{Config, TimeUnit, hex};
 use crate::token::{Token, is_fresh};
 
 /// The store entry holding a connection's token.
@@ -50,11 +50,45 @@ pub struct CachedToken {
     pub id_token: Option<String>,
     #[serde(default)]
     pub extra: Vec<(String, String)>,
+    /// The `expires_in_unit` that `expires_at` was computed with. The store key leaves it out,
+    /// so that correcting the unit keeps the refresh token; a token read under another unit is
+    /// stale. `None` in entries written before it was recorded, which count as matching.
+    #[serde(serialize_with = "unit_name", skip_serializing_if = "Option::is_none")]
+    pub expires_in_unit: Option<TimeUnit>,
+}
+
+fn unit_name<S: serde::Serializer>(unit: &Option<TimeUnit>, s: S) -> Result<S::Ok, S::Error> {
+    unit.map(TimeUnit::as_str).serialize(s)
+}
+
+fn unit_named(name: &str) -> Option<TimeUnit> {
+    [TimeUnit::Seconds, TimeUnit::Milliseconds]
+        .into_iter()
+        .find(|unit| unit.as_str() == name)
 }
 
 impl CachedToken {
-    /// The token, when it still has an access token that is fresh at `now`.
-    pub fn usable(&self, now: u64) -> Option<Token> {
+    /// What to store for `token`, read from a response under `unit`.
+    pub fn new(token: &Token, unit: TimeUnit) -> Self {
+        CachedToken {
+            access_token: Some(token.access_token.clone()),
+            token_type: token.token_type.clone(),
+            issued_at: token.issued_at,
+            expires_at: token.expires_at,
+            refresh_token: token.refresh_token.clone(),
+            scope: token.scope.clone(),
+            id_token: token.id_token.clone(),
+            extra: token.extra.clone(),
+            expires_in_unit: Some(unit),
+        }
+    }
+
+    /// The token, when it still has an access token that is fresh at `now` by the lifetime
+    /// read under `unit`.
+    pub fn usable(&self, now: u64, unit: TimeUnit) -> Option<Token> {
+        if self.expires_in_unit.is_some_and(|read_as| read_as != unit) {
+            return None;
+        }
         let token = Token {
             access_token: self.access_token.clone()?,
             token_type: self.token_type.clone(),
@@ -81,26 +115,15 @@ impl CachedToken {
             scope: fields.optional_string("scope")?,
             id_token: fields.optional_string("id_token")?,
             extra: fields.pairs("extra")?,
+            expires_in_unit: match fields.optional_string("expires_in_unit")? {
+                Some(name) => Some(unit_named(&name)?),
+                None => None,
+            },
         })
     }
 
     pub fn encode(&self) -> String {
         serde_json::to_string(self).expect("a cached token always serializes")
-    }
-}
-
-impl From<&Token> for CachedToken {
-    fn from(t: &Token) -> Self {
-        CachedToken {
-            access_token: Some(t.access_token.clone()),
-            token_type: t.token_type.clone(),
-            issued_at: t.issued_at,
-            expires_at: t.expires_at,
-            refresh_token: t.refresh_token.clone(),
-            scope: t.scope.clone(),
-            id_token: t.id_token.clone(),
-            extra: t.extra.clone(),
-        }
     }
 }
 
@@ -112,6 +135,8 @@ pub struct CachedAccess<'a> {
     access_token: Option<Cow<'a, str>>,
     issued_at: u64,
     expires_at: Option<u64>,
+    #[serde(borrow)]
+    expires_in_unit: Option<Cow<'a, str>>,
 }
 
 impl<'a> CachedAccess<'a> {
@@ -121,8 +146,16 @@ impl<'a> CachedAccess<'a> {
         serde_json::from_slice(value.as_bytes()).ok()
     }
 
-    /// The access token, when the entry has one that is fresh at `now`.
-    pub fn fresh_access_token(&self, now: u64) -> Option<&str> {
+    /// The access token, when the entry has one that is fresh at `now` by the lifetime read
+    /// under `unit` (see [`CachedToken::expires_in_unit`]).
+    pub fn fresh_access_token(&self, now: u64, unit: TimeUnit) -> Option<&str> {
+        if self
+            .expires_in_unit
+            .as_deref()
+            .is_some_and(|read_as| read_as != unit.as_str())
+        {
+            return None;
+        }
         let token = self.access_token.as_deref()?;
         is_fresh(self.issued_at, self.expires_at, now).then_some(token)
     }
@@ -216,6 +249,7 @@ impl Fields {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::TimeUnit::{Milliseconds, Seconds};
 
     #[test]
     fn cached_token_round_trips_and_garbage_is_no_token() {
@@ -228,18 +262,19 @@ mod tests {
             scope: Some("read".into()),
             id_token: None,
             extra: vec![("instance_url".into(), "https://na1.example.com".into())],
+            expires_in_unit: Some(Seconds),
         };
         let back = CachedToken::decode(&cached.encode()).unwrap();
-        assert_eq!(back.usable(20).unwrap().access_token, "at");
-        assert_eq!(back.usable(20).unwrap().extra, cached.extra);
-        assert!(back.usable(3_600).is_none(), "inside the margin");
+        assert_eq!(back.usable(20, Seconds).unwrap().access_token, "at");
+        assert_eq!(back.usable(20, Seconds).unwrap().extra, cached.extra);
+        assert!(back.usable(3_600, Seconds).is_none(), "inside the margin");
         assert!(CachedToken::decode("not json").is_none());
         assert!(CachedToken::decode("{\"access_token\":1}").is_none());
         let forgotten = CachedToken {
             access_token: None,
             ..cached
         };
-        assert!(forgotten.usable(20).is_none());
+        assert!(forgotten.usable(20, Seconds).is_none());
     }
 
     #[test]
@@ -253,14 +288,18 @@ mod tests {
             scope: None,
             id_token: Some("id".into()),
             extra: vec![("instance_url".into(), "https://na1.example.com".into())],
+            expires_in_unit: Some(Seconds),
         };
         let entry = cached.encode();
         let access = CachedAccess::decode(&entry).unwrap();
-        assert_eq!(access.fresh_access_token(20), Some("at \"quoted\" \u{e9}"));
+        assert_eq!(
+            access.fresh_access_token(20, Seconds),
+            Some("at \"quoted\" \u{e9}")
+        );
         for now in [3_599, 3_600, 4_000] {
             assert_eq!(
-                access.fresh_access_token(now).is_some(),
-                cached.usable(now).is_some(),
+                access.fresh_access_token(now, Seconds).is_some(),
+                cached.usable(now, Seconds).is_some(),
                 "at {now}"
             );
         }
@@ -273,11 +312,65 @@ mod tests {
         assert_eq!(
             CachedAccess::decode(&forgotten)
                 .unwrap()
-                .fresh_access_token(20),
+                .fresh_access_token(20, Seconds),
             None
         );
         assert!(CachedAccess::decode("not json").is_none());
         assert!(CachedAccess::decode("{\"access_token\":1}").is_none());
+    }
+
+    #[test]
+    fn a_token_read_under_another_expiry_unit_is_stale() {
+        let token = Token {
+            access_token: "at".into(),
+            token_type: "Bearer".into(),
+            issued_at: 10,
+            expires_at: Some(3_610),
+            refresh_token: Some("rt".into()),
+            scope: None,
+            id_token: None,
+            extra: vec![],
+        };
+        let entry = CachedToken::new(&token, Seconds).encode();
+        assert!(entry.contains(r#""expires_in_unit":"seconds""#), "{entry}");
+        let cached = CachedToken::decode(&entry).unwrap();
+        let access = CachedAccess::decode(&entry).unwrap();
+        assert!(cached.usable(20, Seconds).is_some());
+        assert!(cached.usable(20, Milliseconds).is_none());
+        assert_eq!(access.fresh_access_token(20, Seconds), Some("at"));
+        assert_eq!(access.fresh_access_token(20, Milliseconds), None);
+        assert_eq!(
+            cached.refresh_token.as_deref(),
+            Some("rt"),
+            "kept to refresh"
+        );
+
+        // Entries written before the unit was recorded match either unit.
+        let legacy = CachedToken {
+            expires_in_unit: None,
+            ..cached
+        }
+        .encode();
+        assert!(!legacy.contains("expires_in_unit"), "{legacy}");
+        for unit in [Seconds, Milliseconds] {
+            assert!(
+                CachedToken::decode(&legacy)
+                    .unwrap()
+                    .usable(20, unit)
+                    .is_some()
+            );
+            let access = CachedAccess::decode(&legacy).unwrap();
+            assert_eq!(access.fresh_access_token(20, unit), Some("at"));
+        }
+
+        let unknown = entry.replace(r#""seconds""#, r#""fortnights""#);
+        assert!(CachedToken::decode(&unknown).is_none());
+        assert_eq!(
+            CachedAccess::decode(&unknown)
+                .unwrap()
+                .fresh_access_token(20, Seconds),
+            None
+        );
     }
 
     #[test]

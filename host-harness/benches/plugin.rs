@@ -204,7 +204,7 @@ fn cached_token_entry(config: &ConnectionConfig) -> (String, String) {
         .expect("the fixture is a token response");
     (
         token_key(&native_config(config)),
-        CachedToken::from(&token).encode(),
+        CachedToken::new(&token, Default::default()).encode(),
     )
 }
 
