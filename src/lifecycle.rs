@@ -131,7 +131,8 @@ pub fn decorate_request_cached(
 }
 
 /// The `Authorization` value for the cached token while it is fresh. This is every connector
-/// step's path, so it reads only the access token and its expiry from the store entry.
+/// step's path, so it reads only the access token, its expiry and the unit that expiry was read
+/// under from the store entry.
 ///
 /// A token is stored only after the whole configuration passed [`Config::check`], under a key
 /// that covers every field the token depends on. So a fresh token found here vouches for those
