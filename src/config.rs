@@ -350,6 +350,12 @@ impl Config {
     /// changes which token the provider would issue, so editing the configuration never serves
     /// a token obtained for the old one.
     pub fn connection_key(&self) -> String {
+        self.prefixed_connection_key("")
+    }
+
+    /// `prefix` followed by [`Config::connection_key`], built in one allocation: the token's
+    /// store key is derived on every decoration.
+    pub fn prefixed_connection_key(&self, prefix: &str) -> String {
         let mut hash = Sha256::new();
         let mut field = |value: &str| {
             hash.update((value.len() as u64).to_le_bytes());
@@ -378,19 +384,22 @@ impl Config {
                 field(value);
             }
         }
-        hex(&hash.finalize()[..16])
+        hex(prefix, &hash.finalize()[..16])
     }
 }
 
-/// Lowercase hexadecimal.
-pub fn hex(bytes: &[u8]) -> String {
-    // Runs on every decoration (the token's store key): no formatting machinery per byte.
+/// `prefix` followed by `bytes` in lowercase hexadecimal.
+pub fn hex(prefix: &str, bytes: &[u8]) -> String {
+    // Runs on every decoration (the token's store key): no formatting machinery per byte, and
+    // the string sized once.
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    bytes
-        .iter()
-        .flat_map(|b| [DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 0x0f)]])
-        .map(char::from)
-        .collect()
+    let mut out = String::with_capacity(prefix.len() + 2 * bytes.len());
+    out.push_str(prefix);
+    for byte in bytes {
+        out.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        out.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+    }
+    out
 }
 
 /// Parses an endpoint URL: absolute, `https`, or `http` only on a loopback host, with no

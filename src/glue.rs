@@ -228,13 +228,10 @@ fn pairs_from_wit(pairs: Vec<wit::Pair>) -> Vec<(String, String)> {
     pairs.into_iter().map(|p| (p.name, p.value)).collect()
 }
 
-fn pairs_to_wit(pairs: &[(String, String)]) -> Vec<wit::Pair> {
+fn pairs_to_wit(pairs: Vec<(String, String)>) -> Vec<wit::Pair> {
     pairs
-        .iter()
-        .map(|(name, value)| wit::Pair {
-            name: name.clone(),
-            value: value.clone(),
-        })
+        .into_iter()
+        .map(|(name, value)| wit::Pair { name, value })
         .collect()
 }
 
@@ -247,7 +244,7 @@ fn token_to_wit(t: Token) -> wit::Token {
         refresh_token: t.refresh_token,
         scope: t.scope,
         id_token: t.id_token,
-        extra_fields: pairs_to_wit(&t.extra),
+        extra_fields: pairs_to_wit(t.extra),
     }
 }
 

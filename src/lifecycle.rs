@@ -159,10 +159,14 @@ fn cached_authorization(config: &Config, host: &impl Host) -> Result<Option<Stri
 fn authorization(config: &Config, access_token: &str) -> String {
     let prefix = config.header_prefix();
     if prefix.is_empty() {
-        access_token.to_owned()
-    } else {
-        format!("{prefix} {access_token}")
+        return access_token.to_owned();
     }
+    // Every decoration builds this header: no formatting machinery.
+    let mut value = String::with_capacity(prefix.len() + 1 + access_token.len());
+    value.push_str(prefix);
+    value.push(' ');
+    value.push_str(access_token);
+    value
 }
 
 /// Drops the access token after the API refused it, keeping the refresh token so the next

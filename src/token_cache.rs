@@ -13,7 +13,7 @@ use crate::token::{Token, is_fresh};
 
 /// The store entry holding a connection's token.
 pub fn token_key(config: &Config) -> String {
-    format!("oauth2/token/{}", config.connection_key())
+    config.prefixed_connection_key("oauth2/token/")
 }
 
 /// The store entry remembering which client authentication `auto` found to work for a token
@@ -24,17 +24,14 @@ pub fn client_auth_key(config: &Config) -> String {
         hash.update((field.len() as u64).to_le_bytes());
         hash.update(field.as_bytes());
     }
-    format!("oauth2/client-auth/{}", hex(&hash.finalize()[..16]))
+    hex("oauth2/client-auth/", &hash.finalize()[..16])
 }
 
 /// The store entry holding a pending authorization. It is named by a hash of the state so the
 /// store's lookup never compares the state itself; the entry then holds the state for a
 /// constant-time comparison.
 pub fn pending_key(state: &str) -> String {
-    format!(
-        "oauth2/pending/{}",
-        hex(&Sha256::digest(state.as_bytes())[..16])
-    )
+    hex("oauth2/pending/", &Sha256::digest(state.as_bytes())[..16])
 }
 
 /// A connection's cached token. The access token is absent after `forget-token`, when only the
@@ -379,5 +376,29 @@ mod tests {
         assert!(!key.contains("some-state-value"));
         assert_eq!(key, pending_key("some-state-value"));
         assert_ne!(key, pending_key("some-state-valuf"));
+    }
+
+    /// The store's names are where earlier versions left tokens: a change here orphans every
+    /// stored token and refresh token. The expected names were computed outside Rust (SHA-256
+    /// of each field after its length as 8 little-endian bytes, resources and parameters sorted).
+    #[test]
+    fn store_keys_name_what_earlier_versions_stored() {
+        let mut config = crate::config::tests::config(crate::config::GrantType::ClientCredentials);
+        config.scope = Some("read write".into());
+        config.audience = Some("https://api.example.com".into());
+        config.resource = vec!["https://b.example/".into(), "https://a.example/".into()];
+        config.extra_params = vec![("prompt".into(), "consent".into())];
+        assert_eq!(
+            token_key(&config),
+            "oauth2/token/ae1a351ed854e91f5a7cde3f2729e8cb"
+        );
+        assert_eq!(
+            client_auth_key(&config),
+            "oauth2/client-auth/fc07a0096844523280bb6119b142bc98"
+        );
+        assert_eq!(
+            pending_key("some-state-value"),
+            "oauth2/pending/113fd6c4674a718a08323d5f3c9a92f4"
+        );
     }
 }

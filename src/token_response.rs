@@ -2,6 +2,7 @@
 
 use crate::prelude::*;
 
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::{Map, Value};
 
 use crate::config::{ResponseFormat, ScopeSeparator, TimeUnit};
@@ -12,42 +13,74 @@ use crate::token::Token;
 
 /// The fields RFC 6749 §5.1 defines, plus the `expires`/`expires_at` variants this reader
 /// understands; everything else in a response is kept as an extra field.
-const TOKEN_FIELDS: &[&str] = &[
-    "access_token",
-    "token_type",
-    "expires_in",
-    "expires",
-    "expires_at",
-    "refresh_token",
-    "scope",
-    "id_token",
-];
+#[derive(Clone, Copy)]
+enum Known {
+    AccessToken,
+    TokenType,
+    ExpiresIn,
+    Expires,
+    ExpiresAt,
+    RefreshToken,
+    Scope,
+    IdToken,
+}
+
+impl Known {
+    const ALL: [Known; 8] = [
+        Known::AccessToken,
+        Known::TokenType,
+        Known::ExpiresIn,
+        Known::Expires,
+        Known::ExpiresAt,
+        Known::RefreshToken,
+        Known::Scope,
+        Known::IdToken,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Known::AccessToken => "access_token",
+            Known::TokenType => "token_type",
+            Known::ExpiresIn => "expires_in",
+            Known::Expires => "expires",
+            Known::ExpiresAt => "expires_at",
+            Known::RefreshToken => "refresh_token",
+            Known::Scope => "scope",
+            Known::IdToken => "id_token",
+        }
+    }
+
+    fn named(name: &str) -> Option<Known> {
+        Known::ALL.into_iter().find(|known| known.name() == name)
+    }
+}
 
 /// Reads a token endpoint response received at `now` (Unix seconds) the way `format` says.
 /// Any input gives a value: bodies that are not UTF-8, not JSON, nested too deep or missing
 /// fields become [`Error::MalformedResponse`]; an OAuth `error`, under any status, becomes
 /// [`Error::Provider`].
 pub fn parse(response: &HttpResponse, now: u64, format: &ResponseFormat) -> Result<Token, Error> {
-    let content_type = header(&response.headers, "content-type").map(str::to_owned);
-    let not_a_token = |message: &str| unreadable(response, content_type.clone(), message);
-    let mut fields = match read_fields(&response.body, content_type.as_deref()) {
+    let content_type = header(&response.headers, "content-type");
+    let not_a_token = |message: &str| unreadable(response, content_type, message);
+    let mut fields = match read_fields(&response.body, content_type) {
         Ok(fields) => fields,
         Err(why) => return Err(not_a_token(&why)),
     };
 
     // Some providers (GitHub, Slack) report errors with HTTP 200: `error` decides, not the status.
-    if let Some((code, description)) = oauth_error(&fields, response.status) {
+    // None of the fields an error is read from is a token field, so all are among `others`.
+    if let Some((code, description)) = oauth_error(&fields.others, response.status) {
         return Err(Error::Provider(ProviderError {
             status: response.status,
             hint: hints::for_code(&code, Situation::Any).to_owned(),
             code: bounded(&code),
             description: description.as_deref().map(bounded),
-            uri: string(&fields, "error_uri").as_deref().map(bounded),
+            uri: string(&fields.others, "error_uri").as_deref().map(bounded),
         }));
     }
     if !(200..300).contains(&response.status) {
         let mut message = "an error status without an OAuth error code".to_owned();
-        if let Some(said) = free_text(&fields) {
+        if let Some(said) = free_text(&fields.others) {
             message.push_str(&format!("; it says {:?}", bounded(&said)));
         }
         return Err(not_a_token(&message));
@@ -61,9 +94,11 @@ pub fn parse(response: &HttpResponse, now: u64, format: &ResponseFormat) -> Resu
         take_at_path(&mut fields, path)
     };
     let (mut object, others) = match nested {
-        Some(object) => (object, fields),
+        Some(object) => (Fields::from_map(object), fields.into_map()),
         // A refresh of a nested token answers at the top level (Slack's rotating user tokens).
-        None if path.is_empty() || fields.contains_key("access_token") => (fields, Map::new()),
+        None if path.is_empty() || fields.known(Known::AccessToken).is_some() => {
+            (fields, Map::new())
+        }
         None => {
             return Err(not_a_token(&format!(
                 "the response has no object at token_path {path:?}"
@@ -71,7 +106,7 @@ pub fn parse(response: &HttpResponse, now: u64, format: &ResponseFormat) -> Resu
         }
     };
     let Some(access_token) =
-        take_string(&mut object, "access_token").filter(|t| !t.trim().is_empty())
+        take_string(&mut object, Known::AccessToken).filter(|t| !t.trim().is_empty())
     else {
         return Err(not_a_token("the response has no access_token"));
     };
@@ -89,37 +124,158 @@ pub fn parse(response: &HttpResponse, now: u64, format: &ResponseFormat) -> Resu
         access_token,
         // RFC 6749 makes token_type required, yet several providers omit it; the header prefix
         // comes from the configuration anyway, so its absence costs nothing.
-        token_type: take_string(&mut object, "token_type").unwrap_or_else(|| "Bearer".to_owned()),
+        token_type: take_string(&mut object, Known::TokenType)
+            .unwrap_or_else(|| "Bearer".to_owned()),
         issued_at: now,
         expires_at,
-        refresh_token: take_string(&mut object, "refresh_token").filter(|t| !t.is_empty()),
-        scope: scope(object.get("scope"), format.scope_separator),
-        id_token: take_string(&mut object, "id_token"),
-        extra: extra_fields(others, object),
+        refresh_token: take_string(&mut object, Known::RefreshToken).filter(|t| !t.is_empty()),
+        scope: scope(object.take(Known::Scope), format.scope_separator),
+        id_token: take_string(&mut object, Known::IdToken),
+        extra: extra_fields(others, object.others),
     })
+}
+
+/// A JSON object or form read as a token object: the [`Known`] fields each in their own place,
+/// the others by name. A JSON body is read straight into one, so that a known field costs no
+/// key copy and no map entry, and is found by its place; a duplicate name keeps its last value,
+/// as a map would.
+#[derive(Default)]
+struct Fields {
+    known: [Option<Value>; Known::ALL.len()],
+    others: Map<String, Value>,
+}
+
+impl Fields {
+    fn from_map(map: Map<String, Value>) -> Self {
+        let mut fields = Fields::default();
+        for (name, value) in map {
+            fields.insert(FieldName::from(name), value);
+        }
+        fields
+    }
+
+    fn insert(&mut self, name: FieldName, value: Value) {
+        match name {
+            FieldName::Known(known) => self.known[known as usize] = Some(value),
+            FieldName::Other(name) => {
+                self.others.insert(name, value);
+            }
+        }
+    }
+
+    fn known(&self, field: Known) -> Option<&Value> {
+        self.known[field as usize].as_ref()
+    }
+
+    fn take(&mut self, field: Known) -> Option<Value> {
+        self.known[field as usize].take()
+    }
+
+    fn get(&self, name: &str) -> Option<&Value> {
+        match Known::named(name) {
+            Some(known) => self.known(known),
+            None => self.others.get(name),
+        }
+    }
+
+    fn take_named(&mut self, name: &str) -> Option<Value> {
+        match Known::named(name) {
+            Some(known) => self.take(known),
+            None => self.others.remove(name),
+        }
+    }
+
+    /// All fields by name, as a map would have held them.
+    fn into_map(self) -> Map<String, Value> {
+        let mut map = self.others;
+        for (known, value) in Known::ALL.into_iter().zip(self.known) {
+            if let Some(value) = value {
+                map.insert(known.name().to_owned(), value);
+            }
+        }
+        map
+    }
+}
+
+/// A JSON object straight into [`Fields`]: a known name is matched without being copied.
+impl<'de> Deserialize<'de> for Fields {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(FieldsVisitor)
+    }
+}
+
+struct FieldsVisitor;
+
+impl<'de> Visitor<'de> for FieldsVisitor {
+    type Value = Fields;
+
+    fn expecting(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields, A::Error> {
+        let mut fields = Fields::default();
+        while let Some(name) = map.next_key::<FieldName>()? {
+            fields.insert(name, map.next_value()?);
+        }
+        Ok(fields)
+    }
+}
+
+/// A field name, owned only when it is not a [`Known`] one.
+enum FieldName {
+    Known(Known),
+    Other(String),
+}
+
+impl From<String> for FieldName {
+    fn from(name: String) -> Self {
+        Known::named(&name).map_or(FieldName::Other(name), FieldName::Known)
+    }
+}
+
+impl<'de> Deserialize<'de> for FieldName {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_str(FieldNameVisitor)
+    }
+}
+
+struct FieldNameVisitor;
+
+impl Visitor<'_> for FieldNameVisitor {
+    type Value = FieldName;
+
+    fn expecting(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("a field name")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<FieldName, E> {
+        Ok(Known::named(name).map_or_else(|| FieldName::Other(name.to_owned()), FieldName::Known))
+    }
 }
 
 /// The body's top-level fields: a JSON object, or a form-encoded body. Older providers send
 /// forms: GitHub when the client does not ask for JSON, Facebook as `text/plain`. `Err` says
 /// why the body is neither.
-fn read_fields(body: &[u8], content_type: Option<&str>) -> Result<Map<String, Value>, String> {
+fn read_fields(body: &[u8], content_type: Option<&str>) -> Result<Fields, String> {
     let media_type = content_type
         .and_then(|ct| ct.split(';').next())
-        .map(|mt| mt.trim().to_ascii_lowercase());
-    if media_type.as_deref() == Some("application/x-www-form-urlencoded") {
-        return Ok(form_fields(body));
+        .map(str::trim);
+    if media_type.is_some_and(|mt| mt.eq_ignore_ascii_case("application/x-www-form-urlencoded")) {
+        return Ok(Fields::from_map(form_fields(body)));
     }
-    let json_error = match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(fields)) => return Ok(fields),
-        Ok(_) => None,
+    let json_error = match serde_json::from_slice::<Fields>(body) {
+        Ok(fields) => return Ok(fields),
+        // Valid JSON other than an object.
+        Err(e) if e.is_data() => None,
         Err(e) => Some(e),
     };
     let form = form_fields(body);
     if form.contains_key("access_token") || form.contains_key("error") {
-        return Ok(form);
+        return Ok(Fields::from_map(form));
     }
     let looks_like_json = body.trim_ascii_start().starts_with(b"{")
-        || media_type.as_deref().is_some_and(|mt| mt.ends_with("json"));
+        || media_type.is_some_and(|mt| mt.to_ascii_lowercase().ends_with("json"));
     Err(match json_error {
         Some(e) if looks_like_json && e.is_eof() => "the JSON body ends early".to_owned(),
         Some(e) if looks_like_json => format!("the JSON body is invalid ({e})"),
@@ -188,9 +344,9 @@ fn string(fields: &Map<String, Value>, name: &str) -> Option<String> {
     }
 }
 
-/// [`string`], moved out of `fields`.
-fn take_string(fields: &mut Map<String, Value>, name: &str) -> Option<String> {
-    match fields.remove(name) {
+/// A string field, moved out of `fields`; other JSON types count as absent.
+fn take_string(fields: &mut Fields, field: Known) -> Option<String> {
+    match fields.take(field) {
         Some(Value::String(s)) => Some(s),
         _ => None,
     }
@@ -198,18 +354,19 @@ fn take_string(fields: &mut Map<String, Value>, name: &str) -> Option<String> {
 
 /// The object at a dot-separated, non-empty `path`, moved out of `fields`; `fields` is left
 /// whole when there is none.
-fn take_at_path(fields: &mut Map<String, Value>, path: &str) -> Option<Map<String, Value>> {
-    at_path(fields, path)?;
-    let mut names = path.split('.');
-    let mut object = match fields.remove(names.next()?) {
-        Some(Value::Object(object)) => object,
-        _ => return None,
+fn take_at_path(fields: &mut Fields, path: &str) -> Option<Map<String, Value>> {
+    let (root, below) = path.split_once('.').unwrap_or((path, ""));
+    at_path(fields.get(root)?.as_object()?, below)?;
+    let Some(Value::Object(mut object)) = fields.take_named(root) else {
+        return None;
     };
-    for name in names {
-        object = match object.remove(name) {
-            Some(Value::Object(inner)) => inner,
-            _ => return None,
-        };
+    if !below.is_empty() {
+        for name in below.split('.') {
+            object = match object.remove(name) {
+                Some(Value::Object(inner)) => inner,
+                _ => return None,
+            };
+        }
     }
     Some(object)
 }
@@ -218,18 +375,18 @@ fn take_at_path(fields: &mut Map<String, Value>, path: &str) -> Option<Map<Strin
 /// from an absolute `expires_at`. `expires_in: 0` means no stated lifetime, as Go's x/oauth2
 /// reads it (VK sends it for tokens that do not expire). `Err` for a lifetime that is not a
 /// number.
-fn expires_at(object: &Map<String, Value>, now: u64, unit: TimeUnit) -> Result<Option<u64>, ()> {
+fn expires_at(object: &Fields, now: u64, unit: TimeUnit) -> Result<Option<u64>, ()> {
     // An empty value says nothing (Facebook has sent `expires=`), as does null.
-    let present = |name: &str| {
+    let present = |field: Known| {
         object
-            .get(name)
+            .known(field)
             .filter(|v| !v.is_null() && v.as_str().is_none_or(|s| !s.trim().is_empty()))
     };
-    if let Some(value) = present("expires_in").or_else(|| present("expires")) {
+    if let Some(value) = present(Known::ExpiresIn).or_else(|| present(Known::Expires)) {
         let amount = number(value).ok_or(())?;
         return Ok((amount != 0.0).then(|| now.saturating_add(seconds(amount, unit))));
     }
-    match present("expires_at") {
+    match present(Known::ExpiresAt) {
         Some(value) => Ok(Some(seconds(number(value).ok_or(())?, unit))),
         None => Ok(None),
     }
@@ -261,8 +418,15 @@ fn seconds(amount: f64, unit: TimeUnit) -> u64 {
 
 /// The granted scope, space-delimited (RFC 6749 §3.3) whatever form the provider used: a
 /// string split on its separator, or an array of strings (Twitch).
-fn scope(value: Option<&Value>, separator: ScopeSeparator) -> Option<String> {
-    let scopes: Vec<&str> = match value? {
+fn scope(value: Option<Value>, separator: ScopeSeparator) -> Option<String> {
+    let value = match value? {
+        // Already in RFC 6749's form, as most providers send it: kept, not rebuilt.
+        Value::String(s) if separator == ScopeSeparator::Space && is_space_delimited(&s) => {
+            return Some(s);
+        }
+        other => other,
+    };
+    let scopes: Vec<&str> = match &value {
         Value::String(s) => match separator {
             ScopeSeparator::Space => s.split_whitespace().collect(),
             ScopeSeparator::Comma => s
@@ -280,6 +444,16 @@ fn scope(value: Option<&Value>, separator: ScopeSeparator) -> Option<String> {
     (!scopes.is_empty()).then(|| scopes.join(" "))
 }
 
+/// Whether `scope` is visible ASCII words separated by single spaces, the form [`scope`] gives.
+fn is_space_delimited(scope: &str) -> bool {
+    let mut previous = b' ';
+    scope.bytes().all(|byte| {
+        let word_or_single_space = byte.is_ascii_graphic() || (byte == b' ' && previous != b' ');
+        previous = byte;
+        word_or_single_space
+    }) && previous != b' '
+}
+
 /// The fields beyond RFC 6749's, sorted by name: what is left of the token object, and, for a
 /// nested token, the top level's other fields too (Slack's `team`), the token object's taking
 /// precedence. Non-string values are kept as compact JSON.
@@ -287,7 +461,6 @@ fn extra_fields(
     mut others: Map<String, Value>,
     mut object: Map<String, Value>,
 ) -> Vec<(String, String)> {
-    object.retain(|name, _| !TOKEN_FIELDS.contains(&name.as_str()));
     others.append(&mut object);
     others
         .into_iter()
@@ -308,10 +481,8 @@ fn bounded(text: &str) -> String {
     }
 }
 
-fn unreadable(response: &HttpResponse, content_type: Option<String>, message: &str) -> Error {
-    let html = content_type
-        .as_deref()
-        .is_some_and(|ct| ct.to_ascii_lowercase().contains("html"))
+fn unreadable(response: &HttpResponse, content_type: Option<&str>, message: &str) -> Error {
+    let html = content_type.is_some_and(|ct| ct.to_ascii_lowercase().contains("html"))
         || response.body.trim_ascii_start().starts_with(b"<");
     let mut message = if (300..400).contains(&response.status) {
         match header(&response.headers, "location") {
@@ -329,7 +500,7 @@ fn unreadable(response: &HttpResponse, content_type: Option<String>, message: &s
     Error::MalformedResponse(ResponseProblem {
         status: response.status,
         hint: hints::for_unreadable_response(response.status, html).to_owned(),
-        content_type: content_type.as_deref().map(bounded),
+        content_type: content_type.map(bounded),
         message: bounded(&message),
     })
 }
@@ -541,6 +712,38 @@ mod tests {
         assert_eq!(scope.as_deref(), Some("a b c"));
         let none = parse_std(&json(200, r#"{"access_token":"a","scope":[""]}"#), NOW).unwrap();
         assert_eq!(none.scope, None);
+    }
+
+    #[test]
+    fn a_duplicate_field_keeps_its_last_value_known_or_not() {
+        let token = parse_std(
+            &json(
+                200,
+                r#"{"access_token":"a","team":"x","expires_in":1,"team":"y","expires_in":2}"#,
+            ),
+            NOW,
+        )
+        .unwrap();
+        assert_eq!(token.expires_at, Some(NOW + 2));
+        assert_eq!(token.extra, vec![("team".to_owned(), "y".to_owned())]);
+    }
+
+    #[test]
+    fn a_scope_is_space_delimited_however_it_was_spaced() {
+        for (sent, read) in [
+            ("a b", Some("a b")),
+            ("orders:read", Some("orders:read")),
+            (" a  b ", Some("a b")),
+            (r"a\tb\nc", Some("a b c")),
+            (r"a\u00a0b", Some("a b")),
+            (r"caf\u00e9 x", Some("café x")),
+            ("   ", None),
+            ("", None),
+        ] {
+            let body = format!(r#"{{"access_token":"a","scope":"{sent}"}}"#);
+            let token = parse_std(&json(200, &body), NOW).unwrap();
+            assert_eq!(token.scope.as_deref(), read, "{sent:?}");
+        }
     }
 
     #[test]

@@ -11,17 +11,21 @@
 //! - `parse`: `parse-token-response` on a 1 KB response with an id token: wasm, native, oauth2-rs.
 //! - `build`: `build-token-request` for each grant: wasm and native.
 //! - `throughput`: decorations with 2 threads sharing one `Plugin`; time per decoration.
+//!
+//! `OAUTH2_BENCH_BASELINE=old.wasm cargo bench -p host-harness --bench plugin` runs none of
+//! these: it compares the embedded component with another build of it ([`compare`]).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::hint::black_box;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, criterion_group};
 use host_harness::{
-    ClientAuth, ConnectionConfig, GrantType, HttpClient, HttpRequest, HttpResponse, ManualClock,
-    MemoryStore, Pair, Plugin, SecretStore, Services, TokenStep, TransportError,
+    ClientAuth, ConnectionConfig, GrantType, HttpClient, HttpRequest, HttpResponse, Instance,
+    ManualClock, MemoryStore, Pair, Plugin, SecretStore, Services, TokenStep, TransportError,
 };
 use oauth2_plugin::lifecycle::{self, Host};
 use oauth2_plugin::token_cache::{CachedToken, token_key};
@@ -546,6 +550,90 @@ fn bench_throughput(c: &mut Criterion) {
     group.finish();
 }
 
+const ROUNDS: usize = 7;
+const CALLS: u32 = 20_000;
+
+/// The embedded component against `baseline`, another build of it, in one process: a step, a
+/// warm decoration and a warm parse, each in blocks of calls alternated between the two. This
+/// machine's speed drifts between runs by more than many changes here are worth (BENCHMARKS.md);
+/// alternating makes the drift hit both builds alike. Prints the medians and their ratio.
+fn compare(baseline: &Path) {
+    let ours = plugin();
+    let theirs = Plugin::from_file(baseline)
+        .unwrap_or_else(|e| panic!("loading the baseline {}: {e:#}", baseline.display()));
+    let config = wit_config(GrantType::ClientCredentials);
+    let services = services(&config);
+    let request = api_request();
+    let response = token_response(&token_response_body());
+    let (mut our_instance, mut their_instance) = (
+        ours.instance(&services).unwrap(),
+        theirs.instance(&services).unwrap(),
+    );
+    for plugin in [&ours, &theirs] {
+        let decorated = plugin
+            .decorate_request(&services, &config, &request)
+            .unwrap();
+        assert!(authorization(&decorated).is_some_and(|v| v.starts_with("Bearer eyJ")));
+    }
+
+    let step = |plugin: &Plugin| {
+        black_box(
+            plugin
+                .decorate_request(&services, black_box(&config), black_box(&request))
+                .unwrap(),
+        );
+    };
+    let warm = |instance: &mut Instance| {
+        black_box(
+            instance
+                .decorate_request(black_box(&config), black_box(&request))
+                .unwrap(),
+        );
+    };
+    let parse = |instance: &mut Instance| {
+        black_box(
+            instance
+                .parse_token_response(black_box(&config), black_box(&response))
+                .unwrap(),
+        );
+    };
+    alternate("step", [&mut || step(&ours), &mut || step(&theirs)]);
+    alternate(
+        "decorate-warm",
+        [&mut || warm(&mut our_instance), &mut || {
+            warm(&mut their_instance)
+        }],
+    );
+    alternate(
+        "parse-warm",
+        [&mut || parse(&mut our_instance), &mut || {
+            parse(&mut their_instance)
+        }],
+    );
+}
+
+/// Medians of [`ROUNDS`] blocks of [`CALLS`] calls of each of `calls`, the blocks alternated.
+fn alternate(name: &str, mut calls: [&mut dyn FnMut(); 2]) {
+    let mut times = [Vec::with_capacity(ROUNDS), Vec::with_capacity(ROUNDS)];
+    for _ in 0..ROUNDS {
+        for (call, times) in calls.iter_mut().zip(&mut times) {
+            let start = Instant::now();
+            for _ in 0..CALLS {
+                call();
+            }
+            times.push(start.elapsed().as_secs_f64() * 1e6 / f64::from(CALLS));
+        }
+    }
+    let [ours, theirs] = times.map(|mut times| {
+        times.sort_by(f64::total_cmp);
+        times[ROUNDS / 2]
+    });
+    println!(
+        "{name:<14} embedded {ours:>6.2} µs   baseline {theirs:>6.2} µs   ratio {:.3}",
+        ours / theirs
+    );
+}
+
 fn all(c: &mut Criterion) {
     fixture_checks();
     bench_step(c);
@@ -557,4 +645,13 @@ fn all(c: &mut Criterion) {
 }
 
 criterion_group!(benches, all);
-criterion_main!(benches);
+
+fn main() {
+    match std::env::var_os("OAUTH2_BENCH_BASELINE") {
+        Some(baseline) => compare(Path::new(&baseline)),
+        None => {
+            benches();
+            Criterion::default().configure_from_args().final_summary();
+        }
+    }
+}

@@ -38,7 +38,11 @@ fn file_name(engine: &Engine, bytes: &[u8]) -> String {
         .precompile_compatibility_hash()
         .hash(&mut engine_hash);
     let digest = Sha256::digest(bytes);
-    format!("{}-{:016x}.cwasm", hex(&digest[..16]), engine_hash.finish())
+    format!(
+        "{}-{:016x}.cwasm",
+        hex("", &digest[..16]),
+        engine_hash.finish()
+    )
 }
 
 /// `dir`, created if missing, when only its owner can enter it. Deserializing runs the file's
