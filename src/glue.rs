@@ -110,17 +110,12 @@ impl Guest for Component {
         .map_err(error_to_wit)
     }
 
-    fn decorate_request_cached(
+    fn cached_decoration(
         config: wit::ConnectionConfig,
-        request: wit::HttpRequest,
-    ) -> Result<Option<wit::HttpRequest>, wit::OauthError> {
-        lifecycle::decorate_request_cached(
-            &config_from_wit(config),
-            &Imports,
-            request_from_wit(request),
-        )
-        .map(|decorated| decorated.map(request_to_wit))
-        .map_err(error_to_wit)
+    ) -> Result<Option<Vec<wit::Pair>>, wit::OauthError> {
+        lifecycle::cached_decoration(&config_from_wit(config), &Imports)
+            .map(|headers| headers.map(|headers| pairs_to_wit(headers.0)))
+            .map_err(error_to_wit)
     }
 
     fn begin_authorization(

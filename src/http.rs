@@ -27,11 +27,31 @@ pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str
         .map(|(_, v)| v.as_str())
 }
 
+/// Headers to set on a request, each replacing every header of its name: what decorating a
+/// request adds.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Headers(pub Vec<(String, String)>);
+
 impl HttpRequest {
     /// Replaces every header of that name (any case) with one value.
     pub fn set_header(&mut self, name: &str, value: String) {
         self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
         self.headers.push((name.to_owned(), value));
+    }
+
+    /// [`HttpRequest::set_header`] for each of `headers`.
+    pub fn set_headers(&mut self, headers: Headers) {
+        for (name, value) in headers.0 {
+            self.set_header(&name, value);
+        }
+    }
+}
+
+// Decorations carry the access token: only their names are printed.
+impl core::fmt::Debug for Headers {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let names: Vec<&str> = self.0.iter().map(|(n, _)| n.as_str()).collect();
+        f.debug_tuple("Headers").field(&names).finish()
     }
 }
 
@@ -99,6 +119,10 @@ mod tests {
             !shown.contains("c2VjcmV0") && !shown.contains("hunter2"),
             "{shown}"
         );
+        assert!(shown.contains("Authorization"));
+        let headers = Headers(vec![("Authorization".into(), "Bearer at-secret".into())]);
+        let shown = format!("{headers:?}");
+        assert!(!shown.contains("at-secret"), "{shown}");
         assert!(shown.contains("Authorization"));
     }
 }

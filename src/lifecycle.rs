@@ -9,7 +9,7 @@ use crate::callback::{self, Outcome};
 use crate::config::{ClientAuth, Config, GrantType};
 use crate::error::{Error, ProviderError, TransportError};
 use crate::hints::{self, Situation};
-use crate::http::{HttpRequest, HttpResponse};
+use crate::http::{Headers, HttpRequest, HttpResponse};
 use crate::token::Token;
 use crate::token_cache::{
     CachedAccess, CachedToken, PENDING_LIFETIME_SECS, PendingAuthorization, client_auth_key,
@@ -112,22 +112,21 @@ pub fn decorate_request(
         Some(value) => value,
         None => authorization(config, &ensure_token(config, host)?.access_token),
     };
-    request.set_header("Authorization", value);
+    request.set_headers(decoration(value));
     Ok(request)
 }
 
-/// The request decorated with the cached token while it is fresh; `None` when getting a token
-/// would need a token request. Sends nothing and writes nothing, so a host can run it for many
-/// steps at once and serialise only the slow path (see the host's single flight).
-pub fn decorate_request_cached(
-    config: &Config,
-    host: &impl Host,
-    mut request: HttpRequest,
-) -> Result<Option<HttpRequest>, Error> {
-    Ok(cached_authorization(config, host)?.map(|value| {
-        request.set_header("Authorization", value);
-        request
-    }))
+/// The headers [`decorate_request`] would set, while the cached token is fresh; `None` when
+/// getting a token would need a token request. Sends nothing and writes nothing, so a host can
+/// run it for many steps at once and serialise only the slow path (see the host's single
+/// flight).
+pub fn cached_decoration(config: &Config, host: &impl Host) -> Result<Option<Headers>, Error> {
+    Ok(cached_authorization(config, host)?.map(decoration))
+}
+
+/// What decorating a request sets: `Authorization` with `value`.
+fn decoration(value: String) -> Headers {
+    Headers(vec![("Authorization".to_owned(), value)])
 }
 
 /// The `Authorization` value for the cached token while it is fresh. This is every connector
@@ -969,19 +968,26 @@ mod tests {
     fn cached_decoration_only_serves_a_fresh_token_and_never_sends() {
         let c = config(GrantType::ClientCredentials);
         let host = FakeHost::new();
-        assert_eq!(decorate_request_cached(&c, &host, api_request()), Ok(None));
+        assert_eq!(cached_decoration(&c, &host), Ok(None));
         host.reply(200, r#"{"access_token":"at1","expires_in":60}"#);
         ensure_token(&c, &host).unwrap();
-        let decorated = decorate_request_cached(&c, &host, api_request())
+        let headers = cached_decoration(&c, &host)
             .unwrap()
             .expect("a fresh token");
         assert_eq!(
-            header(&decorated.headers, "authorization"),
-            Some("Bearer at1")
+            headers,
+            Headers(vec![("Authorization".into(), "Bearer at1".into())])
+        );
+        let mut decorated = api_request();
+        decorated.set_headers(headers);
+        assert_eq!(
+            decorate_request(&c, &host, api_request()),
+            Ok(decorated),
+            "decorate_request sets the same headers"
         );
         host.now.set(host.now.get() + 60);
         let before = host.secrets.borrow().clone();
-        assert_eq!(decorate_request_cached(&c, &host, api_request()), Ok(None));
+        assert_eq!(cached_decoration(&c, &host), Ok(None));
         assert_eq!(host.sent.borrow().len(), 1, "only the first fetch was sent");
         assert_eq!(*host.secrets.borrow(), before, "nothing written");
     }
@@ -996,7 +1002,7 @@ mod tests {
         let refused = |config: &Config, field: &str| {
             for result in [
                 decorate_request(config, &host, api_request()).map(|_| ()),
-                decorate_request_cached(config, &host, api_request()).map(|_| ()),
+                cached_decoration(config, &host).map(|_| ()),
             ] {
                 assert!(
                     matches!(&result, Err(Error::InvalidConfig(p)) if p.field == field),

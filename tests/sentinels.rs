@@ -1281,8 +1281,8 @@ fn library_paths_leak_no_secret() {
     use lib::config::{ClientAuth as Auth, GrantType as Grant};
     use lib::error::Error;
     use lib::lifecycle::{
-        begin_authorization, build_token_request, complete_authorization, decorate_request,
-        decorate_request_cached, ensure_token, forget_token,
+        begin_authorization, build_token_request, cached_decoration, complete_authorization,
+        decorate_request, ensure_token, forget_token,
     };
     use lib::token_request::Step;
 
@@ -1310,12 +1310,11 @@ fn library_paths_leak_no_secret() {
         let (status, body) = native_call(&host, decorated.unwrap());
         assert_eq!(status, 200, "{body}");
         out.text(&format!("{label} API body"), body);
-        let cached = decorate_request_cached(&config, &host, native_api_request(&provider));
-        out.result(&format!("{label} decorate_request_cached"), &cached);
-        assert_eq!(
-            native_call(&host, cached.unwrap().expect("a fresh token")).0,
-            200
-        );
+        let cached = cached_decoration(&config, &host);
+        out.result(&format!("{label} cached_decoration"), &cached);
+        let mut request = native_api_request(&provider);
+        request.set_headers(cached.unwrap().expect("a fresh token"));
+        assert_eq!(native_call(&host, request).0, 200);
         let built = build_token_request(&config, &host, &Step::NewToken);
         out.result(&format!("{label} build_token_request"), &built);
         built.unwrap();
@@ -1366,11 +1365,8 @@ fn library_paths_leak_no_secret() {
     let forgotten = forget_token(&password, &host);
     out.result("library forget_token", &forgotten);
     forgotten.unwrap();
-    let cached = decorate_request_cached(&password, &host, native_api_request(&provider));
-    out.result(
-        "library decorate_request_cached after forget_token",
-        &cached,
-    );
+    let cached = cached_decoration(&password, &host);
+    out.result("library cached_decoration after forget_token", &cached);
     assert!(cached.unwrap().is_none());
     let again = decorate_request(&password, &host, native_api_request(&provider));
     out.result("library decorate_request after forget_token", &again);
@@ -1495,8 +1491,8 @@ fn library_paths_leak_no_secret() {
         let result = ensure_token(&config, &host);
         out.result(&label, &result);
         assert!(matches!(result, Err(Error::InvalidConfig(_))));
-        let cached = decorate_request_cached(&config, &host, native_api_request(&provider));
-        out.result(&format!("{label} decorate_request_cached"), &cached);
+        let cached = cached_decoration(&config, &host);
+        out.result(&format!("{label} cached_decoration"), &cached);
         assert!(cached.is_err());
     }
     let unreachable = lib::config::Config {

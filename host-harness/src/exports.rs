@@ -15,7 +15,7 @@ use wasmtime::{AsContextMut, Store};
 
 use crate::bindings::{
     AuthorizationStart, ConfigProblem, ConnectionConfig, HttpRequest, HttpResponse, OauthError,
-    TokenStep, WitToken,
+    Pair, TokenStep, WitToken,
 };
 
 /// The exported interface the host calls.
@@ -48,8 +48,8 @@ export!(ParseTokenResponse = "parse-token-response",
 export!(EnsureToken = "ensure-token", <'a> (&'a ConnectionConfig,) => Result<WitToken, OauthError>);
 export!(DecorateRequest = "decorate-request",
     <'a> (&'a ConnectionConfig, &'a HttpRequest) => Result<HttpRequest, OauthError>);
-export!(DecorateRequestCached = "decorate-request-cached",
-    <'a> (&'a ConnectionConfig, &'a HttpRequest) => Result<Option<HttpRequest>, OauthError>);
+export!(CachedDecoration = "cached-decoration",
+    <'a> (&'a ConnectionConfig,) => Result<Option<Vec<Pair>>, OauthError>);
 export!(BeginAuthorization = "begin-authorization",
     <'a> (&'a ConnectionConfig,) => Result<AuthorizationStart, OauthError>);
 export!(CompleteAuthorization = "complete-authorization",
@@ -111,7 +111,7 @@ pub(crate) struct GrantExports {
     pub(crate) parse_token_response: Checked<ParseTokenResponse>,
     pub(crate) ensure_token: Checked<EnsureToken>,
     pub(crate) decorate_request: Checked<DecorateRequest>,
-    pub(crate) decorate_request_cached: Checked<DecorateRequestCached>,
+    pub(crate) cached_decoration: Checked<CachedDecoration>,
     pub(crate) begin_authorization: Checked<BeginAuthorization>,
     pub(crate) complete_authorization: Checked<CompleteAuthorization>,
     pub(crate) forget_token: Checked<ForgetToken>,
@@ -130,7 +130,7 @@ impl GrantExports {
             parse_token_response: Checked::new(pre, &interface)?,
             ensure_token: Checked::new(pre, &interface)?,
             decorate_request: Checked::new(pre, &interface)?,
-            decorate_request_cached: Checked::new(pre, &interface)?,
+            cached_decoration: Checked::new(pre, &interface)?,
             begin_authorization: Checked::new(pre, &interface)?,
             complete_authorization: Checked::new(pre, &interface)?,
             forget_token: Checked::new(pre, &interface)?,

@@ -33,6 +33,18 @@ fn names(headers: &[Pair]) -> Vec<&str> {
     headers.iter().map(|h| h.name.as_str()).collect()
 }
 
+impl HttpRequest {
+    /// Sets each of `headers`, replacing every header of its name in any case: how the
+    /// component's decoration applies (`cached-decoration` in the WIT).
+    pub fn set_headers(&mut self, headers: Vec<Pair>) {
+        for header in headers {
+            self.headers
+                .retain(|p| !p.name.eq_ignore_ascii_case(&header.name));
+            self.headers.push(header);
+        }
+    }
+}
+
 impl fmt::Debug for HttpRequest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HttpRequest")
@@ -99,6 +111,29 @@ impl From<HttpResponse> for wit::HttpResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn set_headers_replaces_every_header_of_each_name_in_any_case() {
+        let pair = |name: &str, value: &str| Pair {
+            name: name.into(),
+            value: value.into(),
+        };
+        let mut request = HttpRequest {
+            method: "GET".into(),
+            url: "https://api.example.com/".into(),
+            headers: vec![
+                pair("authorization", "stale"),
+                pair("Accept", "*/*"),
+                pair("AUTHORIZATION", "staler"),
+            ],
+            body: vec![],
+        };
+        request.set_headers(vec![pair("Authorization", "Bearer t")]);
+        assert_eq!(
+            request.headers,
+            [pair("Accept", "*/*"), pair("Authorization", "Bearer t")]
+        );
+    }
 
     #[test]
     fn debug_shows_no_header_value_or_body() {

@@ -433,17 +433,19 @@ impl Instance {
     }
 
     /// `request` decorated with the cached token when it is fresh; none when a token request
-    /// would be needed. Sends nothing, writes nothing.
+    /// would be needed. Sends nothing, writes nothing. The component is asked only for the
+    /// headers, so the request never crosses into it.
     pub fn decorate_request_cached(
         &mut self,
         config: &ConnectionConfig,
         request: &HttpRequest,
     ) -> Result<Option<HttpRequest>, CallError> {
-        let request = wit::HttpRequest::from(request.clone());
-        let (result,) = self.call(config, |e| &e.decorate_request_cached, (config, &request))?;
-        result
-            .map(|decorated| decorated.map(HttpRequest::from))
-            .map_err(CallError::OAuth)
+        let (result,) = self.call(config, |e| &e.cached_decoration, (config,))?;
+        Ok(result.map_err(CallError::OAuth)?.map(|headers| {
+            let mut decorated = request.clone();
+            decorated.set_headers(headers);
+            decorated
+        }))
     }
 
     /// The largest linear memory this instance has had, in bytes: its initial memory, and what
