@@ -33,16 +33,11 @@ pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str
 pub struct Headers(pub Vec<(String, String)>);
 
 impl HttpRequest {
-    /// Replaces every header of that name (any case) with one value.
-    pub fn set_header(&mut self, name: &str, value: String) {
-        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
-        self.headers.push((name.to_owned(), value));
-    }
-
-    /// [`HttpRequest::set_header`] for each of `headers`.
+    /// Sets each of `headers`, replacing every header of its name (any case).
     pub fn set_headers(&mut self, headers: Headers) {
         for (name, value) in headers.0 {
-            self.set_header(&name, value);
+            self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(&name));
+            self.headers.push((name, value));
         }
     }
 }
@@ -85,7 +80,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn header_lookup_ignores_case_and_set_header_replaces_all() {
+    fn header_lookup_ignores_case_and_set_headers_replaces_all() {
         let mut req = HttpRequest {
             method: "GET".into(),
             url: "https://api.example.com/".into(),
@@ -97,7 +92,7 @@ mod tests {
             body: vec![],
         };
         assert_eq!(header(&req.headers, "ACCEPT"), Some("*/*"));
-        req.set_header("Authorization", "Bearer t".into());
+        req.set_headers(Headers(vec![("Authorization".into(), "Bearer t".into())]));
         let auth: Vec<_> = req
             .headers
             .iter()

@@ -94,7 +94,7 @@ pub fn parse(response: &HttpResponse, now: u64, format: &ResponseFormat) -> Resu
         take_at_path(&mut fields, path)
     };
     let (mut object, others) = match nested {
-        Some(object) => (Fields::from_map(object), fields.into_map()),
+        Some(object) => (TokenObject::from_map(object), fields.into_map()),
         // A refresh of a nested token answers at the top level (Slack's rotating user tokens).
         None if path.is_empty() || fields.known(Known::AccessToken).is_some() => {
             (fields, Map::new())
@@ -140,14 +140,14 @@ pub fn parse(response: &HttpResponse, now: u64, format: &ResponseFormat) -> Resu
 /// key copy and no map entry, and is found by its place; a duplicate name keeps its last value,
 /// as a map would.
 #[derive(Default)]
-struct Fields {
+struct TokenObject {
     known: [Option<Value>; Known::ALL.len()],
     others: Map<String, Value>,
 }
 
-impl Fields {
+impl TokenObject {
     fn from_map(map: Map<String, Value>) -> Self {
-        let mut fields = Fields::default();
+        let mut fields = TokenObject::default();
         for (name, value) in map {
             fields.insert(FieldName::from(name), value);
         }
@@ -197,24 +197,24 @@ impl Fields {
     }
 }
 
-/// A JSON object straight into [`Fields`]: a known name is matched without being copied.
-impl<'de> Deserialize<'de> for Fields {
+/// A JSON object straight into [`TokenObject`]: a known name is matched without being copied.
+impl<'de> Deserialize<'de> for TokenObject {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_map(FieldsVisitor)
+        deserializer.deserialize_map(TokenObjectVisitor)
     }
 }
 
-struct FieldsVisitor;
+struct TokenObjectVisitor;
 
-impl<'de> Visitor<'de> for FieldsVisitor {
-    type Value = Fields;
+impl<'de> Visitor<'de> for TokenObjectVisitor {
+    type Value = TokenObject;
 
     fn expecting(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str("a JSON object")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields, A::Error> {
-        let mut fields = Fields::default();
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TokenObject, A::Error> {
+        let mut fields = TokenObject::default();
         while let Some(name) = map.next_key::<FieldName>()? {
             fields.insert(name, map.next_value()?);
         }
@@ -257,14 +257,14 @@ impl Visitor<'_> for FieldNameVisitor {
 /// The body's top-level fields: a JSON object, or a form-encoded body. Older providers send
 /// forms: GitHub when the client does not ask for JSON, Facebook as `text/plain`. `Err` says
 /// why the body is neither.
-fn read_fields(body: &[u8], content_type: Option<&str>) -> Result<Fields, String> {
+fn read_fields(body: &[u8], content_type: Option<&str>) -> Result<TokenObject, String> {
     let media_type = content_type
         .and_then(|ct| ct.split(';').next())
         .map(str::trim);
     if media_type.is_some_and(|mt| mt.eq_ignore_ascii_case("application/x-www-form-urlencoded")) {
-        return Ok(Fields::from_map(form_fields(body)));
+        return Ok(TokenObject::from_map(form_fields(body)));
     }
-    let json_error = match serde_json::from_slice::<Fields>(body) {
+    let json_error = match serde_json::from_slice::<TokenObject>(body) {
         Ok(fields) => return Ok(fields),
         // Valid JSON other than an object.
         Err(e) if e.is_data() => None,
@@ -272,7 +272,7 @@ fn read_fields(body: &[u8], content_type: Option<&str>) -> Result<Fields, String
     };
     let form = form_fields(body);
     if form.contains_key("access_token") || form.contains_key("error") {
-        return Ok(Fields::from_map(form));
+        return Ok(TokenObject::from_map(form));
     }
     let looks_like_json = body.trim_ascii_start().starts_with(b"{")
         || media_type.is_some_and(|mt| mt.to_ascii_lowercase().ends_with("json"));
@@ -345,7 +345,7 @@ fn string(fields: &Map<String, Value>, name: &str) -> Option<String> {
 }
 
 /// A string field, moved out of `fields`; other JSON types count as absent.
-fn take_string(fields: &mut Fields, field: Known) -> Option<String> {
+fn take_string(fields: &mut TokenObject, field: Known) -> Option<String> {
     match fields.take(field) {
         Some(Value::String(s)) => Some(s),
         _ => None,
@@ -354,7 +354,7 @@ fn take_string(fields: &mut Fields, field: Known) -> Option<String> {
 
 /// The object at a dot-separated, non-empty `path`, moved out of `fields`; `fields` is left
 /// whole when there is none.
-fn take_at_path(fields: &mut Fields, path: &str) -> Option<Map<String, Value>> {
+fn take_at_path(fields: &mut TokenObject, path: &str) -> Option<Map<String, Value>> {
     let (root, below) = path.split_once('.').unwrap_or((path, ""));
     at_path(fields.get(root)?.as_object()?, below)?;
     let Some(Value::Object(mut object)) = fields.take_named(root) else {
@@ -375,7 +375,7 @@ fn take_at_path(fields: &mut Fields, path: &str) -> Option<Map<String, Value>> {
 /// from an absolute `expires_at`. `expires_in: 0` means no stated lifetime, as Go's x/oauth2
 /// reads it (VK sends it for tokens that do not expire). `Err` for a lifetime that is not a
 /// number.
-fn expires_at(object: &Fields, now: u64, unit: TimeUnit) -> Result<Option<u64>, ()> {
+fn expires_at(object: &TokenObject, now: u64, unit: TimeUnit) -> Result<Option<u64>, ()> {
     // An empty value says nothing (Facebook has sent `expires=`), as does null.
     let present = |field: Known| {
         object
