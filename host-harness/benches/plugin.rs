@@ -8,7 +8,8 @@
 //!   the public [`Plugin`] API (what a connector step costs).
 //! - `decorate-warm`: the same call on an instance that is already there (`Plugin::instance`).
 //! - `decorate-native`: `lifecycle::decorate_request` of the rlib with an in-memory host.
-//! - `parse`: `parse-token-response` on a 1 KB response with an id token: wasm, native, oauth2-rs.
+//! - `parse`: `parse-token-response` on a 1 KB response with an id token: wasm, native, oauth2-rs;
+//!   and on the smallest token response, wasm and native (`*-minimal`): the cost of a call.
 //! - `build`: `build-token-request` for each grant: wasm and native.
 //! - `throughput`: decorations with 2 threads sharing one `Plugin`; time per decoration.
 //!
@@ -167,6 +168,9 @@ fn token_response_body() -> String {
         jwt(480, 2),
     )
 }
+
+/// The least a token endpoint can answer (RFC 6749 §5.1): a token and its type.
+const MINIMAL_TOKEN_RESPONSE: &str = r#"{"access_token":"a","token_type":"Bearer"}"#;
 
 fn token_response(body: &str) -> HttpResponse {
     HttpResponse {
@@ -459,6 +463,26 @@ fn bench_parse(c: &mut Criterion) {
                 native.body.as_slice(),
             ))
             .unwrap()
+        })
+    });
+
+    // The floor of a call: the smallest token response, so what is left is crossing into the
+    // component (the configuration and response lowered, the token lifted, the clock read)
+    // rather than reading the body.
+    let minimal = token_response(MINIMAL_TOKEN_RESPONSE);
+    let native_minimal = native_response(&minimal);
+    let token = instance.parse_token_response(&config, &minimal).unwrap();
+    assert_eq!((token.access_token.as_str(), token.expires_at), ("a", None));
+    group.bench_function("wasm-warm-minimal", |b| {
+        b.iter(|| {
+            instance
+                .parse_token_response(black_box(&config), black_box(&minimal))
+                .unwrap()
+        })
+    });
+    group.bench_function("native-minimal", |b| {
+        b.iter(|| {
+            token_response::parse(black_box(&native_minimal), NOW, &Default::default()).unwrap()
         })
     });
     group.finish();
