@@ -126,6 +126,9 @@ pub struct Config {
     /// Sent with the authorization URL only.
     pub authorization_params: Vec<(String, String)>,
     pub response_format: ResponseFormat,
+    /// Origins the access token may be sent to; empty for any `https` origin (or `http` on a
+    /// loopback host).
+    pub api_origins: Vec<String>,
 }
 
 /// One problem in a configuration, named by the key the user writes.
@@ -164,6 +167,12 @@ const RESERVED_PARAMS: &[&str] = &[
     "resource",
 ];
 
+/// Whether `name` is one of [`RESERVED_PARAMS`], in any case: a server that reads names
+/// case-insensitively would take `Client_Secret` for its own.
+fn is_reserved_param(name: &str) -> bool {
+    RESERVED_PARAMS.iter().any(|r| r.eq_ignore_ascii_case(name))
+}
+
 /// The default `Authorization` scheme (RFC 6750 §2.1).
 pub const DEFAULT_HEADER_PREFIX: &str = "Bearer";
 
@@ -194,8 +203,9 @@ impl Config {
     /// Every problem in the configuration; empty when it is usable.
     pub fn problems(&self) -> Vec<ConfigProblem> {
         let mut problems = Vec::new();
-        if let Err(p) = endpoint("token_url", &self.token_url) {
-            problems.push(p);
+        match endpoint("token_url", &self.token_url) {
+            Err(p) => problems.push(p),
+            Ok(url) => problems.extend(reserved_param_problem("token_url", &url)),
         }
         if self.client_id.trim().is_empty() {
             problems.push(ConfigProblem::new(
@@ -245,20 +255,8 @@ impl Config {
                     )),
                     Some(url) => match endpoint("authorization_url", url) {
                         Err(problem) => problems.push(problem),
-                        // A parameter the flow sets would be sent twice, and a provider may read
-                        // the configured one: a fixed state, another client or redirect URI.
                         Ok(url) => {
-                            if let Some((name, _)) = url
-                                .query_pairs()
-                                .find(|(name, _)| RESERVED_PARAMS.contains(&name.as_ref()))
-                            {
-                                problems.push(ConfigProblem::new(
-                                    "authorization_url",
-                                    format!(
-                                        "carries the parameter {name:?}, which the flow sets itself: remove it from the URL"
-                                    ),
-                                ));
-                            }
+                            problems.extend(reserved_param_problem("authorization_url", &url));
                         }
                     },
                 }
@@ -295,7 +293,7 @@ impl Config {
                         key,
                         "has a parameter with an empty name",
                     ));
-                } else if RESERVED_PARAMS.contains(&name.as_str()) {
+                } else if is_reserved_param(name) {
                     problems.push(ConfigProblem::new(
                         &format!("{key}.{name}"),
                         "is set by the grant itself; use the matching configuration key instead",
@@ -315,6 +313,9 @@ impl Config {
                 ));
             }
         }
+        for origin in &self.api_origins {
+            problems.extend(api_origin(origin).err());
+        }
         let path = &self.response_format.token_path;
         if !path.is_empty() && path.split('.').any(str::is_empty) {
             problems.push(ConfigProblem::new(
@@ -330,6 +331,46 @@ impl Config {
         match self.problems().into_iter().next() {
             Some(problem) => Err(crate::error::Error::InvalidConfig(problem)),
             None => Ok(()),
+        }
+    }
+
+    /// Whether a request to `url` may carry this connection's token: only over `https` (or
+    /// `http` to a loopback host), and, when `api_origins` are configured, only to one of them.
+    /// Checked on every decoration, before the token is read.
+    pub fn check_api_url(&self, url: &str) -> Result<(), crate::error::Error> {
+        use crate::error::Error;
+        let url = Url::parse(url.trim()).map_err(|e| {
+            Error::ApiUrlRefused(format!("the request's URL is not an absolute URL ({e})"))
+        })?;
+        let origin = url.origin().ascii_serialization();
+        match transport_problem(&url) {
+            Some(TransportProblem::PlainHttp) => {
+                return Err(Error::ApiUrlRefused(format!(
+                    "{origin}: the token goes only over https (plain http only to loopback hosts: 127.0.0.1, ::1, localhost)"
+                )));
+            }
+            Some(TransportProblem::Scheme) => {
+                return Err(Error::ApiUrlRefused(format!(
+                    "{origin}: the token goes only in https requests"
+                )));
+            }
+            None => {}
+        }
+        if self.api_origins.is_empty() {
+            return Ok(());
+        }
+        let mut allowed = false;
+        for configured in &self.api_origins {
+            let configured = api_origin(configured).map_err(Error::InvalidConfig)?;
+            allowed |= configured.origin() == url.origin();
+        }
+        if allowed {
+            Ok(())
+        } else {
+            Err(Error::ApiUrlRefused(format!(
+                "{origin} is not one of the connection's api_origins ({})",
+                self.api_origins.join(", ")
+            )))
         }
     }
 
@@ -402,6 +443,63 @@ pub fn hex(prefix: &str, bytes: &[u8]) -> String {
     out
 }
 
+/// A parameter the flow sets, carried by a configured URL: it would be sent twice, and a
+/// provider may read the configured one (a fixed state, another client, a secret in a URL).
+fn reserved_param_problem(field: &str, url: &Url) -> Option<ConfigProblem> {
+    let (name, _) = url
+        .query_pairs()
+        .find(|(name, _)| is_reserved_param(name))?;
+    Some(ConfigProblem::new(
+        field,
+        format!(
+            "carries the parameter {name:?}, which the flow sets itself: remove it from the URL"
+        ),
+    ))
+}
+
+/// An entry of `api_origins`: an `https` origin (or `http` on a loopback host) and nothing more.
+fn api_origin(value: &str) -> Result<Url, ConfigProblem> {
+    let url = endpoint("api_origins", value)?;
+    if url.path() != "/" || url.query().is_some() {
+        return Err(ConfigProblem::new(
+            "api_origins",
+            format!(
+                "{value:?} is not an origin: give scheme, host and port only, such as https://api.example.com"
+            ),
+        ));
+    }
+    Ok(url)
+}
+
+/// Why a URL's scheme may not carry credentials.
+enum TransportProblem {
+    /// `http` to a host that is not loopback.
+    PlainHttp,
+    /// Neither `http` nor `https`.
+    Scheme,
+}
+
+/// Whether `url`'s host is this machine: `127.0.0.0/8`, `::1` or `localhost`, as the URL
+/// parser reads it (`0177.0.0.1` and `2130706433` are `127.0.0.1`).
+pub fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        None => false,
+    }
+}
+
+/// Whether `url` may carry credentials: `https`, or `http` to a loopback host.
+fn transport_problem(url: &Url) -> Option<TransportProblem> {
+    match url.scheme() {
+        "https" => None,
+        "http" if is_loopback(url) => None,
+        "http" => Some(TransportProblem::PlainHttp),
+        _ => Some(TransportProblem::Scheme),
+    }
+}
+
 /// Parses an endpoint URL: absolute, `https`, or `http` only on a loopback host, with no
 /// credentials and no fragment.
 pub fn endpoint(field: &str, value: &str) -> Result<Url, ConfigProblem> {
@@ -411,25 +509,18 @@ pub fn endpoint(field: &str, value: &str) -> Result<Url, ConfigProblem> {
             format!("is not an absolute URL ({e}): give the full https:// address"),
         )
     })?;
-    let loopback = match url.host() {
-        Some(Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
-        Some(Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
-        None => false,
-    };
-    match url.scheme() {
-        "https" => {}
-        "http" if loopback => {}
-        "http" => {
+    match transport_problem(&url) {
+        None => {}
+        Some(TransportProblem::PlainHttp) => {
             return Err(ConfigProblem::new(
                 field,
                 "must use https: plain http is allowed only for loopback hosts (127.0.0.1, ::1, localhost)",
             ));
         }
-        other => {
+        Some(TransportProblem::Scheme) => {
             return Err(ConfigProblem::new(
                 field,
-                format!("has scheme {other:?}: it must be https"),
+                format!("has scheme {:?}: it must be https", url.scheme()),
             ));
         }
     }
@@ -473,6 +564,7 @@ pub(crate) mod tests {
             extra_params: vec![],
             authorization_params: vec![],
             response_format: ResponseFormat::default(),
+            api_origins: vec![],
         }
     }
 
@@ -575,6 +667,95 @@ pub(crate) mod tests {
         ] {
             c.authorization_url = Some(format!("https://idp.example.com/authorize?{name}=x"));
             assert_eq!(fields(&c), ["authorization_url"], "{name}");
+        }
+    }
+
+    #[test]
+    fn the_token_url_may_not_carry_what_a_token_request_sets() {
+        let mut c = config(GrantType::ClientCredentials);
+        c.token_url = "https://idp.example.com/token?p=B2C_1_signin".into();
+        assert_eq!(
+            fields(&c),
+            Vec::<String>::new(),
+            "other parameters are kept"
+        );
+        for query in [
+            "client_secret=s3cret",
+            "grant_type=password",
+            "Client_Secret=x",
+            "client%5Fsecret=x",
+            "refresh_token=x",
+        ] {
+            c.token_url = format!("https://idp.example.com/token?{query}");
+            assert_eq!(fields(&c), ["token_url"], "{query}");
+        }
+    }
+
+    #[test]
+    fn the_token_goes_only_over_https_and_to_the_configured_origins() {
+        use crate::error::Error;
+        let mut c = config(GrantType::ClientCredentials);
+        for ok in [
+            "https://api.example.com/v1/x?y=1",
+            "http://127.0.0.1:8080/x",
+            "http://[::1]/x",
+            "http://localhost:1/x",
+        ] {
+            assert_eq!(c.check_api_url(ok), Ok(()), "{ok}");
+        }
+        for refused in [
+            "http://api.example.com/x",
+            "http://10.0.0.1/x",
+            "ftp://api.example.com/x",
+            "wss://api.example.com/x",
+            "/relative",
+        ] {
+            assert!(
+                matches!(c.check_api_url(refused), Err(Error::ApiUrlRefused(_))),
+                "{refused}"
+            );
+        }
+
+        c.api_origins = vec![
+            "https://api.example.com".into(),
+            "http://127.0.0.1:8080".into(),
+        ];
+        assert_eq!(c.problems(), vec![]);
+        for ok in [
+            "https://api.example.com/v1",
+            "https://API.example.com:443/v1",
+            "http://127.0.0.1:8080/x",
+        ] {
+            assert_eq!(c.check_api_url(ok), Ok(()), "{ok}");
+        }
+        for refused in [
+            "https://evil.example.com/v1",
+            "https://api.example.com:8443/v1",
+            "https://api.example.com.evil.com/",
+            "https://api.example.com@evil.com/",
+            "http://127.0.0.1:8081/x",
+        ] {
+            let err = c.check_api_url(refused).unwrap_err();
+            assert!(
+                matches!(&err, Error::ApiUrlRefused(m) if m.contains("api_origins")),
+                "{refused}: {err:?}"
+            );
+        }
+
+        for bad in [
+            "https://api.example.com/v1",
+            "http://api.example.com",
+            "api.example.com",
+        ] {
+            c.api_origins = vec![bad.into()];
+            assert_eq!(fields(&c), ["api_origins"], "{bad}");
+            assert!(
+                matches!(
+                    c.check_api_url("https://api.example.com/"),
+                    Err(Error::InvalidConfig(_))
+                ),
+                "{bad}"
+            );
         }
     }
 

@@ -5,6 +5,7 @@ use crate::prelude::*;
 use core::fmt;
 
 use crate::config::ConfigProblem;
+use crate::provider_text::Redactor;
 
 /// Why the host could not complete an HTTP exchange.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -18,6 +19,15 @@ pub enum TransportError {
     Interrupted(String),
     BodyTooLarge(u64),
     Other(String),
+}
+
+/// Why the host's token store could not serve a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreError {
+    /// The store failed or could not be reached; the host's message.
+    Unavailable(String),
+    /// Another holder kept the lock longer than the host waits, in seconds.
+    LockTimeout(u32),
 }
 
 /// An OAuth error reported by the provider.
@@ -44,8 +54,12 @@ pub struct ResponseProblem {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Error {
     InvalidConfig(ConfigProblem),
-    MissingSecret { field: String, name: String },
+    MissingSecret {
+        field: String,
+        name: String,
+    },
     SecretStore(String),
+    TokenStore(StoreError),
     Transport(TransportError),
     Provider(ProviderError),
     MalformedResponse(ResponseProblem),
@@ -54,6 +68,76 @@ pub enum Error {
     StateMismatch,
     InvalidRedirect(String),
     RandomnessUnavailable(String),
+    /// The request's URL may not receive the connection's token.
+    ApiUrlRefused(String),
+}
+
+impl Error {
+    /// The error with every piece of text that did not come from this crate (the provider's,
+    /// the host's) cleaned by `redactor`: secrets removed, control characters escaped, length
+    /// bounded. Configuration problems and secret names are the user's own words, kept.
+    pub fn cleaned(self, redactor: &Redactor) -> Error {
+        let clean = |text: String| redactor.clean(&text);
+        let clean_provider = |e: ProviderError| ProviderError {
+            code: redactor.clean_code(&e.code),
+            description: e.description.map(clean),
+            uri: e.uri.map(clean),
+            ..e
+        };
+        match self {
+            Error::SecretStore(m) => Error::SecretStore(clean(m)),
+            Error::TokenStore(StoreError::Unavailable(m)) => {
+                Error::TokenStore(StoreError::Unavailable(clean(m)))
+            }
+            Error::Transport(e) => Error::Transport(e.cleaned(redactor)),
+            Error::Provider(e) => Error::Provider(clean_provider(e)),
+            Error::MalformedResponse(p) => Error::MalformedResponse(ResponseProblem {
+                content_type: p.content_type.map(clean),
+                message: clean(p.message),
+                ..p
+            }),
+            Error::AuthorizationRequired(m) => Error::AuthorizationRequired(clean(m)),
+            Error::AuthorizationDenied(e) => Error::AuthorizationDenied(clean_provider(e)),
+            Error::InvalidRedirect(m) => Error::InvalidRedirect(clean(m)),
+            Error::RandomnessUnavailable(m) => Error::RandomnessUnavailable(clean(m)),
+            Error::ApiUrlRefused(m) => Error::ApiUrlRefused(clean(m)),
+            other @ (Error::InvalidConfig(_)
+            | Error::MissingSecret { .. }
+            | Error::TokenStore(StoreError::LockTimeout(_))
+            | Error::StateMismatch) => other,
+        }
+    }
+}
+
+impl TransportError {
+    fn cleaned(self, redactor: &Redactor) -> TransportError {
+        let clean = |text: String| redactor.clean(&text);
+        match self {
+            TransportError::InvalidRequest(m) => TransportError::InvalidRequest(clean(m)),
+            TransportError::ForbiddenDestination(m) => {
+                TransportError::ForbiddenDestination(clean(m))
+            }
+            TransportError::Dns(m) => TransportError::Dns(clean(m)),
+            TransportError::Connect(m) => TransportError::Connect(clean(m)),
+            TransportError::Tls(m) => TransportError::Tls(clean(m)),
+            TransportError::Interrupted(m) => TransportError::Interrupted(clean(m)),
+            TransportError::Other(m) => TransportError::Other(clean(m)),
+            other @ (TransportError::Timeout | TransportError::BodyTooLarge(_)) => other,
+        }
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::Unavailable(m) => f.write_str(m),
+            StoreError::LockTimeout(secs) => write!(
+                f,
+                "another step held this connection's lock for over {secs} s (a slow token \
+                 request, or a stuck worker): try again"
+            ),
+        }
+    }
 }
 
 impl fmt::Display for TransportError {
@@ -103,6 +187,7 @@ impl fmt::Display for Error {
                 )
             }
             Error::SecretStore(m) => write!(f, "secret store failed: {m}"),
+            Error::TokenStore(e) => write!(f, "token store failed: {e}"),
             Error::Transport(e) => write!(f, "token endpoint unreachable: {e}"),
             Error::Provider(e) => write!(f, "token endpoint answered {e}"),
             Error::MalformedResponse(p) => {
@@ -120,6 +205,7 @@ impl fmt::Display for Error {
             ),
             Error::InvalidRedirect(m) => write!(f, "unusable redirect: {m}"),
             Error::RandomnessUnavailable(m) => write!(f, "no secure randomness from the host: {m}"),
+            Error::ApiUrlRefused(m) => write!(f, "the token may not be sent there: {m}"),
         }
     }
 }

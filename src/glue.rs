@@ -6,13 +6,12 @@ use wasip2::clocks::wall_clock;
 use crate::config::{
     ClientAuth, Config, ConfigProblem, GrantType, ResponseFormat, ScopeSeparator, TimeUnit,
 };
-use crate::error::{Error, ProviderError, ResponseProblem, TransportError};
+use crate::error::{Error, ProviderError, ResponseProblem, StoreError, TransportError};
 use crate::http::{HttpRequest, HttpResponse};
 use crate::lifecycle::{self, Host};
 use crate::prelude::*;
 use crate::token::Token;
 use crate::token_request::Step;
-use crate::token_response;
 
 wit_bindgen::generate!({
     world: "oauth2-plugin",
@@ -21,7 +20,7 @@ wit_bindgen::generate!({
 
 use exports::integration::oauth2::grant::Guest;
 use integration::oauth2::types as wit;
-use integration::oauth2::{http, secrets};
+use integration::oauth2::{http, secrets, token_store};
 
 struct Component;
 
@@ -42,12 +41,24 @@ impl Host for Imports {
         secrets::get(name)
     }
 
-    fn set_secret(&self, name: &str, value: &str) -> Result<(), String> {
-        secrets::set(name, value)
+    fn get_entry(&self, key: &str) -> Result<Option<String>, StoreError> {
+        token_store::get(key).map_err(store_error_from_wit)
     }
 
-    fn remove_secret(&self, name: &str) -> Result<(), String> {
-        secrets::remove(name)
+    fn set_entry(&self, key: &str, value: &str, ttl_secs: Option<u64>) -> Result<(), StoreError> {
+        token_store::set(key, value, ttl_secs).map_err(store_error_from_wit)
+    }
+
+    fn remove_entry(&self, key: &str) -> Result<(), StoreError> {
+        token_store::remove(key).map_err(store_error_from_wit)
+    }
+
+    fn lock(&self, key: &str) -> Result<(), StoreError> {
+        token_store::lock(key).map_err(store_error_from_wit)
+    }
+
+    fn unlock(&self, key: &str) {
+        token_store::unlock(key);
     }
 
     fn now(&self) -> u64 {
@@ -85,10 +96,13 @@ impl Guest for Component {
         config: wit::ConnectionConfig,
         response: wit::HttpResponse,
     ) -> Result<wit::Token, wit::OauthError> {
-        let format = config_from_wit(config).response_format;
-        token_response::parse(&response_from_wit(response), Imports.now(), &format)
-            .map(token_to_wit)
-            .map_err(error_to_wit)
+        lifecycle::parse_token_response(
+            &config_from_wit(config),
+            &Imports,
+            &response_from_wit(response),
+        )
+        .map(token_to_wit)
+        .map_err(error_to_wit)
     }
 
     fn ensure_token(config: wit::ConnectionConfig) -> Result<wit::Token, wit::OauthError> {
@@ -112,8 +126,9 @@ impl Guest for Component {
 
     fn cached_decoration(
         config: wit::ConnectionConfig,
+        url: String,
     ) -> Result<Option<Vec<wit::Pair>>, wit::OauthError> {
-        lifecycle::cached_decoration(&config_from_wit(config), &Imports)
+        lifecycle::cached_decoration(&config_from_wit(config), &Imports, &url)
             .map(|headers| headers.map(|headers| pairs_to_wit(headers.0)))
             .map_err(error_to_wit)
     }
@@ -183,6 +198,7 @@ fn config_from_wit(c: wit::ConnectionConfig) -> Config {
                 wit::ScopeSeparator::Comma => ScopeSeparator::Comma,
             },
         },
+        api_origins: c.api_origins,
     }
 }
 
@@ -260,6 +276,13 @@ fn provider_to_wit(e: ProviderError) -> wit::ProviderError {
     }
 }
 
+fn store_error_from_wit(e: wit::StoreError) -> StoreError {
+    match e {
+        wit::StoreError::Unavailable(m) => StoreError::Unavailable(m),
+        wit::StoreError::LockTimeout(secs) => StoreError::LockTimeout(secs),
+    }
+}
+
 fn transport_from_wit(e: wit::TransportError) -> TransportError {
     match e {
         wit::TransportError::InvalidRequest(m) => TransportError::InvalidRequest(m),
@@ -296,6 +319,12 @@ fn error_to_wit(e: Error) -> wit::OauthError {
             wit::OauthError::MissingSecret(wit::MissingSecret { field, name })
         }
         Error::SecretStore(m) => wit::OauthError::SecretStore(m),
+        Error::TokenStore(StoreError::Unavailable(m)) => {
+            wit::OauthError::TokenStore(wit::StoreError::Unavailable(m))
+        }
+        Error::TokenStore(StoreError::LockTimeout(secs)) => {
+            wit::OauthError::TokenStore(wit::StoreError::LockTimeout(secs))
+        }
         Error::Transport(t) => wit::OauthError::Transport(transport_to_wit(t)),
         Error::Provider(p) => wit::OauthError::Provider(provider_to_wit(p)),
         Error::MalformedResponse(ResponseProblem {
@@ -314,5 +343,6 @@ fn error_to_wit(e: Error) -> wit::OauthError {
         Error::StateMismatch => wit::OauthError::StateMismatch,
         Error::InvalidRedirect(m) => wit::OauthError::InvalidRedirect(m),
         Error::RandomnessUnavailable(m) => wit::OauthError::RandomnessUnavailable(m),
+        Error::ApiUrlRefused(m) => wit::OauthError::ApiUrlRefused(m),
     }
 }

@@ -17,6 +17,8 @@ pub enum Failure {
     Unreadable(Unreadable),
     /// The API refused the token even after the client fetched a new one.
     ApiUnauthorized,
+    /// The API's answer was larger than the host reads.
+    ApiTooLarge,
 }
 
 /// When an OAuth error code came back; some codes mean different things at different steps.
@@ -200,7 +202,7 @@ pub const TABLE: &[Hint] = &[
     },
     Hint {
         failure: Failure::Unreadable(Unreadable::NotATokenEndpoint),
-        seen: "an HTML page, 404 or 405 from the token URL",
+        seen: "an HTML page (other than a 5xx), 404 or 405 from the token URL",
         advice: "the token URL does not look like a token endpoint: check token_url against the provider's documentation",
     },
     Hint {
@@ -258,6 +260,11 @@ pub const TABLE: &[Hint] = &[
         seen: "the API answers 401 after setup worked",
         advice: "the API refused a freshly fetched token: it may need a different audience, resource or scope, or a different header_prefix",
     },
+    Hint {
+        failure: Failure::ApiTooLarge,
+        seen: "the API's answer is larger than 1 MiB",
+        advice: "the host reads at most 1 MiB of an answer: ask the API for less (a page, a filter)",
+    },
 ];
 
 fn lookup(matches: impl Fn(&Failure) -> bool) -> &'static str {
@@ -288,6 +295,13 @@ pub fn is_invalid_client(code: &str) -> bool {
     INVALID_CLIENT.contains(&code)
 }
 
+/// Whether `code` is one the table names: a word of the protocol, not provider prose.
+pub fn is_known_code(code: &str) -> bool {
+    TABLE
+        .iter()
+        .any(|hint| matches!(hint.failure, Failure::Code(codes, _) if codes.contains(&code)))
+}
+
 /// Whether `code` means the grant (code, refresh token, password) was refused.
 pub fn is_invalid_grant(code: &str) -> bool {
     INVALID_GRANT.contains(&code)
@@ -299,12 +313,14 @@ pub fn for_transport(kind: TransportKind) -> &'static str {
 
 /// Advice for a token endpoint answer that is not OAuth at all.
 pub fn for_unreadable_response(status: u16, html: bool) -> &'static str {
+    // The status decides before the body does: a 5xx's stock HTML page (Django's "Server Error
+    // (500)", an nginx 502) is the provider's trouble, not a wrong URL.
     let kind = if (300..400).contains(&status) {
         Unreadable::Redirect
-    } else if html || status == 404 || status == 405 {
-        Unreadable::NotATokenEndpoint
     } else if status >= 500 || status == 429 {
         Unreadable::ServerTrouble
+    } else if html || status == 404 || status == 405 {
+        Unreadable::NotATokenEndpoint
     } else {
         Unreadable::Other
     };
@@ -313,6 +329,10 @@ pub fn for_unreadable_response(status: u16, html: bool) -> &'static str {
 
 pub fn for_api_unauthorized() -> &'static str {
     lookup(|f| *f == Failure::ApiUnauthorized)
+}
+
+pub fn for_api_too_large() -> &'static str {
+    lookup(|f| *f == Failure::ApiTooLarge)
 }
 
 /// The README's troubleshooting table, generated from [`TABLE`].
@@ -365,6 +385,7 @@ mod tests {
                 Failure::Transport(kind) => for_transport(kind),
                 Failure::Unreadable(kind) => lookup(|f| *f == Failure::Unreadable(kind)),
                 Failure::ApiUnauthorized => for_api_unauthorized(),
+                Failure::ApiTooLarge => for_api_too_large(),
             };
             assert_eq!(found, hint.advice, "{}", hint.seen);
         }
@@ -394,6 +415,9 @@ mod tests {
         assert!(for_unreadable_response(404, false).contains("token_url"));
         assert!(for_unreadable_response(503, false).contains("retry later"));
         assert!(for_unreadable_response(429, false).contains("retry later"));
+        // A stock 5xx page is HTML, and still the provider's trouble.
+        assert!(for_unreadable_response(500, true).contains("retry later"));
+        assert!(for_unreadable_response(502, true).contains("retry later"));
         assert!(for_unreadable_response(302, true).contains("redirects are not followed"));
         assert!(for_unreadable_response(200, false).contains("token_path"));
     }

@@ -1,5 +1,5 @@
 //! The token lifecycle: cached token, refresh, re-fetch, and the authorization-code flow, over
-//! the host's HTTP, secret store and clock.
+//! the host's HTTP, secrets, token store and clock.
 
 use crate::prelude::*;
 
@@ -7,9 +7,10 @@ use subtle::ConstantTimeEq;
 
 use crate::callback::{self, Outcome};
 use crate::config::{ClientAuth, Config, GrantType};
-use crate::error::{Error, ProviderError, TransportError};
+use crate::error::{Error, ProviderError, StoreError, TransportError};
 use crate::hints::{self, Situation};
 use crate::http::{Headers, HttpRequest, HttpResponse};
+use crate::provider_text::Redactor;
 use crate::token::Token;
 use crate::token_cache::{
     CachedAccess, CachedToken, PENDING_LIFETIME_SECS, PendingAuthorization, client_auth_key,
@@ -21,11 +22,35 @@ use crate::{authorization_url, pkce, token_response};
 /// What the lifecycle needs from the host.
 pub trait Host {
     fn send(&self, request: &HttpRequest) -> Result<HttpResponse, TransportError>;
+    /// A user secret the configuration names; read-only.
     fn get_secret(&self, name: &str) -> Result<Option<String>, String>;
-    fn set_secret(&self, name: &str, value: &str) -> Result<(), String>;
-    fn remove_secret(&self, name: &str) -> Result<(), String>;
+    /// An entry of the component's own token store.
+    fn get_entry(&self, key: &str) -> Result<Option<String>, StoreError>;
+    /// Writes an entry; with `ttl_secs`, the store drops it after that many seconds.
+    fn set_entry(&self, key: &str, value: &str, ttl_secs: Option<u64>) -> Result<(), StoreError>;
+    fn remove_entry(&self, key: &str) -> Result<(), StoreError>;
+    /// Takes the store's lock named `key`, waiting a bounded time for another holder.
+    fn lock(&self, key: &str) -> Result<(), StoreError>;
+    fn unlock(&self, key: &str);
     /// Unix seconds.
     fn now(&self) -> u64;
+}
+
+/// A lock of the token store, released when dropped.
+struct Held<'a, H: Host> {
+    host: &'a H,
+    key: &'a str,
+}
+
+impl<H: Host> Drop for Held<'_, H> {
+    fn drop(&mut self) {
+        self.host.unlock(self.key);
+    }
+}
+
+fn lock<'a, H: Host>(host: &'a H, key: &'a str) -> Result<Held<'a, H>, Error> {
+    host.lock(key).map_err(Error::TokenStore)?;
+    Ok(Held { host, key })
 }
 
 /// Where the user goes to consent, and the state that comes back.
@@ -36,19 +61,22 @@ pub struct AuthorizationStart {
 }
 
 /// A usable token for the connection: the cached one while fresh; else a refresh when there is
-/// a refresh token; else a new token for the repeatable grants. A failure leaves the store as
-/// it was.
+/// a refresh token; else a new token for the repeatable grants. The slow path runs under the
+/// connection's lock and reads the entry again once it has it, so of many steps that find the
+/// token stale at once, one refreshes and the others use what it stored: a rotating refresh
+/// token is never spent twice. A failure leaves the store as it was.
 pub fn ensure_token(config: &Config, host: &impl Host) -> Result<Token, Error> {
     config.check()?;
     let key = token_key(config);
-    let now = host.now();
-    let cached = host
-        .get_secret(&key)
-        .map_err(Error::SecretStore)?
-        .and_then(|value| CachedToken::decode(&value));
+    let unit = config.response_format.expires_in_unit;
+    if let Some(token) = read_token(host, &key)?.and_then(|c| c.usable(host.now(), unit)) {
+        return Ok(token);
+    }
+    let _held = lock(host, &key)?;
+    let cached = read_token(host, &key)?;
 
     if let Some(cached) = &cached {
-        if let Some(token) = cached.usable(now, config.response_format.expires_in_unit) {
+        if let Some(token) = cached.usable(host.now(), unit) {
             return Ok(token);
         }
         if let Some(refresh_token) = &cached.refresh_token {
@@ -71,10 +99,12 @@ pub fn ensure_token(config: &Config, host: &impl Host) -> Result<Token, Error> {
                         token.extra.clone_from(&cached.extra);
                     }
                     return store(config, host, &key, token).map_err(|e| match e {
-                        Error::SecretStore(m) => Error::SecretStore(format!(
-                            "{m} (the refreshed token could not be saved: where the provider \
-                             rotates refresh tokens, the stored one may no longer work)"
-                        )),
+                        Error::TokenStore(StoreError::Unavailable(m)) => {
+                            Error::TokenStore(StoreError::Unavailable(format!(
+                                "{m} (the refreshed token could not be saved: where the provider \
+                                 rotates refresh tokens, the stored one may no longer work)"
+                            )))
+                        }
                         other => other,
                     });
                 }
@@ -102,12 +132,21 @@ pub fn ensure_token(config: &Config, host: &impl Host) -> Result<Token, Error> {
     store(config, host, &key, token)
 }
 
-/// The request with `Authorization: <prefix> <access token>`, replacing any it had.
+fn read_token(host: &impl Host, key: &str) -> Result<Option<CachedToken>, Error> {
+    Ok(host
+        .get_entry(key)
+        .map_err(Error::TokenStore)?
+        .and_then(|value| CachedToken::decode(&value)))
+}
+
+/// The request with `Authorization: <prefix> <access token>`, replacing any it had; refused
+/// before anything else when its URL may not receive the token.
 pub fn decorate_request(
     config: &Config,
     host: &impl Host,
     mut request: HttpRequest,
 ) -> Result<HttpRequest, Error> {
+    config.check_api_url(&request.url)?;
     let value = match cached_authorization(config, host)? {
         Some(value) => value,
         None => authorization(config, &ensure_token(config, host)?.access_token),
@@ -116,11 +155,16 @@ pub fn decorate_request(
     Ok(request)
 }
 
-/// The headers [`decorate_request`] would set, while the cached token is fresh; `None` when
-/// getting a token would need a token request. Sends nothing and writes nothing, so a host can
-/// run it for many steps at once and serialise only the slow path (see the host's single
-/// flight).
-pub fn cached_decoration(config: &Config, host: &impl Host) -> Result<Option<Headers>, Error> {
+/// The headers [`decorate_request`] would set on a request to `url`, while the cached token is
+/// fresh; `None` when getting a token would need a token request. Sends nothing, writes
+/// nothing and takes no lock, so a host can run it for every step and call
+/// [`decorate_request`] only when it answers `None`.
+pub fn cached_decoration(
+    config: &Config,
+    host: &impl Host,
+    url: &str,
+) -> Result<Option<Headers>, Error> {
+    config.check_api_url(url)?;
     Ok(cached_authorization(config, host)?.map(decoration))
 }
 
@@ -139,8 +183,8 @@ fn decoration(value: String) -> Headers {
 /// URLs again cost a third of a warm decoration. Without a fresh token everything is checked.
 fn cached_authorization(config: &Config, host: &impl Host) -> Result<Option<String>, Error> {
     let entry = host
-        .get_secret(&token_key(config))
-        .map_err(Error::SecretStore)?;
+        .get_entry(&token_key(config))
+        .map_err(Error::TokenStore)?;
     let fresh = entry.as_deref().and_then(|entry| {
         CachedAccess::decode(entry)?
             .fresh_access_token(host.now(), config.response_format.expires_in_unit)
@@ -169,24 +213,22 @@ fn authorization(config: &Config, access_token: &str) -> String {
 }
 
 /// Drops the access token after the API refused it, keeping the refresh token so the next
-/// `ensure_token` refreshes where it can.
+/// `ensure_token` refreshes where it can. Under the connection's lock, so a refresh under way
+/// is not overwritten with the entry as it was before.
 pub fn forget_token(config: &Config, host: &impl Host) -> Result<(), Error> {
     config.check()?;
     let key = token_key(config);
-    let cached = host
-        .get_secret(&key)
-        .map_err(Error::SecretStore)?
-        .and_then(|value| CachedToken::decode(&value));
-    match cached {
+    let _held = lock(host, &key)?;
+    match read_token(host, &key)? {
         Some(cached) if cached.refresh_token.is_some() => {
             let kept = CachedToken {
                 access_token: None,
                 ..cached
             };
-            host.set_secret(&key, &kept.encode())
-                .map_err(Error::SecretStore)
+            host.set_entry(&key, &kept.encode(), None)
+                .map_err(Error::TokenStore)
         }
-        _ => host.remove_secret(&key).map_err(Error::SecretStore),
+        _ => host.remove_entry(&key).map_err(Error::TokenStore),
     }
 }
 
@@ -199,6 +241,33 @@ pub fn build_token_request(
 ) -> Result<HttpRequest, Error> {
     let auth = first_auth_method(config, host)?;
     build_request(config, host, step, auth)
+}
+
+/// Reads a token response to a request this host sent itself. Provider text in an error is
+/// cleaned of the secrets the configuration names (the request's other secrets, a refresh
+/// token or code, are the host's to know).
+pub fn parse_token_response(
+    config: &Config,
+    host: &impl Host,
+    response: &HttpResponse,
+) -> Result<Token, Error> {
+    token_response::parse(response, host.now(), &config.response_format, || {
+        with_configured_secrets(Redactor::none(), config, host)
+    })
+}
+
+/// `redactor` with the values of the secrets `config` names as well, whether or not the
+/// request carried them: what the provider says is cleaned of every secret of the connection.
+fn with_configured_secrets(mut redactor: Redactor, config: &Config, host: &impl Host) -> Redactor {
+    for name in [&config.client_secret_name, &config.password_name]
+        .into_iter()
+        .flatten()
+    {
+        if let Ok(Some(value)) = host.get_secret(name) {
+            redactor.add_secret(&value);
+        }
+    }
+    redactor
 }
 
 fn build_request(
@@ -220,7 +289,7 @@ fn build_request(
 }
 
 /// Starts the authorization-code flow: a fresh state and PKCE verifier, kept in the store
-/// until the redirect comes back.
+/// until the redirect comes back, and at most [`PENDING_LIFETIME_SECS`].
 pub fn begin_authorization(config: &Config, host: &impl Host) -> Result<AuthorizationStart, Error> {
     require_authorization_code(config)?;
     let state = pkce::random_token()?;
@@ -232,8 +301,12 @@ pub fn begin_authorization(config: &Config, host: &impl Host) -> Result<Authoriz
         connection: config.connection_key(),
         created_at: host.now(),
     };
-    host.set_secret(&pending_key(&state), &pending.encode())
-        .map_err(Error::SecretStore)?;
+    host.set_entry(
+        &pending_key(&state),
+        &pending.encode(),
+        Some(PENDING_LIFETIME_SECS),
+    )
+    .map_err(Error::TokenStore)?;
     Ok(AuthorizationStart { url, state })
 }
 
@@ -248,20 +321,10 @@ pub fn complete_authorization(
     let redirect = callback::parse(
         redirect_url,
         config.redirect_uri.as_deref().unwrap_or_default(),
-    )?;
+    )
+    .map_err(|e| e.cleaned(&Redactor::none()))?;
     let state = redirect.state.ok_or(Error::StateMismatch)?;
-    let key = pending_key(&state);
-    let pending = host
-        .get_secret(&key)
-        .map_err(Error::SecretStore)?
-        .and_then(|value| PendingAuthorization::decode(&value))
-        .ok_or(Error::StateMismatch)?;
-    let same_state: bool = pending.state.as_bytes().ct_eq(state.as_bytes()).into();
-    if !same_state || pending.connection != config.connection_key() {
-        return Err(Error::StateMismatch);
-    }
-    // Used once, whatever happens next: a replayed redirect finds nothing.
-    host.remove_secret(&key).map_err(Error::SecretStore)?;
+    let pending = take_pending(config, host, &state)?;
     if host.now() > pending.created_at.saturating_add(PENDING_LIFETIME_SECS) {
         return Err(Error::AuthorizationRequired(
             "the authorization was started too long ago: start it again".into(),
@@ -275,13 +338,16 @@ pub fn complete_authorization(
             description,
             uri,
         } => {
+            let mut redactor = with_configured_secrets(Redactor::none(), config, host);
+            redactor.add_secret(&pending.pkce_verifier);
             return Err(Error::AuthorizationDenied(ProviderError {
                 status: 0,
                 hint: hints::for_code(&code, Situation::Consent).to_owned(),
                 code,
                 description,
                 uri,
-            }));
+            })
+            .cleaned(&redactor));
         }
     };
     let step = Step::ExchangeCode {
@@ -289,7 +355,32 @@ pub fn complete_authorization(
         pkce_verifier: pending.pkce_verifier,
     };
     let token = request_token(config, host, &step)?;
-    store(config, host, &token_key(config), token)
+    let key = token_key(config);
+    let _held = lock(host, &key)?;
+    store(config, host, &key, token)
+}
+
+/// The pending authorization `state` names, removed from the store: whatever happens next, a
+/// replayed redirect finds nothing. Under the entry's lock, so two redirects carrying the same
+/// state cannot both take it.
+fn take_pending(
+    config: &Config,
+    host: &impl Host,
+    state: &str,
+) -> Result<PendingAuthorization, Error> {
+    let key = pending_key(state);
+    let _held = lock(host, &key)?;
+    let pending = host
+        .get_entry(&key)
+        .map_err(Error::TokenStore)?
+        .and_then(|value| PendingAuthorization::decode(&value))
+        .ok_or(Error::StateMismatch)?;
+    let same_state: bool = pending.state.as_bytes().ct_eq(state.as_bytes()).into();
+    if !same_state || pending.connection != config.connection_key() {
+        return Err(Error::StateMismatch);
+    }
+    host.remove_entry(&key).map_err(Error::TokenStore)?;
+    Ok(pending)
 }
 
 fn require_authorization_code(config: &Config) -> Result<(), Error> {
@@ -321,8 +412,8 @@ fn request_token(config: &Config, host: &impl Host, step: &Step) -> Result<Token
             let second = first.alternative();
             match send_token_request(config, host, step, second) {
                 Ok(token) => {
-                    host.set_secret(&client_auth_key(config), second.as_str())
-                        .map_err(Error::SecretStore)?;
+                    host.set_entry(&client_auth_key(config), second.as_str(), None)
+                        .map_err(Error::TokenStore)?;
                     Ok(token)
                 }
                 Err(Error::Provider(mut e)) if hints::is_invalid_client(&e.code) => {
@@ -340,8 +431,8 @@ fn request_token(config: &Config, host: &impl Host, step: &Step) -> Result<Token
 /// and client ID, else Basic (RFC 6749 §2.3.1 asks servers to support it).
 fn first_auth_method(config: &Config, host: &impl Host) -> Result<AuthMethod, Error> {
     let remembered = if config.client_auth == ClientAuth::Auto {
-        host.get_secret(&client_auth_key(config))
-            .map_err(Error::SecretStore)?
+        host.get_entry(&client_auth_key(config))
+            .map_err(Error::TokenStore)?
             .and_then(|name| AuthMethod::parse(&name))
     } else {
         None
@@ -352,6 +443,9 @@ fn first_auth_method(config: &Config, host: &impl Host) -> Result<AuthMethod, Er
     ))
 }
 
+/// Sends one token request and reads the answer. Whatever the provider or the host says about
+/// it is cleaned of every secret the request carried or the configuration names before it goes
+/// further.
 fn send_token_request(
     config: &Config,
     host: &impl Host,
@@ -359,31 +453,39 @@ fn send_token_request(
     auth: AuthMethod,
 ) -> Result<Token, Error> {
     let request = build_request(config, host, step, auth)?;
-    let response = host.send(&request).map_err(Error::Transport)?;
-    token_response::parse(&response, host.now(), &config.response_format).map_err(|e| match e {
-        Error::Provider(mut e) => {
-            let situation = match step {
-                Step::NewToken => Situation::new_token(config.grant_type),
-                Step::ExchangeCode { .. } => Situation::CodeExchange,
-                Step::Refresh { .. } => Situation::Refresh,
-            };
-            e.hint = hints::for_code(&e.code, situation).to_owned();
-            Error::Provider(e)
+    let secrets = || with_configured_secrets(Redactor::for_request(&request), config, host);
+    let response = host
+        .send(&request)
+        .map_err(|e| Error::Transport(e).cleaned(&secrets()))?;
+    token_response::parse(&response, host.now(), &config.response_format, secrets).map_err(|e| {
+        match e {
+            Error::Provider(mut e) => {
+                let situation = match step {
+                    Step::NewToken => Situation::new_token(config.grant_type),
+                    Step::ExchangeCode { .. } => Situation::CodeExchange,
+                    Step::Refresh { .. } => Situation::Refresh,
+                };
+                e.hint = hints::for_code(&e.code, situation).to_owned();
+                Error::Provider(e)
+            }
+            other => other,
         }
-        other => other,
     })
 }
 
 fn store(config: &Config, host: &impl Host, key: &str, token: Token) -> Result<Token, Error> {
     let entry = CachedToken::new(&token, config.response_format.expires_in_unit);
-    host.set_secret(key, &entry.encode())
-        .map_err(Error::SecretStore)?;
+    host.set_entry(key, &entry.encode(), None)
+        .map_err(Error::TokenStore)?;
     Ok(token)
 }
 
 fn secret(host: &impl Host, field: &str, name: Option<&str>) -> Result<Option<String>, Error> {
     let Some(name) = name else { return Ok(None) };
-    match host.get_secret(name).map_err(Error::SecretStore)? {
+    match host
+        .get_secret(name)
+        .map_err(|m| Error::SecretStore(m).cleaned(&Redactor::none()))?
+    {
         Some(value) => Ok(Some(value)),
         None => Err(Error::MissingSecret {
             field: field.to_owned(),
@@ -409,6 +511,14 @@ mod tests {
     struct FakeHost {
         now: Cell<u64>,
         secrets: RefCell<BTreeMap<String, String>>,
+        entries: RefCell<BTreeMap<String, String>>,
+        /// Time to live each entry was last written with.
+        ttls: RefCell<BTreeMap<String, Option<u64>>>,
+        held: RefCell<Vec<String>>,
+        /// Every lock taken, in order.
+        locked: RefCell<Vec<String>>,
+        /// Written when a lock is taken: what another step stored while this one waited.
+        stored_while_waiting: RefCell<Option<(String, String)>>,
         replies: RefCell<VecDeque<Result<HttpResponse, TransportError>>>,
         sent: RefCell<Vec<HttpRequest>>,
         fail_writes: Cell<bool>,
@@ -425,16 +535,35 @@ mod tests {
         fn get_secret(&self, name: &str) -> Result<Option<String>, String> {
             Ok(self.secrets.borrow().get(name).cloned())
         }
-        fn set_secret(&self, name: &str, value: &str) -> Result<(), String> {
+        fn get_entry(&self, key: &str) -> Result<Option<String>, StoreError> {
+            Ok(self.entries.borrow().get(key).cloned())
+        }
+        fn set_entry(&self, key: &str, value: &str, ttl: Option<u64>) -> Result<(), StoreError> {
             if self.fail_writes.get() {
-                return Err("disk full".into());
+                return Err(StoreError::Unavailable("disk full".into()));
             }
-            self.secrets.borrow_mut().insert(name.into(), value.into());
+            self.entries.borrow_mut().insert(key.into(), value.into());
+            self.ttls.borrow_mut().insert(key.into(), ttl);
             Ok(())
         }
-        fn remove_secret(&self, name: &str) -> Result<(), String> {
-            self.secrets.borrow_mut().remove(name);
+        fn remove_entry(&self, key: &str) -> Result<(), StoreError> {
+            self.entries.borrow_mut().remove(key);
             Ok(())
+        }
+        fn lock(&self, key: &str) -> Result<(), StoreError> {
+            assert!(
+                !self.held.borrow().iter().any(|k| k == key),
+                "{key} locked twice"
+            );
+            self.held.borrow_mut().push(key.into());
+            self.locked.borrow_mut().push(key.into());
+            if let Some((key, value)) = self.stored_while_waiting.borrow_mut().take() {
+                self.entries.borrow_mut().insert(key, value);
+            }
+            Ok(())
+        }
+        fn unlock(&self, key: &str) {
+            self.held.borrow_mut().retain(|k| k != key);
         }
         fn now(&self) -> u64 {
             self.now.get()
@@ -468,17 +597,19 @@ mod tests {
                 .collect()
         }
         fn cached(&self, config: &Config) -> Option<CachedToken> {
-            self.secrets
+            self.entries
                 .borrow()
                 .get(&token_key(config))
                 .and_then(|v| CachedToken::decode(v))
         }
     }
 
+    const API_URL: &str = "https://api.example.com/v1/me";
+
     fn api_request() -> HttpRequest {
         HttpRequest {
             method: "GET".into(),
-            url: "https://api.example.com/v1/me".into(),
+            url: API_URL.into(),
             headers: vec![("authorization".into(), "stale".into())],
             body: vec![],
         }
@@ -795,7 +926,7 @@ mod tests {
             extra: vec![],
             expires_in_unit: None,
         };
-        host.secrets
+        host.entries
             .borrow_mut()
             .insert(token_key(&c), cached.encode());
         host.reply(
@@ -820,7 +951,9 @@ mod tests {
         host.reply(200, r#"{"access_token":"at1","expires_in":3600}"#);
         assert_eq!(
             ensure_token(&c, &host),
-            Err(Error::SecretStore("disk full".into()))
+            Err(Error::TokenStore(StoreError::Unavailable(
+                "disk full".into()
+            )))
         );
     }
 
@@ -847,7 +980,7 @@ mod tests {
         }
         assert_eq!(host.sent_forms()[1]["client_secret"], "cs");
         assert_eq!(
-            host.secrets
+            host.entries
                 .borrow()
                 .get(&client_auth_key(&c))
                 .map(String::as_str),
@@ -881,7 +1014,7 @@ mod tests {
             hints::for_code("invalid_client", Situation::BothClientAuths)
         );
         assert_eq!(host.sent.borrow().len(), 2);
-        assert_eq!(host.secrets.borrow().len(), 2, "only the two secrets");
+        assert!(host.entries.borrow().is_empty(), "nothing stored");
     }
 
     #[test]
@@ -968,10 +1101,10 @@ mod tests {
     fn cached_decoration_only_serves_a_fresh_token_and_never_sends() {
         let c = config(GrantType::ClientCredentials);
         let host = FakeHost::new();
-        assert_eq!(cached_decoration(&c, &host), Ok(None));
+        assert_eq!(cached_decoration(&c, &host, API_URL), Ok(None));
         host.reply(200, r#"{"access_token":"at1","expires_in":60}"#);
         ensure_token(&c, &host).unwrap();
-        let headers = cached_decoration(&c, &host)
+        let headers = cached_decoration(&c, &host, API_URL)
             .unwrap()
             .expect("a fresh token");
         assert_eq!(
@@ -986,10 +1119,12 @@ mod tests {
             "decorate_request sets the same headers"
         );
         host.now.set(host.now.get() + 60);
-        let before = host.secrets.borrow().clone();
-        assert_eq!(cached_decoration(&c, &host), Ok(None));
+        let before = host.entries.borrow().clone();
+        let locks = host.locked.borrow().len();
+        assert_eq!(cached_decoration(&c, &host, API_URL), Ok(None));
         assert_eq!(host.sent.borrow().len(), 1, "only the first fetch was sent");
-        assert_eq!(*host.secrets.borrow(), before, "nothing written");
+        assert_eq!(*host.entries.borrow(), before, "nothing written");
+        assert_eq!(host.locked.borrow().len(), locks, "no lock taken");
     }
 
     #[test]
@@ -1002,7 +1137,7 @@ mod tests {
         let refused = |config: &Config, field: &str| {
             for result in [
                 decorate_request(config, &host, api_request()).map(|_| ()),
-                cached_decoration(config, &host).map(|_| ()),
+                cached_decoration(config, &host, API_URL).map(|_| ()),
             ] {
                 assert!(
                     matches!(&result, Err(Error::InvalidConfig(p)) if p.field == field),
@@ -1021,5 +1156,142 @@ mod tests {
         bad_url.token_url = "ftp://login.example.com/token".into();
         refused(&bad_url, "token_url");
         assert_eq!(host.sent.borrow().len(), 1, "only the first fetch was sent");
+    }
+
+    fn stale(refresh_token: &str) -> CachedToken {
+        CachedToken {
+            access_token: Some("at-old".into()),
+            token_type: "Bearer".into(),
+            issued_at: 0,
+            expires_at: Some(10),
+            refresh_token: Some(refresh_token.into()),
+            scope: None,
+            id_token: None,
+            extra: vec![],
+            expires_in_unit: None,
+        }
+    }
+
+    #[test]
+    fn a_step_that_waited_for_the_lock_uses_what_the_holder_stored() {
+        let c = config(GrantType::AuthorizationCode);
+        let host = FakeHost::new();
+        let key = token_key(&c);
+        host.entries
+            .borrow_mut()
+            .insert(key.clone(), stale("rt1").encode());
+        let refreshed = CachedToken {
+            access_token: Some("at-new".into()),
+            issued_at: host.now.get(),
+            expires_at: Some(host.now.get() + 3600),
+            ..stale("rt2")
+        };
+        *host.stored_while_waiting.borrow_mut() = Some((key.clone(), refreshed.encode()));
+        let token = ensure_token(&c, &host).unwrap();
+        assert_eq!(token.access_token, "at-new");
+        assert!(host.sent.borrow().is_empty(), "rt1 was not spent again");
+        assert_eq!(*host.locked.borrow(), [key]);
+        assert!(host.held.borrow().is_empty(), "the lock was released");
+    }
+
+    #[test]
+    fn every_path_that_can_write_a_token_holds_the_connections_lock() {
+        let c = config(GrantType::Password);
+        let host = FakeHost::new();
+        let key = token_key(&c);
+        host.reply(
+            200,
+            r#"{"access_token":"at1","expires_in":60,"refresh_token":"rt1"}"#,
+        );
+        ensure_token(&c, &host).unwrap();
+        forget_token(&c, &host).unwrap();
+        host.reply(200, r#"{"access_token":"at2","expires_in":60}"#);
+        decorate_request(&c, &host, api_request()).unwrap();
+        assert_eq!(*host.locked.borrow(), [key.clone(), key.clone(), key]);
+        assert!(host.held.borrow().is_empty());
+
+        // A failure releases the lock too.
+        let host = FakeHost::new();
+        host.reply(500, "");
+        assert!(ensure_token(&c, &host).is_err());
+        assert_eq!(host.locked.borrow().len(), 1);
+        assert!(host.held.borrow().is_empty());
+    }
+
+    #[test]
+    fn secrets_a_provider_echoes_never_leave_the_lifecycle() {
+        // A refresh whose refusal echoes the refresh token, form-encoded.
+        let c = config(GrantType::AuthorizationCode);
+        let host = FakeHost::new();
+        host.entries
+            .borrow_mut()
+            .insert(token_key(&c), stale("rt sentinel+1").encode());
+        host.reply(
+            400,
+            r#"{"error":"invalid_grant","error_description":"refresh_token=rt+sentinel%2B1 is revoked\u001b]0;pwned\u0007"}"#,
+        );
+        let err = ensure_token(&c, &host).unwrap_err();
+        let Error::AuthorizationRequired(message) = &err else {
+            panic!("{err:?}")
+        };
+        assert!(!message.contains("sentinel"), "{message}");
+        assert!(!message.contains('\u{1b}'), "{message}");
+        assert!(message.contains("invalid_grant"), "{message}");
+
+        // A new token whose refusal echoes the Basic header and the password.
+        let c = config(GrantType::Password);
+        let host = FakeHost::new();
+        host.secrets
+            .borrow_mut()
+            .insert("alice-password".into(), "pw-sentinel".into());
+        let basic = token_request::basic_authorization("client-1", "cs");
+        host.reply(
+            401,
+            &format!(
+                r#"{{"error":"invalid_client","error_description":"got {basic} and password=pw-sentinel"}}"#
+            ),
+        );
+        let Err(Error::Provider(e)) = ensure_token(&c, &host) else {
+            panic!("a provider error")
+        };
+        let description = e.description.unwrap();
+        assert_eq!(description, "got Basic <redacted> and password=<redacted>");
+        assert_eq!(e.code, "invalid_client");
+    }
+
+    #[test]
+    fn pending_authorizations_expire_in_the_store() {
+        let c = config(GrantType::AuthorizationCode);
+        let host = FakeHost::new();
+        let start = begin_authorization(&c, &host).unwrap();
+        assert_eq!(
+            host.ttls.borrow().get(&pending_key(&start.state)),
+            Some(&Some(PENDING_LIFETIME_SECS))
+        );
+    }
+
+    #[test]
+    fn a_url_that_may_not_receive_the_token_is_refused_before_anything_is_read() {
+        let mut c = config(GrantType::ClientCredentials);
+        let host = FakeHost::new();
+        let mut request = api_request();
+        request.url = "http://api.example.com/v1/me".into();
+        for result in [
+            decorate_request(&c, &host, request.clone()).map(|_| ()),
+            cached_decoration(&c, &host, &request.url).map(|_| ()),
+        ] {
+            assert!(matches!(result, Err(Error::ApiUrlRefused(_))), "{result:?}");
+        }
+        c.api_origins = vec!["https://api.example.com".into()];
+        let mut elsewhere = api_request();
+        elsewhere.url = "https://evil.example.com/".into();
+        assert!(matches!(
+            decorate_request(&c, &host, elsewhere),
+            Err(Error::ApiUrlRefused(_))
+        ));
+        assert!(host.sent.borrow().is_empty() && host.locked.borrow().is_empty());
+
+        host.reply(200, r#"{"access_token":"at1","expires_in":60}"#);
+        assert!(decorate_request(&c, &host, api_request()).is_ok());
     }
 }

@@ -16,33 +16,10 @@ pub struct Token {
     pub refresh_token: Option<String>,
     pub scope: Option<String>,
     pub id_token: Option<String>,
-    /// Response fields beyond RFC 6749's (Salesforce's `instance_url`), sorted by name.
+    /// Response fields beyond RFC 6749's (Salesforce's `instance_url`), sorted by name and
+    /// bounded (see [`crate::extra_fields`]).
     #[serde(default)]
     pub extra: Vec<(String, String)>,
-}
-
-/// Whether a response field's name says it holds a credential (`access_token` of a Slack bot
-/// under a user token, Salesforce's `signature`): its value is never shown.
-pub fn is_sensitive_field(name: &str) -> bool {
-    let name = name.to_ascii_lowercase();
-    ["token", "secret", "password", "signature", "code", "key"]
-        .iter()
-        .any(|word| name.contains(word))
-}
-
-/// Extra fields for display: the value of a sensitive one replaced by `<redacted>`.
-pub fn redacted_extra(extra: &[(String, String)]) -> Vec<(&str, &str)> {
-    extra
-        .iter()
-        .map(|(name, value)| {
-            let shown = if is_sensitive_field(name) {
-                "<redacted>"
-            } else {
-                value.as_str()
-            };
-            (name.as_str(), shown)
-        })
-        .collect()
 }
 
 /// The longest a token is treated as expired before its stated expiry: room for clock skew
@@ -84,7 +61,7 @@ impl core::fmt::Debug for Token {
             )
             .field("scope", &self.scope)
             .field("id_token", &self.id_token.as_ref().map(|_| "<redacted>"))
-            .field("extra", &redacted_extra(&self.extra))
+            .field("extra", &crate::extra_fields::shown(&self.extra))
             .finish()
     }
 }

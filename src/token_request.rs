@@ -6,7 +6,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
-use crate::config::{ClientAuth, Config, GrantType};
+use crate::config::{ClientAuth, Config, GrantType, endpoint};
 use crate::error::Error;
 use crate::http::HttpRequest;
 
@@ -170,9 +170,12 @@ pub fn build(
         }
     }
 
+    // The URL as the parser reads it, not as written: a host (and any proxy) then sees the
+    // host name the checks judged (`127.0.0.1`, not `0177.0.0.1` or `2130706433`).
+    let url = endpoint("token_url", &config.token_url).map_err(Error::InvalidConfig)?;
     Ok(HttpRequest {
         method: "POST".to_owned(),
-        url: config.token_url.trim().to_owned(),
+        url: url.into(),
         headers,
         body: form.finish().into_bytes(),
     })

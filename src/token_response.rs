@@ -9,6 +9,7 @@ use crate::config::{ResponseFormat, ScopeSeparator, TimeUnit};
 use crate::error::{Error, ProviderError, ResponseProblem};
 use crate::hints::{self, Situation};
 use crate::http::{HttpResponse, header};
+use crate::provider_text::Redactor;
 use crate::token::Token;
 
 /// The fields RFC 6749 §5.1 defines, plus the `expires`/`expires_at` variants this reader
@@ -58,8 +59,20 @@ impl Known {
 /// Reads a token endpoint response received at `now` (Unix seconds) the way `format` says.
 /// Any input gives a value: bodies that are not UTF-8, not JSON, nested too deep or missing
 /// fields become [`Error::MalformedResponse`]; an OAuth `error`, under any status, becomes
-/// [`Error::Provider`].
-pub fn parse(response: &HttpResponse, now: u64, format: &ResponseFormat) -> Result<Token, Error> {
+/// [`Error::Provider`]. The provider's text in an error is cleaned by the redactor `secrets`
+/// gives (built only when there is an error): the secrets the request carried removed,
+/// control characters escaped, length bounded.
+pub fn parse(
+    response: &HttpResponse,
+    now: u64,
+    format: &ResponseFormat,
+    secrets: impl FnOnce() -> Redactor,
+) -> Result<Token, Error> {
+    read(response, now, format).map_err(|e| e.cleaned(&secrets()))
+}
+
+/// [`parse`], with the provider's text in errors as it came.
+fn read(response: &HttpResponse, now: u64, format: &ResponseFormat) -> Result<Token, Error> {
     let content_type = header(&response.headers, "content-type");
     let not_a_token = |message: &str| unreadable(response, content_type, message);
     let mut fields = match read_fields(&response.body, content_type) {
@@ -73,15 +86,17 @@ pub fn parse(response: &HttpResponse, now: u64, format: &ResponseFormat) -> Resu
         return Err(Error::Provider(ProviderError {
             status: response.status,
             hint: hints::for_code(&code, Situation::Any).to_owned(),
-            code: bounded(&code),
-            description: description.as_deref().map(bounded),
-            uri: string(&fields.others, "error_uri").as_deref().map(bounded),
+            code,
+            description,
+            uri: string(&fields.others, "error_uri"),
         }));
     }
     if !(200..300).contains(&response.status) {
         let mut message = "an error status without an OAuth error code".to_owned();
         if let Some(said) = free_text(&fields.others) {
-            message.push_str(&format!("; it says {:?}", bounded(&said)));
+            message.push_str("; it says \"");
+            message.push_str(&said);
+            message.push('"');
         }
         return Err(not_a_token(&message));
     }
@@ -462,23 +477,15 @@ fn extra_fields(
     mut object: Map<String, Value>,
 ) -> Vec<(String, String)> {
     others.append(&mut object);
-    others
-        .into_iter()
-        .map(|(name, value)| match value {
-            Value::String(s) => (name, s),
-            other => (name, other.to_string()),
-        })
-        .collect()
-}
-
-/// Provider text for an error message, cut to a length a person reads: a hostile provider could
-/// send megabytes of it.
-fn bounded(text: &str) -> String {
-    const LIMIT: usize = 1_000;
-    match text.char_indices().nth(LIMIT) {
-        None => text.to_owned(),
-        Some((end, _)) => format!("{}…", &text[..end]),
-    }
+    crate::extra_fields::bounded(
+        others
+            .into_iter()
+            .map(|(name, value)| match value {
+                Value::String(s) => (name, s),
+                other => (name, other.to_string()),
+            })
+            .collect(),
+    )
 }
 
 fn unreadable(response: &HttpResponse, content_type: Option<&str>, message: &str) -> Error {
@@ -486,7 +493,7 @@ fn unreadable(response: &HttpResponse, content_type: Option<&str>, message: &str
         || response.body.trim_ascii_start().starts_with(b"<");
     let mut message = if (300..400).contains(&response.status) {
         match header(&response.headers, "location") {
-            Some(location) => format!("a redirect to {}", bounded(location)),
+            Some(location) => format!("a redirect to {location}"),
             None => "a redirect".to_owned(),
         }
     } else if html {
@@ -495,13 +502,14 @@ fn unreadable(response: &HttpResponse, content_type: Option<&str>, message: &str
         message.to_owned()
     };
     if let Some(after) = header(&response.headers, "retry-after") {
-        message.push_str(&format!("; Retry-After: {}", bounded(after.trim())));
+        message.push_str("; Retry-After: ");
+        message.push_str(after.trim());
     }
     Error::MalformedResponse(ResponseProblem {
         status: response.status,
         hint: hints::for_unreadable_response(response.status, html).to_owned(),
-        content_type: content_type.map(bounded),
-        message: bounded(&message),
+        content_type: content_type.map(str::to_owned),
+        message,
     })
 }
 
@@ -512,7 +520,7 @@ mod tests {
     const NOW: u64 = 1_700_000_000;
 
     fn parse_std(response: &HttpResponse, now: u64) -> Result<Token, Error> {
-        parse(response, now, &ResponseFormat::default())
+        parse(response, now, &ResponseFormat::default(), Redactor::none)
     }
 
     fn response(status: u16, content_type: &str, body: &[u8]) -> HttpResponse {
@@ -647,6 +655,23 @@ mod tests {
         assert_eq!(p.content_type.as_deref(), Some("text/html"));
         assert!(p.message.contains("HTML"), "{}", p.message);
         assert!(p.hint.contains("token_url"), "{}", p.hint);
+
+        // A stock 5xx page (Django's, nginx's) is the provider's trouble, not a wrong URL.
+        for (status, body) in [
+            (500, &b"<h1>Server Error (500)</h1>"[..]),
+            (
+                502,
+                b"<html><head><title>502 Bad Gateway</title></head></html>",
+            ),
+        ] {
+            let Err(Error::MalformedResponse(p)) =
+                parse_std(&response(status, "text/html", body), NOW)
+            else {
+                panic!()
+            };
+            assert!(p.hint.contains("retry later"), "{status}: {}", p.hint);
+            assert!(!p.hint.contains("token_url"), "{status}: {}", p.hint);
+        }
     }
 
     #[test]
@@ -712,6 +737,57 @@ mod tests {
         assert_eq!(scope.as_deref(), Some("a b c"));
         let none = parse_std(&json(200, r#"{"access_token":"a","scope":[""]}"#), NOW).unwrap();
         assert_eq!(none.scope, None);
+    }
+
+    #[test]
+    fn provider_text_in_every_error_is_cleaned_of_the_requests_secrets() {
+        const SECRET: &str = "cs-sentinel/+ x";
+        let secrets = || {
+            let mut r = Redactor::none();
+            r.add_secret(SECRET);
+            r
+        };
+        let encoded: String = form_urlencoded::byte_serialize(SECRET.as_bytes()).collect();
+        let echo = format!("client_secret={encoded}\\u001b[2J\\r\\nauthorized: ok");
+        let mut cases = vec![
+            json(
+                401,
+                &format!(r#"{{"error":"invalid_client","error_description":"{echo}"}}"#),
+            ),
+            json(
+                400,
+                &format!(r#"{{"error":"{echo}","error_uri":"https://x/?{echo}"}}"#),
+            ),
+            json(503, &format!(r#"{{"message":"{echo}"}}"#)),
+            json(500, &format!(r#"{{"reason":"{echo}"}}"#)),
+        ];
+        let mut redirect = response(302, "text/html", b"");
+        redirect.headers.push((
+            "Location".into(),
+            format!("https://evil.example/?s={encoded}"),
+        ));
+        redirect.headers.push(("Retry-After".into(), SECRET.into()));
+        cases.push(redirect);
+        cases.push(response(502, &format!("text/html; x={encoded}"), b"<html>"));
+        for case in &cases {
+            let err = parse(case, NOW, &ResponseFormat::default(), secrets).unwrap_err();
+            let shown = format!("{err:?} {err}");
+            assert!(!shown.contains("sentinel"), "{shown}");
+            assert!(
+                !shown.contains('\u{1b}') && !shown.contains('\n'),
+                "{shown}"
+            );
+            assert!(shown.contains("<redacted>"), "{shown}");
+        }
+        let Err(Error::Provider(e)) = parse(&cases[0], NOW, &ResponseFormat::default(), secrets)
+        else {
+            panic!("a provider error")
+        };
+        assert_eq!(e.code, "invalid_client", "the code is kept");
+        assert_eq!(
+            e.description.as_deref(),
+            Some("client_secret=<redacted>\\u{1b}[2J\\r\\nauthorized: ok")
+        );
     }
 
     #[test]

@@ -235,3 +235,30 @@ fn error_redirect_is_surfaced_with_its_code() {
     }
     assert!(provider.token_requests().is_empty());
 }
+
+/// A configuration that names another connection's token entry as its client secret finds no
+/// secret: the component's token state is a namespace of its own, which no name in a
+/// configuration reaches, so the other connection's tokens are never sent anywhere.
+#[test]
+fn a_config_cannot_name_the_components_own_entries_as_secrets() {
+    let provider = start_provider();
+    let host = Host::new();
+    let victim = config(&provider, GrantType::ClientCredentials);
+    plugin().ensure_token(&host.services, &victim).unwrap();
+    let token_key = host
+        .snapshot()
+        .into_iter()
+        .map(|(name, _)| name)
+        .find(|name| name.starts_with("oauth2/token/"))
+        .expect("the victim's token is stored");
+    let before = provider.token_requests().len();
+
+    let mut thief = config(&provider, GrantType::ClientCredentials);
+    thief.client_id = "another-client".into();
+    thief.client_secret_name = Some(token_key.clone());
+    match oauth_error(plugin().ensure_token(&host.services, &thief)) {
+        OauthError::MissingSecret(m) => assert_eq!(m.name, token_key),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(provider.token_requests().len(), before, "nothing was sent");
+}

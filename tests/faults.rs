@@ -24,9 +24,10 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use common::*;
+use host_harness::token_store::LockGuard;
 use host_harness::{
-    CallError, ClientAuth, ConnectionConfig, GrantType, MemoryStore, OauthError, SecretStore,
-    Token, TransportError, UreqClient,
+    CallError, ClientAuth, ConnectionConfig, GrantType, MemoryStore, OauthError, StoreError, Token,
+    TokenStore, TransportError, UreqClient,
 };
 
 /// What the server does with the next request.
@@ -676,23 +677,34 @@ struct FullDisk {
     full: AtomicBool,
 }
 
-impl SecretStore for FullDisk {
-    fn get(&self, name: &str) -> Result<Option<String>, String> {
-        self.inner.get(name)
+impl FullDisk {
+    fn refuse(&self) -> Result<(), StoreError> {
+        if self.full.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable(
+                "disk full: no space left for the token store".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl TokenStore for FullDisk {
+    fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
+        TokenStore::get(&*self.inner, key)
     }
 
-    fn set(&self, name: &str, value: &str) -> Result<(), String> {
-        if self.full.load(Ordering::SeqCst) {
-            return Err("disk full: no space left for the secret store".into());
-        }
-        self.inner.set(name, value)
+    fn set(&self, key: &str, value: &str, ttl: Option<Duration>) -> Result<(), StoreError> {
+        self.refuse()?;
+        TokenStore::set(&*self.inner, key, value, ttl)
     }
 
-    fn remove(&self, name: &str) -> Result<(), String> {
-        if self.full.load(Ordering::SeqCst) {
-            return Err("disk full: no space left for the secret store".into());
-        }
-        self.inner.remove(name)
+    fn remove(&self, key: &str) -> Result<(), StoreError> {
+        self.refuse()?;
+        TokenStore::remove(&*self.inner, key)
+    }
+
+    fn lock(&self, key: &str, wait: Duration) -> Result<LockGuard, StoreError> {
+        TokenStore::lock(&*self.inner, key, wait)
     }
 }
 
@@ -703,7 +715,7 @@ fn a_store_that_cannot_write_fails_the_call_and_keeps_the_old_entry() {
         inner: host.store.clone(),
         full: AtomicBool::new(false),
     });
-    host.services.secrets = disk.clone();
+    host.services.tokens = disk.clone();
     let server = FaultServer::start();
     let config = connection(&server, GrantType::Password);
     let old = expired_token(&server, &host, &config);
@@ -714,13 +726,13 @@ fn a_store_that_cannot_write_fails_the_call_and_keeps_the_old_entry() {
         .ensure_token(&host.services, &config)
         .expect_err("the new token cannot be stored");
     match &err {
-        CallError::OAuth(OauthError::SecretStore(message)) => {
+        CallError::OAuth(OauthError::TokenStore(StoreError::Unavailable(message))) => {
             assert!(message.contains("disk full"), "{message}")
         }
         other => panic!("{other:?}"),
     }
     let text = err.to_string();
-    assert!(text.starts_with("secret store: disk full"), "{text}");
+    assert!(text.starts_with("token store: disk full"), "{text}");
     for credential in [CLIENT_SECRET, PASSWORD, "fault-"] {
         assert!(
             !text.contains(credential),

@@ -16,6 +16,7 @@ use host_harness::{
 };
 use oauth2_plugin::config as native_config;
 use oauth2_plugin::error::Error as NativeError;
+use oauth2_plugin::provider_text::Redactor;
 use oauth2_plugin::{http as native_http, token_response};
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -269,13 +270,14 @@ fn nul_bytes_in_json_and_forms() {
     for body in [&b"access_token=a\0b"[..], b"access_token=a%00b"] {
         malformed(&host, "NUL in a form", &form(200, body));
     }
-    // A NUL in the error code of a form body stays in the code.
+    // A NUL in the error code of a form body reaches the code escaped, as every control
+    // character of provider text does.
     match typed_error(
         &host,
         "NUL in a form error",
         &form(400, &b"error=inv\0alid"[..]),
     ) {
-        OauthError::Provider(e) => assert_eq!(e.code, "inv\0alid"),
+        OauthError::Provider(e) => assert_eq!(e.code, "inv\\u{0}alid"),
         other => panic!("{other:?}"),
     }
     still_serves(&host);
@@ -509,7 +511,12 @@ fn natively(response: &HttpResponse) -> Outcome {
             .collect(),
         body: response.body.clone(),
     };
-    match token_response::parse(&response, START, &native_config::ResponseFormat::default()) {
+    match token_response::parse(
+        &response,
+        START,
+        &native_config::ResponseFormat::default(),
+        Redactor::none,
+    ) {
         Ok(t) => Outcome::Token {
             access_token: t.access_token,
             token_type: t.token_type,
@@ -720,6 +727,7 @@ fn random_redirect_urls_give_typed_errors_or_a_token() {
     let services = Services {
         http: Arc::new(CannedTokenEndpoint),
         secrets: store.clone(),
+        tokens: store.clone(),
         clock: Arc::new(ManualClock::at_unix(START)),
     };
     let config = ConnectionConfig {

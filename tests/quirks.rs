@@ -518,7 +518,7 @@ const CASES: &[Case] = &[
         }),
     },
     Case {
-        name: "Entra v2: invalid_grant 400 with AADSTS text (CRLF inside) in error_description and error_uri",
+        name: "Entra v2: invalid_grant 400 with AADSTS text (CRLF inside, shown escaped) in error_description and error_uri",
         source: "https://github.com/Azure-Samples/ms-identity-dotnet-webapi-azurefunctions/issues/3",
         format: Format::STANDARD,
         status: 400,
@@ -528,7 +528,7 @@ const CASES: &[Case] = &[
             status: 400,
             code: "invalid_grant",
             description: Some(
-                "AADSTS9002313: Invalid request. Request is malformed or invalid.\r\nTrace ID: f86ee3a2-1c21-48b0-97fb-ab08841b2100\r\nCorrelation ID: b5de6866-5136-40f0-a128-b54f8cc9be2b\r\nTimestamp: 2020-07-08 13:34:18Z",
+                "AADSTS9002313: Invalid request. Request is malformed or invalid.\\r\\nTrace ID: f86ee3a2-1c21-48b0-97fb-ab08841b2100\\r\\nCorrelation ID: b5de6866-5136-40f0-a128-b54f8cc9be2b\\r\\nTimestamp: 2020-07-08 13:34:18Z",
             ),
         },
     },
@@ -543,7 +543,7 @@ const CASES: &[Case] = &[
             status: 400,
             code: "invalid_scope",
             description: Some(
-                "AADSTS70011: The provided value for the input parameter 'scope' isn't valid. The scope https://foo.microsoft.com/mail.read isn't valid.\r\nTrace ID: 255d1aef-8c98-452f-ac51-23d051240864\r\nCorrelation ID: fb3d2015-bc17-4bb9-bb85-30c5cf1aaaa7\r\nTimestamp: 2016-01-09 02:02:12Z",
+                "AADSTS70011: The provided value for the input parameter 'scope' isn't valid. The scope https://foo.microsoft.com/mail.read isn't valid.\\r\\nTrace ID: 255d1aef-8c98-452f-ac51-23d051240864\\r\\nCorrelation ID: fb3d2015-bc17-4bb9-bb85-30c5cf1aaaa7\\r\\nTimestamp: 2016-01-09 02:02:12Z",
             ),
         },
     },
@@ -1653,7 +1653,12 @@ fn natively(case: &Case) -> Outcome {
         headers: headers(case),
         body: case.body.as_bytes().to_vec(),
     };
-    match token_response::parse(&response, START, &native_format(case.format)) {
+    match token_response::parse(
+        &response,
+        START,
+        &native_format(case.format),
+        oauth2_plugin::provider_text::Redactor::none,
+    ) {
         Ok(t) => Outcome::Token {
             access_token: t.access_token,
             token_type: t.token_type,

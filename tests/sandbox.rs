@@ -11,25 +11,21 @@ const ALLOWED: &[&str] = &[
     "integration:oauth2/types@",
     "integration:oauth2/http@",
     "integration:oauth2/secrets@",
+    "integration:oauth2/token-store@",
     "wasi:clocks/wall-clock@",
     "wasi:random/random@",
 ];
 
 #[test]
-fn component_imports_nothing_beyond_http_secrets_a_clock_and_randomness() {
+fn component_imports_nothing_beyond_the_contract_a_clock_and_randomness() {
     let imports = common::plugin().imports();
-    assert!(
-        imports
-            .iter()
-            .any(|i| i.starts_with("integration:oauth2/http@")),
-        "{imports:?}"
-    );
-    assert!(
-        imports
-            .iter()
-            .any(|i| i.starts_with("integration:oauth2/secrets@")),
-        "{imports:?}"
-    );
+    for interface in ["http", "secrets", "token-store"] {
+        let wanted = format!("integration:oauth2/{interface}@");
+        assert!(
+            imports.iter().any(|i| i.starts_with(&wanted)),
+            "{imports:?}"
+        );
+    }
     for import in &imports {
         assert!(
             ALLOWED.iter().any(|allowed| import.starts_with(allowed)),

@@ -508,6 +508,11 @@ fn crafted_responses() -> Vec<(&'static str, bool, Answer)> {
                     "access_token": at, "token_type": "Bearer", "expires_in": 3600,
                     "refresh_token": rt, "id_token": id, "scope": "read",
                     "signature": sig, "instance_url": "https://na1.example.com",
+                    // Credentials a name rule of "token" or "secret" would miss, and nested
+                    // ones (Slack's user token and webhook URL).
+                    "jwt": sig, "session": sig, "otp": sig,
+                    "authed_user": { "id": "U1", "access_token": sig, "refresh_token": sig },
+                    "incoming_webhook": { "channel": "#general", "url": sig },
                 })
                 .to_string(),
             ),
@@ -614,6 +619,22 @@ fn crafted_responses() -> Vec<(&'static str, bool, Answer)> {
             ),
         ),
         (
+            "an error that echoes the client secret and password, encoded and not",
+            false,
+            json_response(
+                401,
+                &serde_json::json!({
+                    "error": "invalid_client",
+                    "error_description": format!(
+                        "got client_secret={} password={PASSWORD} ({CLIENT_SECRET})",
+                        form_urlencoded::byte_serialize(CLIENT_SECRET.as_bytes()).collect::<String>()
+                    ),
+                    "error_uri": format!("https://idp.example/{}", STANDARD.encode(PASSWORD)),
+                })
+                .to_string(),
+            ),
+        ),
+        (
             "an error object (Facebook) beside an access token",
             false,
             json_response(
@@ -667,6 +688,7 @@ fn host_with(http: Arc<dyn HttpClient>) -> Host {
         services: Services {
             http,
             secrets: store.clone(),
+            tokens: store.clone(),
             clock: clock.clone(),
         },
         clock,
@@ -1070,7 +1092,7 @@ fn check_reveals(revealed: &[(Token, String)]) {
             .chain(token.extra_fields.iter().map(|(_, value)| value))
             .collect();
         let mut others = fixed_secrets();
-        others.retain(|(_, value)| !shown.contains(&value));
+        others.retain(|(_, value)| !shown.iter().any(|s| s.contains(value.as_str())));
         for (kind, value) in [
             ("refresh token", &token.refresh_token),
             ("ID token", &token.id_token),
@@ -1135,7 +1157,8 @@ fn component_with_the_providers_own_tokens_leaks_none() {
 /// The lifecycle's host, natively: HTTP through `http`, an in-memory store, a manual clock.
 struct NativeHost {
     http: Arc<dyn HttpClient>,
-    secrets: RefCell<BTreeMap<String, String>>,
+    secrets: BTreeMap<String, String>,
+    entries: RefCell<BTreeMap<String, String>>,
     now: Cell<u64>,
 }
 
@@ -1152,13 +1175,17 @@ impl NativeHost {
         .collect();
         NativeHost {
             http,
-            secrets: RefCell::new(secrets),
+            secrets,
+            entries: RefCell::default(),
             now: Cell::new(START),
         }
     }
 
+    /// The secrets and the token store's entries.
     fn entries(&self) -> Vec<(String, String)> {
-        self.secrets.borrow().clone().into_iter().collect()
+        let mut entries: Vec<_> = self.secrets.clone().into_iter().collect();
+        entries.extend(self.entries.borrow().clone());
+        entries
     }
 }
 
@@ -1206,20 +1233,36 @@ impl lib::lifecycle::Host for NativeHost {
     }
 
     fn get_secret(&self, name: &str) -> Result<Option<String>, String> {
-        Ok(self.secrets.borrow().get(name).cloned())
+        Ok(self.secrets.get(name).cloned())
     }
 
-    fn set_secret(&self, name: &str, value: &str) -> Result<(), String> {
-        self.secrets
+    fn get_entry(&self, key: &str) -> Result<Option<String>, lib::error::StoreError> {
+        Ok(self.entries.borrow().get(key).cloned())
+    }
+
+    fn set_entry(
+        &self,
+        key: &str,
+        value: &str,
+        _ttl: Option<u64>,
+    ) -> Result<(), lib::error::StoreError> {
+        self.entries
             .borrow_mut()
-            .insert(name.to_owned(), value.to_owned());
+            .insert(key.to_owned(), value.to_owned());
         Ok(())
     }
 
-    fn remove_secret(&self, name: &str) -> Result<(), String> {
-        self.secrets.borrow_mut().remove(name);
+    fn remove_entry(&self, key: &str) -> Result<(), lib::error::StoreError> {
+        self.entries.borrow_mut().remove(key);
         Ok(())
     }
+
+    // One thread: nothing to wait for.
+    fn lock(&self, _key: &str) -> Result<(), lib::error::StoreError> {
+        Ok(())
+    }
+
+    fn unlock(&self, _key: &str) {}
 
     fn now(&self) -> u64 {
         self.now.get()
@@ -1248,6 +1291,7 @@ fn native_config(
         extra_params: vec![],
         authorization_params: vec![],
         response_format: lib::config::ResponseFormat::default(),
+        api_origins: vec![],
     }
 }
 
@@ -1310,9 +1354,9 @@ fn library_paths_leak_no_secret() {
         let (status, body) = native_call(&host, decorated.unwrap());
         assert_eq!(status, 200, "{body}");
         out.text(&format!("{label} API body"), body);
-        let cached = cached_decoration(&config, &host);
-        out.result(&format!("{label} cached_decoration"), &cached);
         let mut request = native_api_request(&provider);
+        let cached = cached_decoration(&config, &host, &request.url);
+        out.result(&format!("{label} cached_decoration"), &cached);
         request.set_headers(cached.unwrap().expect("a fresh token"));
         assert_eq!(native_call(&host, request).0, 200);
         let built = build_token_request(&config, &host, &Step::NewToken);
@@ -1365,7 +1409,7 @@ fn library_paths_leak_no_secret() {
     let forgotten = forget_token(&password, &host);
     out.result("library forget_token", &forgotten);
     forgotten.unwrap();
-    let cached = cached_decoration(&password, &host);
+    let cached = cached_decoration(&password, &host, &native_api_request(&provider).url);
     out.result("library cached_decoration after forget_token", &cached);
     assert!(cached.unwrap().is_none());
     let again = decorate_request(&password, &host, native_api_request(&provider));
@@ -1453,7 +1497,11 @@ fn library_paths_leak_no_secret() {
         let label = format!("library {name}");
         let native = native_response(&response);
         out.debug(&format!("{label} response"), &native);
-        let parsed = lib::token_response::parse(&native, START, &Default::default());
+        let parsed = lib::lifecycle::parse_token_response(
+            &client,
+            &NativeHost::new(issuer.clone()),
+            &native,
+        );
         out.result(&format!("{label} parsed"), &parsed);
         assert_eq!(parsed.is_ok(), is_token, "{label}: {parsed:?}");
         let (status, content_type, body) = &response;
@@ -1491,7 +1539,7 @@ fn library_paths_leak_no_secret() {
         let result = ensure_token(&config, &host);
         out.result(&label, &result);
         assert!(matches!(result, Err(Error::InvalidConfig(_))));
-        let cached = cached_decoration(&config, &host);
+        let cached = cached_decoration(&config, &host, &native_api_request(&provider).url);
         out.result(&format!("{label} cached_decoration"), &cached);
         assert!(cached.is_err());
     }
@@ -1632,11 +1680,17 @@ impl Scratch {
         child.wait_with_output().unwrap()
     }
 
-    /// Every token in the store file.
+    /// Every token in the store file's token namespace.
     fn tokens(&self) -> Vec<Secret> {
         let text = std::fs::read_to_string(self.store()).expect("the store file");
-        let entries: BTreeMap<String, String> = serde_json::from_str(&text).unwrap();
-        stored_secrets("command", &entries.into_iter().collect::<Vec<_>>())
+        let file: Value = serde_json::from_str(&text).unwrap();
+        let entries: Vec<(String, String)> = file["tokens"]
+            .as_object()
+            .expect("a tokens object")
+            .iter()
+            .map(|(key, entry)| (key.clone(), entry["value"].as_str().unwrap().to_owned()))
+            .collect();
+        stored_secrets("command", &entries)
     }
 }
 

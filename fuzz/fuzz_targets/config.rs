@@ -130,6 +130,9 @@ impl<'a> Arbitrary<'a> for Input {
                 expires_in_unit: *u.choose(&[TimeUnit::Seconds, TimeUnit::Milliseconds])?,
                 scope_separator: *u.choose(&[ScopeSeparator::Space, ScopeSeparator::Comma])?,
             },
+            api_origins: (0..u.int_in_range(0..=2)?)
+                .map(|_| from(u, URLS))
+                .collect::<Result<_>>()?,
         };
         Ok(Input {
             config,
@@ -160,7 +163,8 @@ fuzz_target!(|input: Input| {
         .into_iter()
         .chain(&config.authorization_url)
         .chain(&config.redirect_uri)
-        .chain(&config.resource);
+        .chain(&config.resource)
+        .chain(&config.api_origins);
     if urls
         .into_iter()
         .any(|u| known_findings::may_hit_known_idna_panic(u))
@@ -183,6 +187,30 @@ fuzz_target!(|input: Input| {
             .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
     );
     assert_eq!(key, config.connection_key());
+
+    // The token goes to a URL only over https (or http to loopback), and only to a configured
+    // origin when there are some.
+    for api_url in URLS {
+        if known_findings::may_hit_known_idna_panic(api_url) {
+            continue;
+        }
+        if config.check_api_url(api_url).is_ok() {
+            let url = url::Url::parse(api_url.trim()).expect("an accepted URL parses");
+            assert!(
+                url.scheme() == "https"
+                    || (url.scheme() == "http" && oauth2_plugin::config::is_loopback(&url)),
+                "{api_url}"
+            );
+            assert!(
+                config.api_origins.is_empty()
+                    || config.api_origins.iter().any(|origin| {
+                        url::Url::parse(origin.trim()).is_ok_and(|o| o.origin() == url.origin())
+                    }),
+                "{api_url} is not among {:?}",
+                config.api_origins
+            );
+        }
+    }
 
     if !problems.is_empty() {
         return;
@@ -211,7 +239,9 @@ fuzz_target!(|input: Input| {
             match token_request::build(&config, step, &credentials, auth) {
                 Ok(request) => {
                     assert_eq!(request.method, "POST");
-                    assert_eq!(request.url, config.token_url.trim());
+                    // The URL as the parser reads it, which the checks judged.
+                    let parsed = url::Url::parse(config.token_url.trim()).expect("a usable URL");
+                    assert_eq!(request.url, parsed.as_str());
                     let pairs = form(&request.body);
                     let grant_types: Vec<&str> = pairs
                         .iter()

@@ -3,7 +3,9 @@
 //! what it returns must keep the invariants below.
 //!
 //! Half of the bodies are raw bytes; the other half are JSON objects or forms built from the
-//! field names the reader looks for, so the fuzzer reaches past "not JSON" quickly.
+//! field names the reader looks for, so the fuzzer reaches past "not JSON" quickly. Their
+//! strings include a secret the request carried, as it is and encoded: no error may show it,
+//! nor any control character.
 
 #![no_main]
 
@@ -12,6 +14,7 @@ use libfuzzer_sys::fuzz_target;
 use oauth2_plugin::config::{ResponseFormat, ScopeSeparator, TimeUnit};
 use oauth2_plugin::error::Error;
 use oauth2_plugin::http::HttpResponse;
+use oauth2_plugin::provider_text::{Redactor, is_unsafe_char};
 use oauth2_plugin::token_response::parse;
 use serde_json::{Map, Number, Value};
 
@@ -50,7 +53,25 @@ const KEYS: &[&str] = &[
     "",
 ];
 
+/// A secret the request carried, which a provider may echo.
+const SECRET: &str = "s3cr:t/+&%= ~fz";
+
+/// [`SECRET`] the ways a provider would echo it: form- and percent-encoded (upper and lower
+/// case), and in base64.
+const ECHOES: &[&str] = &[
+    SECRET,
+    "s3cr%3At%2F%2B%26%25%3D+~fz",
+    "s3cr%3At%2F%2B%26%25%3D%20~fz",
+    "s3cr%3at%2f%2b%26%25%3d%20~fz",
+    "czNjcjp0LysmJT0gfmZ6",
+];
+
 const STRINGS: &[&str] = &[
+    SECRET,
+    "s3cr%3At%2F%2B%26%25%3D+~fz",
+    "s3cr%3at%2f%2b%26%25%3d%20~fz",
+    "czNjcjp0LysmJT0gfmZ6",
+    "echo: s3cr:t/+&%= ~fz\u{1b}[2J\r\nauthorized: forged",
     "3600",
     " 3599 ",
     "-5",
@@ -272,9 +293,21 @@ fuzz_target!(|input: Input| {
         now,
         shape,
     } = input;
-    let result = parse(&response, now, &format);
+    let secrets = || {
+        let mut redactor = Redactor::none();
+        redactor.add_secret(SECRET);
+        redactor
+    };
+    let result = parse(&response, now, &format, secrets);
     // Pure: the same input reads the same.
-    assert_eq!(result, parse(&response, now, &format));
+    assert_eq!(result, parse(&response, now, &format, secrets));
+    if let Err(e) = &result {
+        let shown = format!("{e} {e:?}");
+        assert!(!shown.chars().any(is_unsafe_char), "{shown:?}");
+        for echo in ECHOES {
+            assert!(!shown.contains(echo), "{echo} in {shown}");
+        }
+    }
 
     match &result {
         Ok(token) => {
@@ -339,7 +372,7 @@ fuzz_target!(|input: Input| {
         && let Some(Value::String(code)) = top.get("error")
     {
         match &result {
-            Err(Error::Provider(e)) => assert_eq!(&e.code, code),
+            Err(Error::Provider(e)) => assert_eq!(e.code, secrets().clean_code(code)),
             other => panic!("error {code:?} not reported as the provider's: {other:?}"),
         }
     }

@@ -26,9 +26,12 @@ use std::time::{Duration, Instant};
 use criterion::{BenchmarkId, Criterion, criterion_group};
 use host_harness::{
     ClientAuth, ConnectionConfig, GrantType, HttpClient, HttpRequest, HttpResponse, Instance,
-    ManualClock, MemoryStore, Pair, Plugin, SecretStore, Services, TokenStep, TransportError,
+    ManualClock, MemoryStore, Pair, Plugin, SecretStore, Services, TokenStep, TokenStore,
+    TransportError,
 };
+use oauth2_plugin::error::StoreError;
 use oauth2_plugin::lifecycle::{self, Host};
+use oauth2_plugin::provider_text::Redactor;
 use oauth2_plugin::token_cache::{CachedToken, token_key};
 use oauth2_plugin::token_request::{self, AuthMethod, Credentials, Step};
 use oauth2_plugin::{config as native_config, http as native_http, token_response};
@@ -96,6 +99,7 @@ fn native_config(c: &ConnectionConfig) -> native_config::Config {
         extra_params: native_pairs(&c.extra_params),
         authorization_params: native_pairs(&c.authorization_params),
         response_format: native_config::ResponseFormat::default(),
+        api_origins: c.api_origins.clone(),
     }
 }
 
@@ -208,7 +212,7 @@ fn native_response(r: &HttpResponse) -> native_http::HttpResponse {
 /// The store entry a successful token request leaves: the typical response, read at `NOW`.
 fn cached_token_entry(config: &ConnectionConfig) -> (String, String) {
     let response = native_response(&token_response(&token_response_body()));
-    let token = token_response::parse(&response, NOW, &Default::default())
+    let token = token_response::parse(&response, NOW, &Default::default(), Redactor::none)
         .expect("the fixture is a token response");
     (
         token_key(&native_config(config)),
@@ -265,21 +269,23 @@ impl HttpClient for NoNetwork {
 
 /// The harness's services with the secrets and the cached token of `config` already stored.
 fn services(config: &ConnectionConfig) -> Services {
-    let secrets = MemoryStore::new();
-    secrets.set("client-secret", CLIENT_SECRET).unwrap();
-    secrets.set("alice-password", PASSWORD).unwrap();
+    let store = Arc::new(MemoryStore::new());
+    SecretStore::set(&*store, "client-secret", CLIENT_SECRET).unwrap();
+    SecretStore::set(&*store, "alice-password", PASSWORD).unwrap();
     let (key, value) = cached_token_entry(config);
-    secrets.set(&key, &value).unwrap();
+    TokenStore::set(&*store, &key, &value, None).unwrap();
     Services {
         http: Arc::new(NoNetwork),
-        secrets: Arc::new(secrets),
+        secrets: store.clone(),
+        tokens: store,
         clock: Arc::new(ManualClock::at_unix(NOW)),
     }
 }
 
-/// The rlib's host: a map of secrets (with the cached token) and a clock that stands still.
+/// The rlib's host: the secrets, the cached token and a clock that stands still.
 struct FakeHost {
-    secrets: RefCell<HashMap<String, String>>,
+    secrets: HashMap<String, String>,
+    entries: RefCell<HashMap<String, String>>,
 }
 
 impl FakeHost {
@@ -288,10 +294,10 @@ impl FakeHost {
         let secrets = HashMap::from([
             ("client-secret".to_owned(), CLIENT_SECRET.to_owned()),
             ("alice-password".to_owned(), PASSWORD.to_owned()),
-            (key, value),
         ]);
         Self {
-            secrets: RefCell::new(secrets),
+            secrets,
+            entries: RefCell::new(HashMap::from([(key, value)])),
         }
     }
 }
@@ -307,18 +313,26 @@ impl Host for FakeHost {
         )
     }
     fn get_secret(&self, name: &str) -> Result<Option<String>, String> {
-        Ok(self.secrets.borrow().get(name).cloned())
+        Ok(self.secrets.get(name).cloned())
     }
-    fn set_secret(&self, name: &str, value: &str) -> Result<(), String> {
-        self.secrets
+    fn get_entry(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.entries.borrow().get(key).cloned())
+    }
+    fn set_entry(&self, key: &str, value: &str, _ttl: Option<u64>) -> Result<(), StoreError> {
+        self.entries
             .borrow_mut()
-            .insert(name.to_owned(), value.to_owned());
+            .insert(key.to_owned(), value.to_owned());
         Ok(())
     }
-    fn remove_secret(&self, name: &str) -> Result<(), String> {
-        self.secrets.borrow_mut().remove(name);
+    fn remove_entry(&self, key: &str) -> Result<(), StoreError> {
+        self.entries.borrow_mut().remove(key);
         Ok(())
     }
+    // One thread, one instance: nothing to wait for.
+    fn lock(&self, _key: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+    fn unlock(&self, _key: &str) {}
     fn now(&self) -> u64 {
         NOW
     }
@@ -455,7 +469,10 @@ fn bench_parse(c: &mut Criterion) {
         })
     });
     group.bench_function("native", |b| {
-        b.iter(|| token_response::parse(black_box(&native), NOW, &Default::default()).unwrap())
+        b.iter(|| {
+            token_response::parse(black_box(&native), NOW, &Default::default(), Redactor::none)
+                .unwrap()
+        })
     });
     group.bench_function("oauth2-rs", |b| {
         b.iter(|| {
@@ -482,7 +499,13 @@ fn bench_parse(c: &mut Criterion) {
     });
     group.bench_function("native-minimal", |b| {
         b.iter(|| {
-            token_response::parse(black_box(&native_minimal), NOW, &Default::default()).unwrap()
+            token_response::parse(
+                black_box(&native_minimal),
+                NOW,
+                &Default::default(),
+                Redactor::none,
+            )
+            .unwrap()
         })
     });
     group.finish();

@@ -19,14 +19,17 @@ fn main() -> anyhow::Result<()> {
 
     // Compiling the component is the expensive part: do it once and share the Plugin.
     let plugin = Plugin::embedded()?;
+    // The user's secrets and the component's token state, in one file with two namespaces.
+    let store = Arc::new(FileStore::open(".oauth2-host/store.json").map_err(anyhow::Error::msg)?);
     let services = Services {
         http: Arc::new(UreqClient::new()),
-        secrets: Arc::new(FileStore::open(".oauth2-host/store.json").map_err(anyhow::Error::msg)?),
+        secrets: store.clone(),
+        tokens: store,
         clock: Arc::new(SystemClock),
     };
     let config = config_file::load(config_path.as_ref())?;
 
-    // Each call runs in a fresh, sandboxed instance; the token lives in the secret store.
+    // Each call runs in a fresh, sandboxed instance; the token lives in the token store.
     let request = HttpRequest {
         method: "GET".into(),
         url,

@@ -4,7 +4,7 @@
 use std::fmt;
 
 use crate::bindings::{ConnectionConfig, TransportError};
-use crate::errors::{CallError, Explain};
+use crate::errors::{CallError, Explain, hint};
 use crate::message::{HttpRequest, HttpResponse};
 use crate::plugin::{Plugin, Services};
 
@@ -37,6 +37,14 @@ impl fmt::Display for ApiCallError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ApiCallError::Token(e) => e.fmt(f),
+            // The general advice for an oversized answer is about token endpoints.
+            ApiCallError::Transport {
+                url,
+                error: TransportError::BodyTooLarge(limit),
+            } => {
+                write!(f, "{url}: the answer is larger than {limit} bytes")?;
+                hint(f, oauth2_plugin::hints::for_api_too_large())
+            }
             ApiCallError::Transport { url, error } => write!(f, "{url}: {}", Explain(error)),
         }
     }
@@ -87,4 +95,24 @@ fn send_decorated(
             url: request.url.clone(),
             error,
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_oversized_api_answer_is_explained_as_the_apis() {
+        let error = ApiCallError::Transport {
+            url: "https://api.example.com/v1/export".into(),
+            error: TransportError::BodyTooLarge(1 << 20),
+        };
+        let text = error.to_string();
+        assert!(
+            text.starts_with("https://api.example.com/v1/export: the answer is larger than"),
+            "{text}"
+        );
+        assert!(text.contains("ask the API for less"), "{text}");
+        assert!(!text.contains("token endpoint"), "{text}");
+    }
 }

@@ -10,7 +10,8 @@ wasmtime::component::bindgen!({
 pub use integration::oauth2::types::{
     AuthorizationStart, ClientAuth, CodeExchange, ConfigProblem, ConnectionConfig, GrantType,
     HttpRequest, HttpResponse, MissingSecret, OauthError, Pair, ProviderError, ResponseFormat,
-    ResponseProblem, ScopeSeparator, TimeUnit, Token as WitToken, TokenStep, TransportError,
+    ResponseProblem, ScopeSeparator, StoreError, TimeUnit, Token as WitToken, TokenStep,
+    TransportError,
 };
 
 impl Default for ResponseFormat {
@@ -45,6 +46,7 @@ impl ConnectionConfig {
             extra_params: Vec::new(),
             authorization_params: Vec::new(),
             response_format: ResponseFormat::default(),
+            api_origins: Vec::new(),
         }
     }
 }

@@ -1,9 +1,10 @@
 //! A one-shot loopback listener that catches the browser's authorization-code redirect.
 
 use std::fmt::{self, Display, Formatter};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use sha2::{Digest, Sha256};
 use tiny_http::{Header, Request, Response, Server};
 
 /// How long a user gets to finish consenting in the browser, unless told otherwise.
@@ -45,9 +46,16 @@ impl Display for CallbackError {
 
 impl std::error::Error for CallbackError {}
 
-/// A listener bound to the redirect URI's loopback address.
+/// The longest wait for the browser a user may ask for.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(60 * 60);
+
+/// How long each socket is watched in turn when `localhost` is served on both loopbacks.
+const TURN: Duration = Duration::from_millis(20);
+
+/// A listener bound to the redirect URI's loopback address (for `localhost`, to both
+/// `127.0.0.1` and `::1`, as a browser may resolve it to either).
 pub struct CallbackListener {
-    server: Server,
+    servers: Vec<Server>,
     /// `http://host:port` exactly as the redirect URI spells it.
     origin: String,
     path: String,
@@ -69,51 +77,92 @@ impl CallbackListener {
     pub fn bind(redirect_uri: &str) -> Result<Self, CallbackError> {
         let target =
             RedirectTarget::parse(redirect_uri).map_err(CallbackError::UnusableRedirectUri)?;
-        let server = Server::http(target.address).map_err(|e| CallbackError::Bind {
-            address: target.address,
-            message: e.to_string(),
-        })?;
+        let bind = |address: SocketAddr| {
+            Server::http(address).map_err(|e| CallbackError::Bind {
+                address,
+                message: e.to_string(),
+            })
+        };
+        let mut servers = vec![bind(target.address)?];
+        if target.localhost {
+            // A machine without IPv6 has no `::1` to listen on, and its browser none to use.
+            let v6 = SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), target.address.port());
+            servers.extend(bind(v6).ok());
+        }
         Ok(Self {
-            server,
+            servers,
             origin: target.origin,
             path: target.path,
             timeout: DEFAULT_TIMEOUT,
         })
     }
 
+    /// The same listener with another time limit, at most [`MAX_TIMEOUT`].
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.timeout = timeout.min(MAX_TIMEOUT);
         self
     }
 
-    /// The address actually bound.
-    pub fn local_addr(&self) -> Option<SocketAddr> {
-        self.server.server_addr().to_ip()
+    /// The addresses actually bound.
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.servers
+            .iter()
+            .filter_map(|server| server.server_addr().to_ip())
+            .collect()
     }
 
-    /// Waits for the browser to arrive on the redirect path; other requests (a favicon, a
-    /// stray probe) get a 404 and the wait goes on.
-    pub fn wait(&self) -> Result<Redirect, CallbackError> {
+    /// Waits for the browser to arrive on the redirect path with `state`, the one this
+    /// authorization began with. Other paths (a favicon, a stray probe) get a 404; the redirect
+    /// path without that state (a forged or stale login, a local process or page probing) gets
+    /// a 400 and the wait goes on, so no one can cancel the login by calling first.
+    pub fn wait(&self, state: &str) -> Result<Redirect, CallbackError> {
         let deadline = Instant::now() + self.timeout;
+        let expected = Sha256::digest(state.as_bytes());
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
-            let request = self
-                .server
-                .recv_timeout(remaining)
-                .map_err(CallbackError::Io)?
-                .ok_or(CallbackError::Timeout(self.timeout))?;
-            let target = request.url();
-            let path = target.split(['?', '#']).next().unwrap_or_default();
-            if path == self.path {
-                return Ok(Redirect {
-                    url: format!("{}{target}", self.origin),
-                    request,
-                });
+            if remaining.is_zero() {
+                return Err(CallbackError::Timeout(self.timeout));
             }
-            // The browser gets nothing useful either way; the error would only be noise.
-            let _ = request.respond(Response::empty(404));
+            let turn = if self.servers.len() > 1 {
+                remaining.min(TURN)
+            } else {
+                remaining
+            };
+            for server in &self.servers {
+                let Some(request) = server.recv_timeout(turn).map_err(CallbackError::Io)? else {
+                    continue;
+                };
+                let target = request.url().to_owned();
+                let path = target.split(['?', '#']).next().unwrap_or_default();
+                if path != self.path {
+                    // The browser gets nothing useful either way; the error would only be noise.
+                    let _ = request.respond(Response::empty(404));
+                    continue;
+                }
+                let url = format!("{}{target}", self.origin);
+                // Digests compared, so the time taken says nothing about the state itself.
+                if query_state(&url).map(|s| Sha256::digest(s.as_bytes())) == Some(expected) {
+                    return Ok(Redirect { url, request });
+                }
+                let _ = respond(
+                    request,
+                    400,
+                    "Not this login",
+                    "This request does not carry the state of the authorization in progress, so \
+                     it was ignored and the login goes on. If the provider showed an error, \
+                     start the authorization again.",
+                );
+            }
         }
     }
+}
+
+/// The `state` parameter of a redirect URL; none when it has none, or more than one.
+fn query_state(url: &str) -> Option<String> {
+    let url = url::Url::parse(url).ok()?;
+    let mut states = url.query_pairs().filter(|(name, _)| name == "state");
+    let (_, state) = states.next()?;
+    states.next().is_none().then(|| state.into_owned())
 }
 
 /// The browser's request to the redirect URI, waiting for its result page.
@@ -146,22 +195,26 @@ impl Redirect {
     }
 
     fn respond(self, status: u16, title: &str, message: &str) -> std::io::Result<()> {
-        let page = format!(
-            "<!doctype html><html><head><meta charset=\"utf-8\"><title>{title}</title></head>\
-             <body><h1>{title}</h1><p>{}</p><p>You can close this window.</p></body></html>",
-            escape_html(message)
-        );
-        let content_type = Header::from_bytes("Content-Type", "text/html; charset=utf-8")
-            .expect("a valid static header");
-        let no_store =
-            Header::from_bytes("Cache-Control", "no-store").expect("a valid static header");
-        self.request.respond(
-            Response::from_string(page)
-                .with_status_code(status)
-                .with_header(content_type)
-                .with_header(no_store),
-        )
+        respond(self.request, status, title, message)
     }
+}
+
+/// A small page: `title` and `message`, escaped for HTML.
+fn respond(request: Request, status: u16, title: &str, message: &str) -> std::io::Result<()> {
+    let page = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{title}</title></head>\
+         <body><h1>{title}</h1><p>{}</p><p>You can close this window.</p></body></html>",
+        escape_html(message)
+    );
+    let content_type = Header::from_bytes("Content-Type", "text/html; charset=utf-8")
+        .expect("a valid static header");
+    let no_store = Header::from_bytes("Cache-Control", "no-store").expect("a valid static header");
+    request.respond(
+        Response::from_string(page)
+            .with_status_code(status)
+            .with_header(content_type)
+            .with_header(no_store),
+    )
 }
 
 fn escape_html(text: &str) -> String {
@@ -183,6 +236,8 @@ fn escape_html(text: &str) -> String {
 #[derive(Debug, PartialEq, Eq)]
 struct RedirectTarget {
     address: SocketAddr,
+    /// The host is `localhost`, which the browser may resolve to `::1` as well.
+    localhost: bool,
     origin: String,
     path: String,
 }
@@ -204,7 +259,8 @@ impl RedirectTarget {
             return Err("must not carry user information".into());
         }
         let (host, port) = split_host_port(authority)?;
-        let ip = if host.eq_ignore_ascii_case("localhost") {
+        let localhost = host.eq_ignore_ascii_case("localhost");
+        let ip = if localhost {
             IpAddr::V4(Ipv4Addr::LOCALHOST)
         } else {
             host.parse::<IpAddr>()
@@ -214,6 +270,7 @@ impl RedirectTarget {
         };
         Ok(Self {
             address: SocketAddr::new(ip, port),
+            localhost,
             origin: format!("{}{authority}", &uri[..7]),
             path: path.to_owned(),
         })
@@ -303,34 +360,68 @@ mod tests {
     }
 
     #[test]
-    fn returns_the_redirect_and_ignores_other_paths() {
+    fn returns_the_redirect_with_the_state_and_ignores_everything_else() {
         let port = free_port();
         let listener = CallbackListener::bind(&format!("http://127.0.0.1:{port}/callback"))
             .unwrap()
             .with_timeout(Duration::from_secs(10));
-        let address = listener.local_addr().unwrap();
+        let address = listener.local_addrs()[0];
         let browser = std::thread::spawn(move || {
             let favicon = get(address, "/favicon.ico");
+            // What any local process or web page can send before the real redirect arrives.
+            let forged = [
+                get(address, "/callback?code=evil&state=forged"),
+                get(address, "/callback?code=evil"),
+                get(address, "/callback?error=access_denied"),
+                get(address, "/callback?code=evil&state=xyz&state=forged"),
+            ];
             let redirect = get(address, "/callback?code=abc&state=xyz");
-            (favicon, redirect)
+            (favicon, forged, redirect)
         });
-        let redirect = listener.wait().unwrap();
+        let redirect = listener.wait("xyz").unwrap();
         assert_eq!(
             redirect.url(),
             format!("http://127.0.0.1:{port}/callback?code=abc&state=xyz")
         );
         redirect.respond_failure("bad <state>").unwrap();
-        let (favicon, page) = browser.join().unwrap();
+        let (favicon, forged, page) = browser.join().unwrap();
         assert!(favicon.starts_with("HTTP/1.1 404"), "{favicon}");
+        for answer in forged {
+            assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+            assert!(answer.contains("the login goes on"), "{answer}");
+        }
         assert!(page.starts_with("HTTP/1.1 400"), "{page}");
         assert!(page.contains("bad &lt;state&gt;"), "{page}");
     }
 
     #[test]
-    fn gives_up_after_the_timeout() {
+    fn localhost_is_served_on_both_loopbacks() {
+        let port = free_port();
+        let listener = CallbackListener::bind(&format!("http://localhost:{port}/cb")).unwrap();
+        let addrs = listener.local_addrs();
+        assert!(
+            addrs.contains(&SocketAddr::from(([127, 0, 0, 1], port))),
+            "{addrs:?}"
+        );
+        let v6 = SocketAddr::from((Ipv6Addr::LOCALHOST, port));
+        assert!(addrs.contains(&v6), "{addrs:?}");
+        let browser = std::thread::spawn(move || get(v6, "/cb?code=c&state=s"));
+        let redirect = listener.wait("s").unwrap();
+        assert_eq!(
+            redirect.url(),
+            format!("http://localhost:{port}/cb?code=c&state=s")
+        );
+        redirect.respond_success("ok").unwrap();
+        assert!(browser.join().unwrap().starts_with("HTTP/1.1 200"));
+    }
+
+    #[test]
+    fn gives_up_after_the_timeout_which_is_bounded() {
         let listener = CallbackListener::bind(&format!("http://127.0.0.1:{}/cb", free_port()))
             .unwrap()
             .with_timeout(Duration::from_millis(50));
-        assert!(matches!(listener.wait(), Err(CallbackError::Timeout(_))));
+        assert!(matches!(listener.wait("s"), Err(CallbackError::Timeout(_))));
+        let listener = listener.with_timeout(Duration::from_secs(u64::MAX));
+        assert_eq!(listener.timeout, MAX_TIMEOUT);
     }
 }

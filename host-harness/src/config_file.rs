@@ -2,6 +2,7 @@
 //! contract's `ConnectionConfig`.
 
 use std::fmt::{self, Display, Formatter};
+use std::io::Read;
 use std::path::Path;
 
 use serde_json::{Map, Value};
@@ -25,6 +26,7 @@ pub const PRESETABLE_KEYS: &[&str] = &[
     "token_path",
     "expires_in_unit",
     "scope_separator",
+    "api_origins",
 ];
 
 /// The keys only the user sets.
@@ -75,6 +77,8 @@ pub enum ConfigFileError {
     Read(std::io::Error),
     Syntax(serde_json::Error),
     NotAnObject,
+    /// Larger than [`MAX_FILE_BYTES`].
+    TooLarge,
     /// Every problem found, so a pasted configuration is fixed in one round.
     Problems(Vec<KeyProblem>),
 }
@@ -85,6 +89,11 @@ impl Display for ConfigFileError {
             Self::Read(e) => write!(f, "cannot read the config file: {e}"),
             Self::Syntax(e) => write!(f, "config file is not valid JSON: {e}"),
             Self::NotAnObject => f.write_str("config file must hold one JSON object"),
+            Self::TooLarge => write!(
+                f,
+                "config file is over {} KiB: is it the right file?",
+                MAX_FILE_BYTES >> 10
+            ),
             Self::Problems(problems) => {
                 let list: Vec<String> = problems
                     .iter()
@@ -106,9 +115,20 @@ impl std::error::Error for ConfigFileError {
     }
 }
 
+/// The largest config file read: a connection's settings take a few KiB, and reading a file
+/// of any size would let a mistaken path (a log, a disk image) take the machine's memory.
+pub const MAX_FILE_BYTES: u64 = 1 << 20;
+
 /// Reads and parses the config file at `path`.
 pub fn load(path: &Path) -> Result<ConnectionConfig, ConfigFileError> {
-    let text = std::fs::read_to_string(path).map_err(ConfigFileError::Read)?;
+    let file = std::fs::File::open(path).map_err(ConfigFileError::Read)?;
+    let mut text = String::new();
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(ConfigFileError::Read)?;
+    if text.len() as u64 > MAX_FILE_BYTES {
+        return Err(ConfigFileError::TooLarge);
+    }
     parse(&text)
 }
 
@@ -178,6 +198,7 @@ pub fn parse(text: &str) -> Result<ConnectionConfig, ConfigFileError> {
                 .choice("scope_separator", SCOPE_SEPARATORS)
                 .unwrap_or(ScopeSeparator::Space),
         },
+        api_origins: file.strings("api_origins"),
         ..ConnectionConfig::new(grant_type.unwrap_or(GrantType::ClientCredentials), "", "")
     };
     if file.problems.is_empty() {

@@ -27,19 +27,20 @@ pub fn run(plugin: &Plugin, out: &mut impl Write) -> anyhow::Result<()> {
     let redirect_uri = format!("http://127.0.0.1:{callback_port}/callback");
     let provider = Provider::start(ProviderConfig::demo(&redirect_uri))
         .context("starting the demo provider")?;
-    let store = Arc::new(MemoryStore::new());
+    let clock = Arc::new(ManualClock::new(SystemTime::now()));
+    let store = Arc::new(MemoryStore::with_clock(clock.clone()));
     store
         .set("demo-client-secret", "demo-secret")
         .map_err(anyhow::Error::msg)?;
     store
         .set("alice-password", "wonderland")
         .map_err(anyhow::Error::msg)?;
-    let clock = Arc::new(ManualClock::new(SystemTime::now()));
     let demo = Demo {
         plugin,
         services: Services {
             http: Arc::new(UreqClient::new()),
-            secrets: store,
+            secrets: store.clone(),
+            tokens: store,
             clock: clock.clone(),
         },
         clock,
@@ -144,7 +145,7 @@ impl Demo<'_> {
         let listener = CallbackListener::bind(redirect_uri)?.with_timeout(Duration::from_secs(10));
         let token = std::thread::scope(|scope| -> anyhow::Result<Token> {
             let browser = scope.spawn(|| self.browser(&start.url));
-            let redirect = listener.wait()?;
+            let redirect = listener.wait(&start.state)?;
             let result =
                 self.plugin
                     .complete_authorization(&self.services, &config, redirect.url());

@@ -4,7 +4,7 @@ use std::fmt::{self, Display, Formatter};
 
 use oauth2_plugin::hints::{self, TransportKind};
 
-use crate::bindings::{OauthError, ProviderError, ResponseProblem, TransportError};
+use crate::bindings::{OauthError, ProviderError, ResponseProblem, StoreError, TransportError};
 pub use crate::sandbox::{GUEST_TIME_LIMIT, LimitExceeded};
 
 /// The failure of one call into the component.
@@ -53,6 +53,14 @@ impl Display for Explain<'_, OauthError> {
                 field = m.field
             ),
             OauthError::SecretStore(message) => write!(f, "secret store: {message}"),
+            OauthError::TokenStore(StoreError::Unavailable(message)) => {
+                write!(f, "token store: {message}")
+            }
+            OauthError::TokenStore(StoreError::LockTimeout(secs)) => write!(
+                f,
+                "token store: another step held this connection's lock for over {secs} s (a \
+                 slow token request, or a stuck worker): try again"
+            ),
             OauthError::Transport(t) => {
                 write!(f, "could not reach the token endpoint: {}", Explain(t))
             }
@@ -77,6 +85,10 @@ impl Display for Explain<'_, OauthError> {
             OauthError::RandomnessUnavailable(message) => {
                 write!(f, "the host gave no secure randomness: {message}")
             }
+            OauthError::ApiUrlRefused(message) => write!(
+                f,
+                "the token may not be sent there: {message} (api_origins lists where it may go)"
+            ),
         }
     }
 }

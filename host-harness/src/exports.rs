@@ -19,7 +19,7 @@ use crate::bindings::{
 };
 
 /// The exported interface the host calls.
-const INTERFACE: &str = "integration:oauth2/grant@0.1.0";
+const INTERFACE: &str = "integration:oauth2/grant@0.2.0";
 
 /// A function of the grant interface, with the Rust types the host passes and receives.
 pub(crate) trait Export {
@@ -49,7 +49,7 @@ export!(EnsureToken = "ensure-token", <'a> (&'a ConnectionConfig,) => Result<Wit
 export!(DecorateRequest = "decorate-request",
     <'a> (&'a ConnectionConfig, &'a HttpRequest) => Result<HttpRequest, OauthError>);
 export!(CachedDecoration = "cached-decoration",
-    <'a> (&'a ConnectionConfig,) => Result<Option<Vec<Pair>>, OauthError>);
+    <'a> (&'a ConnectionConfig, &'a str) => Result<Option<Vec<Pair>>, OauthError>);
 export!(BeginAuthorization = "begin-authorization",
     <'a> (&'a ConnectionConfig,) => Result<AuthorizationStart, OauthError>);
 export!(CompleteAuthorization = "complete-authorization",

@@ -2,12 +2,14 @@
 
 use std::io;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use oauth2_plugin::config::is_loopback;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 use ureq::http::{self, HeaderName, HeaderValue};
 use ureq::tls::{Certificate, RootCerts, TlsConfig};
+use url::Url;
 
 use crate::bindings::{Pair, TransportError};
 use crate::message::{HttpRequest, HttpResponse};
@@ -24,9 +26,16 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const OVERALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A blocking client on ureq: no redirects followed, every status returned as a response.
+///
+/// A proxy from the environment (`HTTPS_PROXY`, `ALL_PROXY`, ...) carries only `https` requests
+/// to hosts other than this machine: a loopback destination never goes through a proxy, and
+/// plain `http` (which the component allows only to loopback hosts) never does, so a request
+/// with credentials in clear never leaves the machine. URLs are sent as the URL parser reads
+/// them, so the host name a proxy or resolver sees is the one that was checked.
 #[derive(Debug, Clone)]
 pub struct UreqClient {
     agent: ureq::Agent,
+    overall: Duration,
 }
 
 impl UreqClient {
@@ -59,6 +68,7 @@ impl UreqClient {
         let tls = self.agent.config().tls_config().clone();
         Self {
             agent: agent(tls, connect, overall),
+            overall,
         }
     }
 
@@ -66,7 +76,64 @@ impl UreqClient {
         let tls = TlsConfig::builder().root_certs(roots).build();
         Self {
             agent: agent(tls, CONNECT_TIMEOUT, OVERALL_TIMEOUT),
+            overall: OVERALL_TIMEOUT,
         }
+    }
+
+    /// Sends `request`, giving the whole exchange at most `limit` (and never more than the
+    /// client's own overall timeout).
+    pub fn send_within(
+        &self,
+        request: &HttpRequest,
+        limit: Duration,
+    ) -> Result<HttpResponse, TransportError> {
+        let url = Url::parse(&request.url)
+            .map_err(|e| TransportError::InvalidRequest(format!("invalid URL: {e}")))?;
+        let direct = url.scheme() != "https" || is_loopback(&url);
+        let outgoing = to_http(request, url.as_str())?;
+        let limit = limit.min(self.overall);
+        let sent = if request.body.is_empty() {
+            // An empty body as `()` keeps ureq from refusing GET "with a body".
+            self.agent
+                .run(self.configured(outgoing.map(|_| ()), direct, limit))
+        } else {
+            self.agent.run(self.configured(outgoing, direct, limit))
+        };
+        let response = sent.map_err(classify)?;
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(name, value)| Pair {
+                name: name.as_str().to_owned(),
+                value: String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            })
+            .collect();
+        let body = response
+            .into_body()
+            .into_with_config()
+            .limit(MAX_BODY_BYTES)
+            .read_to_vec()
+            .map_err(classify)?;
+        Ok(HttpResponse {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    /// The request with this exchange's time limit and, for a `direct` one, no proxy.
+    fn configured<S: ureq::AsSendBody>(
+        &self,
+        request: http::Request<S>,
+        direct: bool,
+        limit: Duration,
+    ) -> http::Request<S> {
+        let config = self
+            .agent
+            .configure_request(request)
+            .timeout_global(Some(limit));
+        if direct { config.proxy(None) } else { config }.build()
     }
 }
 
@@ -108,43 +175,48 @@ impl std::error::Error for CaFileError {}
 
 impl HttpClient for UreqClient {
     fn send(&self, request: &HttpRequest) -> Result<HttpResponse, TransportError> {
-        let outgoing = to_http(request)?;
-        let sent = if request.body.is_empty() {
-            // An empty body as `()` keeps ureq from refusing GET "with a body".
-            self.agent.run(outgoing.map(|_| ()))
-        } else {
-            self.agent.run(outgoing)
-        };
-        let response = sent.map_err(classify)?;
-        let status = response.status().as_u16();
-        let headers = response
-            .headers()
-            .iter()
-            .map(|(name, value)| Pair {
-                name: name.as_str().to_owned(),
-                value: String::from_utf8_lossy(value.as_bytes()).into_owned(),
-            })
-            .collect();
-        let body = response
-            .into_body()
-            .into_with_config()
-            .limit(MAX_BODY_BYTES)
-            .read_to_vec()
-            .map_err(classify)?;
-        Ok(HttpResponse {
-            status,
-            headers,
-            body,
-        })
+        self.send_within(request, self.overall)
     }
 }
 
-fn to_http(request: &HttpRequest) -> Result<http::Request<Vec<u8>>, TransportError> {
+/// A client whose requests all end by one deadline: a command that makes several requests
+/// (a refresh, a new token, the API call, its retry) ends within its own time limit, however
+/// many it makes. A request begun after the deadline fails at once as timed out.
+#[derive(Debug, Clone)]
+pub struct WithDeadline {
+    client: UreqClient,
+    deadline: Instant,
+}
+
+impl WithDeadline {
+    pub fn new(client: UreqClient, limit: Duration) -> Self {
+        Self {
+            client,
+            deadline: Instant::now() + limit,
+        }
+    }
+
+    /// Whether the deadline has passed.
+    pub fn passed(&self) -> bool {
+        Instant::now() >= self.deadline
+    }
+}
+
+impl HttpClient for WithDeadline {
+    fn send(&self, request: &HttpRequest) -> Result<HttpResponse, TransportError> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(TransportError::Timeout);
+        }
+        self.client.send_within(request, left)
+    }
+}
+
+fn to_http(request: &HttpRequest, url: &str) -> Result<http::Request<Vec<u8>>, TransportError> {
     let invalid = |what: String| TransportError::InvalidRequest(what);
     let method = http::Method::from_bytes(request.method.as_bytes())
         .map_err(|_| invalid(format!("invalid method {:?}", request.method)))?;
-    let uri: http::Uri = request
-        .url
+    let uri: http::Uri = url
         .parse()
         .map_err(|e| invalid(format!("invalid URL: {e}")))?;
     let mut builder = http::Request::builder().method(method).uri(uri);

@@ -1,12 +1,11 @@
 //! The compiled component, ready to instantiate: one per process, a fresh instance per call.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use anyhow::Context as _;
-use oauth2_plugin::token::redacted_extra;
+use oauth2_plugin::extra_fields;
 use wasmtime::component::{Component, InstancePre, Linker};
 use wasmtime::{
     Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store,
@@ -23,6 +22,7 @@ use crate::http_client::HttpClient;
 use crate::message::{HttpRequest, HttpResponse};
 use crate::sandbox::{self, HostState, LimitExceeded};
 use crate::secret_store::SecretStore;
+use crate::token_store::TokenStore;
 
 /// The component built from this workspace by `build.rs`.
 pub(crate) const EMBEDDED: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/oauth2_plugin.wasm"));
@@ -31,7 +31,11 @@ pub(crate) const EMBEDDED: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/oau
 #[derive(Clone)]
 pub struct Services {
     pub http: Arc<dyn HttpClient>,
+    /// The user's secrets, which configurations name; the component only reads them.
     pub secrets: Arc<dyn SecretStore>,
+    /// The component's own state, and the locks that keep a refresh single. Share one store
+    /// between every thread (and, for a shared store, process) that serves the same connections.
+    pub tokens: Arc<dyn TokenStore>,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -75,8 +79,9 @@ impl From<WitToken> for Token {
 
 impl Token {
     /// What `oauth2-host token` prints: type, expiry, scope and the response's extra fields
-    /// (Salesforce's `instance_url` is what the user calls the API with). The access token, and
-    /// an extra field whose name says it is a credential, only when `reveal` is set.
+    /// (Salesforce's `instance_url` is what the user calls the API with). Without `reveal`,
+    /// only what is known to be harmless is shown of the extra fields, at any depth
+    /// ([`extra_fields::shown`]); with it, the access token and every extra field as sent.
     pub fn summary(&self, reveal: bool) -> serde_json::Value {
         let mut summary = serde_json::json!({
             "token_type": self.token_type,
@@ -84,18 +89,12 @@ impl Token {
             "scope": self.scope,
         });
         if !self.extra_fields.is_empty() {
-            let extra: serde_json::Map<String, serde_json::Value> = if reveal {
-                self.extra_fields
-                    .iter()
-                    .map(|(name, value)| (name.clone(), value.clone().into()))
-                    .collect()
+            summary["extra_fields"] = if reveal {
+                extra_fields::revealed(&self.extra_fields)
             } else {
-                redacted_extra(&self.extra_fields)
-                    .into_iter()
-                    .map(|(name, value)| (name.to_owned(), value.into()))
-                    .collect()
-            };
-            summary["extra_fields"] = extra.into();
+                extra_fields::shown(&self.extra_fields)
+            }
+            .into();
         }
         if reveal {
             summary["access_token"] = self.access_token.clone().into();
@@ -114,7 +113,7 @@ impl fmt::Debug for Token {
             .field("refresh_token", &redacted(self.refresh_token.is_some()))
             .field("scope", &self.scope)
             .field("id_token", &redacted(self.id_token.is_some()))
-            .field("extra_fields", &redacted_extra(&self.extra_fields))
+            .field("extra_fields", &extra_fields::shown(&self.extra_fields))
             .finish()
     }
 }
@@ -163,26 +162,15 @@ fn engine() -> anyhow::Result<Engine> {
 }
 
 /// The engine and the component, linked and type-checked once; cheap to share across threads.
+///
+/// A refresh happens once per connection however many calls find its token stale at once: the
+/// component takes the connection's lock in the token store (named by the token's store key,
+/// whatever the configs around it differ in) before it asks for a token, on every path and
+/// through every method here or on [`Instance`].
 #[derive(Clone)]
 pub struct Plugin {
     pre: InstancePre<HostState>,
     exports: Arc<GrantExports>,
-    flights: Arc<Flights>,
-}
-
-/// Per-connection single flight: the calls that may request a token for a connection run one
-/// at a time, so when a token expires under many concurrent steps one of them refreshes and the
-/// others then find the new token, instead of all spending the same (rotating) refresh token.
-#[derive(Default)]
-struct Flights(Mutex<HashMap<String, Arc<Mutex<()>>>>);
-
-impl Flights {
-    /// The lock of the connection `config` describes. Its key is the whole configuration, which
-    /// holds secret names, never secret values.
-    fn of(&self, config: &ConnectionConfig) -> Arc<Mutex<()>> {
-        let mut flights = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        Arc::clone(flights.entry(format!("{config:?}")).or_default())
-    }
 }
 
 impl fmt::Debug for Plugin {
@@ -235,14 +223,14 @@ impl Plugin {
             .map_err(anyhow::Error::from)
             .context(
                 "the component imports something this host does not provide (it offers only the \
-             oauth2 http and secrets interfaces and WASI clocks, random, io and cli)",
+             oauth2 http, secrets and token-store interfaces and WASI clocks, random, io and \
+             cli)",
             )?;
         let exports = GrantExports::new(&instance_pre)
             .context("the component does not export the oauth2 grant interface")?;
         Ok(Self {
             pre: instance_pre,
             exports: Arc::new(exports),
-            flights: Arc::default(),
         })
     }
 
@@ -287,22 +275,19 @@ impl Plugin {
             .parse_token_response(config, response)
     }
 
-    /// A usable token: cached, refreshed or fetched, and stored. One fresh instance, in the
-    /// connection's single flight.
+    /// A usable token: cached, refreshed or fetched, and stored. One fresh instance.
     pub fn ensure_token(
         &self,
         services: &Services,
         config: &ConnectionConfig,
     ) -> Result<Token, CallError> {
-        let flight = self.flights.of(config);
-        let _turn = flight.lock().unwrap_or_else(PoisonError::into_inner);
         self.instance(services)?.ensure_token(config)
     }
 
     /// `request` with the connection's `Authorization` header. One fresh instance: a fresh
-    /// cached token is used without waiting for anything; otherwise the call joins the
-    /// connection's single flight and asks again, finding either the token another call just
-    /// obtained or none, in which case it obtains one itself.
+    /// cached token is used without waiting for anything and without the request crossing into
+    /// the component; otherwise the component takes the connection's lock and finds either the
+    /// token another call just obtained or none, in which case it obtains one itself.
     pub fn decorate_request(
         &self,
         services: &Services,
@@ -313,8 +298,6 @@ impl Plugin {
         if let Some(decorated) = instance.decorate_request_cached(config, request)? {
             return Ok(decorated);
         }
-        let flight = self.flights.of(config);
-        let _turn = flight.lock().unwrap_or_else(PoisonError::into_inner);
         instance.decorate_request(config, request)
     }
 
@@ -338,15 +321,12 @@ impl Plugin {
             .complete_authorization(config, redirect_url)
     }
 
-    /// Drops the cached access token after the API refused it. One fresh instance, in the
-    /// connection's single flight.
+    /// Drops the cached access token after the API refused it. One fresh instance.
     pub fn forget_token(
         &self,
         services: &Services,
         config: &ConnectionConfig,
     ) -> Result<(), CallError> {
-        let flight = self.flights.of(config);
-        let _turn = flight.lock().unwrap_or_else(PoisonError::into_inner);
         self.instance(services)?.forget_token(config)
     }
 
@@ -434,13 +414,17 @@ impl Instance {
 
     /// `request` decorated with the cached token when it is fresh; none when a token request
     /// would be needed. Sends nothing, writes nothing. The component is asked only for the
-    /// headers, so the request never crosses into it.
+    /// headers for the request's URL, so the request never crosses into it.
     pub fn decorate_request_cached(
         &mut self,
         config: &ConnectionConfig,
         request: &HttpRequest,
     ) -> Result<Option<HttpRequest>, CallError> {
-        let (result,) = self.call(config, |e| &e.cached_decoration, (config,))?;
+        let (result,) = self.call(
+            config,
+            |e| &e.cached_decoration,
+            (config, request.url.as_str()),
+        )?;
         Ok(result.map_err(CallError::OAuth)?.map(|headers| {
             let mut decorated = request.clone();
             decorated.set_headers(headers);
@@ -493,7 +477,9 @@ impl Instance {
     ) -> Result<E::Results, CallError> {
         self.store.data_mut().begin_call(&config.token_url);
         self.store.set_epoch_deadline(1);
-        match export(&self.exports).call(&mut self.store, &self.instance, params) {
+        let result = export(&self.exports).call(&mut self.store, &self.instance, params);
+        self.store.data_mut().end_call();
+        match result {
             Ok(results) => Ok(results),
             Err(e) => Err(match e.downcast::<LimitExceeded>() {
                 Ok(limit) => CallError::Limit(limit),
@@ -599,11 +585,12 @@ mod tests {
     }
 
     fn services() -> Services {
-        let secrets = MemoryStore::new();
-        secrets.set("app-secret", "s3cr:t").unwrap();
+        let store = Arc::new(MemoryStore::new());
+        SecretStore::set(&*store, "app-secret", "s3cr:t").unwrap();
         Services {
             http: Arc::new(UreqClient::new()),
-            secrets: Arc::new(secrets),
+            secrets: store.clone(),
+            tokens: store,
             clock: Arc::new(ManualClock::at_unix(1_700_000_000)),
         }
     }

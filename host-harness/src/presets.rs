@@ -99,7 +99,8 @@ impl Preset {
                 }),
                 Some(v) if !is_safe_value(v) => problems.push(FillProblem {
                     key,
-                    message: "may hold only letters, digits and . - _ ~ :".into(),
+                    message: "may hold only letters, digits and . - _ ~ :, and no \".\" or \"..\""
+                        .into(),
                 }),
                 Some(v) => {
                     filled.insert(format!("{{{name}}}"), v.to_owned());
@@ -125,8 +126,12 @@ impl Preset {
     }
 }
 
+/// A value that cannot take a preset's URL elsewhere: no `/`, `?`, `#`, `@` or `%`, and no dot
+/// segment (`.`, `..`) that would move it up the provider's paths.
 fn is_safe_value(value: &str) -> bool {
     !value.is_empty()
+        && value != "."
+        && !value.contains("..")
         && value
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || ".-_~:".contains(c))
@@ -246,5 +251,17 @@ mod tests {
                 "preset_values.okta_domain"
             ]
         );
+
+        // A dot segment would move the token URL up the provider's own paths.
+        for value in ["..", ".", "a..b"] {
+            let values: Map<String, Value> = serde_json::from_value(serde_json::json!({
+                "okta_domain": "dev-1.okta.com",
+                "authorization_server_id": value,
+            }))
+            .unwrap();
+            let problems = okta.fill(&values).unwrap_err();
+            assert_eq!(problems.len(), 1, "{value}");
+            assert_eq!(problems[0].key, "preset_values.authorization_server_id");
+        }
     }
 }

@@ -172,6 +172,9 @@ pub struct ProviderConfig {
     /// Grants whose responses carry a refresh token, for clients allowed the refresh grant.
     pub refresh_token_grants: Vec<GrantType>,
     pub consent: ConsentMode,
+    /// How long the token endpoint takes before it answers, as a distant provider would: what
+    /// gives concurrent clients time to collide.
+    pub token_delay: Duration,
 }
 
 impl ProviderConfig {
@@ -195,6 +198,7 @@ impl ProviderConfig {
             rotate_refresh_tokens: true,
             refresh_token_grants: vec![GrantType::Password, GrantType::AuthorizationCode],
             consent: ConsentMode::AutoAllow,
+            token_delay: Duration::ZERO,
         }
     }
 }
@@ -668,6 +672,8 @@ impl Shared {
     fn token_endpoint(&self, request: &Request) -> Response {
         let params: Vec<(String, String)> =
             form_urlencoded::parse(&request.body).into_owned().collect();
+        // Before the state is locked, so that delayed requests overlap.
+        thread::sleep(self.config.token_delay);
         let mut state = self.lock();
         state
             .token_requests

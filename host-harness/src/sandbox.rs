@@ -13,10 +13,11 @@ use wasmtime_wasi::p2::bindings::{cli, clocks, random, sync};
 use wasmtime_wasi::random::WasiRandom;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::bindings::integration::oauth2::{http, secrets, types};
-use crate::bindings::{HttpRequest, HttpResponse, Oauth2Plugin, TransportError};
+use crate::bindings::integration::oauth2::{http, secrets, token_store, types};
+use crate::bindings::{HttpRequest, HttpResponse, Oauth2Plugin, StoreError, TransportError};
 use crate::message;
 use crate::plugin::Services;
+use crate::token_store::LockGuard;
 
 /// Linear memory one instance may grow to; the grant logic needs a few MiB.
 pub(crate) const MEMORY_LIMIT: usize = 64 << 20;
@@ -30,6 +31,16 @@ pub const GUEST_TIME_LIMIT: Duration = Duration::from_secs(2);
 
 /// How often the engine's epoch advances, so how late a runaway guest is stopped.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// The longest a call waits for a token lock another holder has, before `lock-timeout`.
+pub const LOCK_WAIT: Duration = crate::file_store::LOCK_WAIT;
+
+/// What one call may do to the token store. The component writes an entry or two and holds a
+/// lock or two per call; a component that does more is stopped before it fills the store.
+const MAX_KEY_BYTES: usize = 256;
+const MAX_VALUE_BYTES: usize = 256 << 10;
+const MAX_WRITES_PER_CALL: usize = 16;
+const MAX_LOCKS_PER_CALL: usize = 4;
 
 /// A limit the host enforced by stopping the call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +84,10 @@ pub(crate) struct HostState {
     /// When the current call began, and how much of it was spent in the host's imports.
     call_started: Instant,
     in_host: Duration,
+    /// The token locks the current call holds, released at the latest when it ends.
+    held: Vec<(String, LockGuard)>,
+    /// Token store writes of the current call.
+    writes: usize,
 }
 
 impl HostState {
@@ -85,6 +100,8 @@ impl HostState {
             token_url: String::new(),
             call_started: Instant::now(),
             in_host: Duration::ZERO,
+            held: Vec::new(),
+            writes: 0,
         }
     }
 
@@ -93,6 +110,31 @@ impl HostState {
         token_url.trim().clone_into(&mut self.token_url);
         self.call_started = Instant::now();
         self.in_host = Duration::ZERO;
+        self.end_call();
+    }
+
+    /// Releases whatever the call left held, whether it returned, failed or trapped.
+    pub(crate) fn end_call(&mut self) {
+        self.held.clear();
+        self.writes = 0;
+    }
+
+    /// Counts a write of the current call, refusing one past the limits.
+    fn write_allowed(&mut self, key: &str, value_len: usize) -> Result<(), StoreError> {
+        if key.len() > MAX_KEY_BYTES || value_len > MAX_VALUE_BYTES {
+            return Err(StoreError::Unavailable(format!(
+                "the component wrote an entry over the host's limits ({MAX_KEY_BYTES} B keys, \
+                 {} KiB values)",
+                MAX_VALUE_BYTES >> 10
+            )));
+        }
+        if self.writes == MAX_WRITES_PER_CALL {
+            return Err(StoreError::Unavailable(format!(
+                "the component wrote more than {MAX_WRITES_PER_CALL} entries in one call"
+            )));
+        }
+        self.writes += 1;
+        Ok(())
     }
 
     /// Runs `f` as time spent in the host, not counted against the guest's limit.
@@ -282,13 +324,48 @@ impl secrets::Host for HostState {
     fn get(&mut self, name: String) -> Result<Option<String>, String> {
         self.in_host(|services| services.secrets.get(&name))
     }
+}
 
-    fn set(&mut self, name: String, value: String) -> Result<(), String> {
-        self.in_host(|services| services.secrets.set(&name, &value))
+impl token_store::Host for HostState {
+    fn get(&mut self, key: String) -> Result<Option<String>, StoreError> {
+        self.in_host(|services| services.tokens.get(&key))
     }
 
-    fn remove(&mut self, name: String) -> Result<(), String> {
-        self.in_host(|services| services.secrets.remove(&name))
+    fn set(
+        &mut self,
+        key: String,
+        value: String,
+        ttl_seconds: Option<u64>,
+    ) -> Result<(), StoreError> {
+        self.write_allowed(&key, value.len())?;
+        let ttl = ttl_seconds.map(Duration::from_secs);
+        self.in_host(|services| services.tokens.set(&key, &value, ttl))
+    }
+
+    fn remove(&mut self, key: String) -> Result<(), StoreError> {
+        self.write_allowed(&key, 0)?;
+        self.in_host(|services| services.tokens.remove(&key))
+    }
+
+    fn lock(&mut self, key: String) -> Result<(), StoreError> {
+        if self.held.iter().any(|(held, _)| *held == key) {
+            return Err(StoreError::Unavailable(
+                "the component asked for a lock it already holds".into(),
+            ));
+        }
+        if self.held.len() >= MAX_LOCKS_PER_CALL || key.len() > MAX_KEY_BYTES {
+            return Err(StoreError::Unavailable(format!(
+                "the component asked for more than {MAX_LOCKS_PER_CALL} locks, or a name over \
+                 {MAX_KEY_BYTES} B"
+            )));
+        }
+        let guard = self.in_host(|services| services.tokens.lock(&key, LOCK_WAIT))?;
+        self.held.push((key, guard));
+        Ok(())
+    }
+
+    fn unlock(&mut self, key: String) {
+        self.held.retain(|(held, _)| *held != key);
     }
 }
 
@@ -300,9 +377,11 @@ mod tests {
     use crate::{ManualClock, MemoryStore, UreqClient};
 
     fn state(clock: Arc<ManualClock>) -> HostState {
+        let store = Arc::new(MemoryStore::new());
         HostState::new(&Services {
             http: Arc::new(UreqClient::new()),
-            secrets: Arc::new(MemoryStore::new()),
+            secrets: store.clone(),
+            tokens: store,
             clock,
         })
     }

@@ -5,6 +5,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use host_harness::provider::{Provider, ProviderConfig};
@@ -256,8 +257,18 @@ fn authorize_completes_when_the_browser_comes_back() {
         .unwrap();
     assert!(url.starts_with(&provider.authorization_url()), "{url}");
 
-    // The browser: the provider consents and redirects, the redirect reaches oauth2-host.
+    // Any local process or page may call the listener first: refused, and the login goes on.
     let http = UreqClient::new();
+    for forged in [
+        "?code=evil&state=forged",
+        "?code=evil",
+        "?error=access_denied",
+    ] {
+        let answer = http.send(&get(&format!("{redirect_uri}{forged}"))).unwrap();
+        assert_eq!(answer.status, 400, "{forged}");
+    }
+
+    // The browser: the provider consents and redirects, the redirect reaches oauth2-host.
     let consent = http.send(&get(url.trim())).unwrap();
     assert_eq!(consent.status, 302);
     let location = consent
@@ -586,4 +597,413 @@ fn concurrent_writer_processes_lose_no_write() {
             );
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A hostile provider, API, configuration or neighbour
+// ---------------------------------------------------------------------------------------------
+
+/// A token endpoint that answers every request with an OAuth error whose description echoes
+/// the request back, its `Authorization` header and body included, wrapped in terminal escape
+/// sequences and a forged line.
+fn echoing_token_endpoint() -> String {
+    let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
+    let port = server.server_addr().to_ip().unwrap().port();
+    std::thread::spawn(move || {
+        for mut request in server.incoming_requests() {
+            let mut body = String::new();
+            let _ = request.as_reader().read_to_string(&mut body);
+            let authorization = request
+                .headers()
+                .iter()
+                .find(|h| h.field.equiv("Authorization"))
+                .map(|h| h.value.to_string())
+                .unwrap_or_default();
+            let echo = format!(
+                "\u{1b}]0;pwned\u{7}\u{1b}[2J you sent {authorization} and {body}\r\nauthorized: Bearer forged"
+            );
+            let answer = serde_json::json!({
+                "error": "invalid_client",
+                "error_description": echo,
+                "error_uri": format!("https://idp.example/?{body}"),
+            });
+            let json = "Content-Type: application/json"
+                .parse::<tiny_http::Header>()
+                .unwrap();
+            let _ = request.respond(
+                tiny_http::Response::from_string(answer.to_string())
+                    .with_status_code(401)
+                    .with_header(json),
+            );
+        }
+    });
+    format!("http://127.0.0.1:{port}/token")
+}
+
+#[test]
+fn a_provider_that_echoes_the_request_cannot_print_secrets_or_control_characters() {
+    let token_url = echoing_token_endpoint();
+    let scratch = Scratch::new("echo");
+    scratch.set_secret("demo-client-secret", "s3cr:t/+&%= ~q7x");
+    scratch.set_secret("alice-password", "p@ss w0rd&=z9k");
+    for client_auth in ["basic", "request_body", "basic_unencoded"] {
+        let config = scratch.write_config(serde_json::json!({
+            "grant_type": "password",
+            "token_url": token_url,
+            "client_id": "demo-client",
+            "client_secret": "demo-client-secret",
+            "username": "alice",
+            "password": "alice-password",
+            "client_auth": client_auth,
+        }));
+        let out = oauth2_host(
+            &["token", "--config", &config, "--store", &scratch.store()],
+            None,
+        );
+        assert_eq!(out.status.code(), Some(1));
+        let printed = format!("{}{}", stdout(&out), stderr(&out));
+        assert!(printed.contains("invalid_client"), "{printed}");
+        assert!(printed.contains("<redacted>"), "{printed}");
+        // Every encoding of the secret and the password the request used: none is left.
+        for leak in ["s3cr", "q7x", "p@ss", "p%40ss", "w0rd", "z9k", "czNjcjp0"] {
+            assert!(
+                !printed.contains(leak),
+                "{client_auth}: {leak} in {printed}"
+            );
+        }
+        for control in ['\u{1b}', '\u{7}', '\r'] {
+            assert!(!printed.contains(control), "{client_auth}: {printed:?}");
+        }
+        assert_eq!(
+            stderr(&out).lines().count(),
+            1,
+            "no forged line: {printed:?}"
+        );
+    }
+}
+
+#[test]
+fn the_token_goes_only_over_https_and_to_the_configured_origins() {
+    let provider = Provider::start(ProviderConfig::demo("http://127.0.0.1:9/callback")).unwrap();
+    let elsewhere = Provider::start(ProviderConfig::demo("http://127.0.0.1:9/callback")).unwrap();
+    let (scratch, config) = ready("origins", &provider, "client_credentials");
+    let store = scratch.store();
+
+    let out = oauth2_host(
+        &[
+            "call",
+            "--config",
+            &config,
+            "--store",
+            &store,
+            "http://api.example.com/v1",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("only over https"), "{}", stderr(&out));
+
+    let mut settings = self::config(&provider, "client_credentials");
+    settings["api_origins"] = serde_json::json!([provider.base_url()]);
+    let config = scratch.write_config(settings);
+    let refused = format!("{}/api/me", elsewhere.base_url());
+    let out = oauth2_host(
+        &["call", "--config", &config, "--store", &store, &refused],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("api_origins"), "{}", stderr(&out));
+    assert_eq!(elsewhere.api_call_count(), 0, "nothing was sent there");
+
+    // Where it may go, it goes, and a 401 retry goes there too.
+    provider.revoke_all();
+    let allowed = format!("{}/api/me", provider.base_url());
+    let out = oauth2_host(
+        &["call", "--config", &config, "--store", &store, &allowed],
+        None,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(elsewhere.api_call_count(), 0);
+    assert_eq!(
+        provider.token_request_count("client_credentials"),
+        1,
+        "the refused calls fetched no token"
+    );
+}
+
+/// A proxy that records the first line of each connection and closes it.
+fn recording_proxy() -> (String, Arc<Mutex<Vec<String>>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = Arc::clone(&seen);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut line = String::new();
+            let _ = BufReader::new(&stream).read_line(&mut line);
+            record.lock().unwrap().push(line.trim().to_owned());
+        }
+    });
+    (format!("http://127.0.0.1:{port}"), seen)
+}
+
+#[test]
+fn loopback_and_plain_http_never_go_through_a_proxy() {
+    let provider = Provider::start(ProviderConfig::demo("http://127.0.0.1:9/callback")).unwrap();
+    let scratch = Scratch::new("proxy");
+    scratch.set_secret("demo-client-secret", CLIENT_SECRET);
+    let mut settings = config(&provider, "client_credentials");
+    // 127.0.0.1 as an integer: the proxy, had it been used, would have seen the raw text.
+    let port = provider.addr().port();
+    settings["token_url"] = format!("http://2130706433:{port}/token").into();
+    let config = scratch.write_config(settings);
+    let (proxy, seen) = recording_proxy();
+    let with_proxy = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_oauth2-host"))
+            .args(args)
+            .env("HTTPS_PROXY", &proxy)
+            .env("HTTP_PROXY", &proxy)
+            .env("ALL_PROXY", &proxy)
+            .env("https_proxy", &proxy)
+            .env("http_proxy", &proxy)
+            .env("all_proxy", &proxy)
+            .env_remove("NO_PROXY")
+            .env_remove("no_proxy")
+            .output()
+            .unwrap()
+    };
+    let store = scratch.store();
+    let out = with_proxy(&["token", "--config", &config, "--store", &store]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let api = format!("http://localhost:{port}/api/me");
+    let out = with_proxy(&["call", "--config", &config, "--store", &store, &api]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "{:?}",
+        seen.lock().unwrap()
+    );
+    assert_no_secrets(&out, &[]);
+
+    // https to another machine does go through it, named as the parser reads the host.
+    let out = with_proxy(&[
+        "call",
+        "--config",
+        &config,
+        "--store",
+        &store,
+        "https://API.Example.invalid/v1",
+    ]);
+    assert!(!out.status.success());
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert!(
+        seen[0].starts_with("CONNECT api.example.invalid:443"),
+        "{seen:?}"
+    );
+}
+
+#[test]
+fn durations_from_the_user_are_bounded() {
+    let scratch = Scratch::new("durations");
+    let config = scratch.write_config(serde_json::json!({}));
+    for (flag, value) in [
+        ("--timeout", "18446744073709551615"),
+        ("--timeout", "0"),
+        ("--deadline", "3601"),
+        ("--deadline", "-1"),
+    ] {
+        let out = oauth2_host(&["authorize", "--config", &config, flag, value], None);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{flag} {value}: {}",
+            stderr(&out)
+        );
+        assert!(stderr(&out).contains("1 to 3600"), "{}", stderr(&out));
+    }
+}
+
+#[test]
+fn a_command_gives_up_at_its_deadline_and_says_so() {
+    // Accepts connections and never answers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let held: Vec<_> = listener.incoming().take(4).collect();
+        std::thread::sleep(Duration::from_secs(60));
+        drop(held);
+    });
+    let scratch = Scratch::new("deadline");
+    scratch.set_secret("demo-client-secret", CLIENT_SECRET);
+    let config = scratch.write_config(serde_json::json!({
+        "grant_type": "client_credentials",
+        "token_url": format!("http://127.0.0.1:{port}/token"),
+        "client_id": "demo-client",
+        "client_secret": "demo-client-secret",
+    }));
+    let started = std::time::Instant::now();
+    let child = Command::new(env!("CARGO_BIN_EXE_oauth2-host"))
+        .args([
+            "token",
+            "--config",
+            &config,
+            "--store",
+            &scratch.store(),
+            "--deadline",
+            "2",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = wait_with_timeout(child, Duration::from_secs(20));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(stderr(&out).contains("deadline of 2 s"), "{}", stderr(&out));
+}
+
+#[test]
+fn oversized_configs_and_stores_that_are_not_files_are_refused_at_once() {
+    let scratch = Scratch::new("not-files");
+    let big = scratch.0.join("big.json");
+    std::fs::write(&big, format!("{{\"x\": \"{}\"}}", "a".repeat(2 << 20))).unwrap();
+    let out = oauth2_host(&["check", "--config", big.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("over 1024 KiB"), "{}", stdout(&out));
+
+    let fifo = scratch.0.join("fifo.json");
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    let config = scratch.write_config(serde_json::json!({
+        "grant_type": "client_credentials",
+        "token_url": "https://idp.example.com/token",
+        "client_id": "app",
+        "client_secret": "app-secret",
+    }));
+    let child = Command::new(env!("CARGO_BIN_EXE_oauth2-host"))
+        .args([
+            "check",
+            "--config",
+            &config,
+            "--store",
+            fifo.to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = wait_with_timeout(child, Duration::from_secs(20));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("not a regular file"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+/// Several `call` processes find the stored token expired at the same moment, against a provider
+/// that rotates refresh tokens and refuses a replayed one: the store's per-connection lock file
+/// lets one refresh and the others use what it stored.
+#[test]
+fn processes_that_find_the_token_expired_together_refresh_it_once() {
+    let mut provider_config = ProviderConfig::demo("http://127.0.0.1:9/callback");
+    provider_config.access_token_lifetime_secs = 2;
+    provider_config.token_delay = Duration::from_millis(500);
+    let provider = Provider::start(provider_config).unwrap();
+    let scratch = Scratch::new("processes");
+    scratch.set_secret("demo-client-secret", CLIENT_SECRET);
+    scratch.set_secret("alice-password", PASSWORD);
+    let mut settings = config(&provider, "password");
+    settings["username"] = "alice".into();
+    settings["password"] = "alice-password".into();
+    let config = scratch.write_config(settings);
+    let store = scratch.store();
+    let out = oauth2_host(&["token", "--config", &config, "--store", &store], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    std::thread::sleep(Duration::from_millis(1_800));
+
+    let api = format!("{}/api/me", provider.base_url());
+    let children: Vec<_> = (0..6)
+        .map(|_| {
+            Command::new(env!("CARGO_BIN_EXE_oauth2-host"))
+                .args(["call", "--config", &config, "--store", &store, &api])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = wait_with_timeout(child, Duration::from_secs(60));
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    assert_eq!(provider.token_request_count("refresh_token"), 1);
+    assert_eq!(
+        provider.token_request_count("password"),
+        1,
+        "no fallback to a new token"
+    );
+}
+
+#[test]
+fn a_secret_typed_at_a_terminal_is_not_echoed() {
+    use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
+    let scratch = Scratch::new("tty");
+    let controller = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).unwrap();
+    grantpt(&controller).unwrap();
+    unlockpt(&controller).unwrap();
+    let name = ptsname(&controller, Vec::new()).unwrap();
+    let terminal = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(name.to_str().unwrap())
+        .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_oauth2-host"))
+        .args(["secret", "set", "typed", "--store", &scratch.store()])
+        .stdin(terminal.try_clone().unwrap())
+        .stdout(terminal.try_clone().unwrap())
+        .stderr(terminal)
+        .spawn()
+        .unwrap();
+    let mut controller = std::fs::File::from(controller);
+    // The prompt comes once echo is off; then the secret is typed.
+    let mut seen = Vec::new();
+    let mut buffer = [0u8; 256];
+    while !String::from_utf8_lossy(&seen).contains("not shown") {
+        let n = std::io::Read::read(&mut controller, &mut buffer).unwrap();
+        assert!(n > 0, "the prompt never came");
+        seen.extend_from_slice(&buffer[..n]);
+    }
+    controller.write_all(b"typed-sentinel-value\n").unwrap();
+    assert!(child.wait().unwrap().success());
+    // Whatever the terminal shows now (the echo, if any, and the confirmation).
+    let flags = rustix::fs::fcntl_getfl(&controller).unwrap();
+    rustix::fs::fcntl_setfl(&controller, flags | rustix::fs::OFlags::NONBLOCK).unwrap();
+    while let Ok(n) = std::io::Read::read(&mut controller, &mut buffer) {
+        if n == 0 {
+            break;
+        }
+        seen.extend_from_slice(&buffer[..n]);
+    }
+    let shown = String::from_utf8_lossy(&seen);
+    assert!(shown.contains("stored secret"), "{shown}");
+    assert!(!shown.contains("typed-sentinel-value"), "{shown}");
+    let store = host_harness::FileStore::open(scratch.store()).unwrap();
+    assert_eq!(
+        host_harness::SecretStore::get(&store, "typed")
+            .unwrap()
+            .as_deref(),
+        Some("typed-sentinel-value")
+    );
 }

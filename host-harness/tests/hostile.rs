@@ -44,9 +44,14 @@ fn hostile() -> &'static Plugin {
 }
 
 fn services() -> Services {
+    services_with(Arc::new(MemoryStore::new()))
+}
+
+fn services_with(store: Arc<MemoryStore>) -> Services {
     Services {
         http: Arc::new(UreqClient::new()),
-        secrets: Arc::new(MemoryStore::new()),
+        secrets: store.clone(),
+        tokens: store,
         clock: Arc::new(ManualClock::at_unix(1_800_000_000)),
     }
 }
@@ -159,6 +164,33 @@ fn a_guest_reaches_only_the_token_endpoints_origin() {
 }
 
 #[test]
+fn a_lock_a_guest_holds_is_released_when_it_traps() {
+    let store = Arc::new(MemoryStore::new());
+    let services = services_with(store.clone());
+    let result = hostile().ensure_token(&services, &config("https://idp.example.com/token"));
+    assert!(matches!(result, Err(CallError::Host(_))), "{result:?}");
+    assert_eq!(store.held_locks(), 0, "the trap released the lock");
+    // The connection is not blocked: the same lock is had again at once.
+    let result = hostile().ensure_token(&services, &config("https://idp.example.com/token"));
+    assert!(matches!(result, Err(CallError::Host(_))), "{result:?}");
+    still_serves(hostile());
+}
+
+#[test]
+fn a_guest_cannot_fill_the_token_store_or_hoard_locks() {
+    let store = Arc::new(MemoryStore::new());
+    let Err(CallError::OAuth(OauthError::InvalidRedirect(seen))) = hostile().forget_token(
+        &services_with(store.clone()),
+        &config("https://idp.example.com/token"),
+    ) else {
+        panic!("the hostile guest reports what the host allowed")
+    };
+    assert_eq!(seen, "writes=16 huge=false locks=4");
+    assert_eq!(store.entries().len(), 16);
+    assert_eq!(store.held_locks(), 0, "released when the call ended");
+}
+
+#[test]
 fn a_guest_sees_no_environment_or_arguments() {
     let Err(CallError::OAuth(OauthError::InvalidRedirect(seen))) =
         hostile().begin_authorization(&services(), &config("https://idp.example.com/token"))
@@ -176,7 +208,7 @@ fn loading_refuses_a_component_whose_grant_interface_differs_from_the_contract()
         (core instance $i (instantiate $m))
         (func $f (canon lift (core func $i "f")))"#;
     for (exports, expected) in [
-        ("", "does not export `integration:oauth2/grant@0.1.0`"),
+        ("", "does not export `integration:oauth2/grant@0.2.0`"),
         (
             r#"(instance $grant (export "forget-token" (func $f)))"#,
             "has no function `validate-config`",
@@ -189,7 +221,7 @@ fn loading_refuses_a_component_whose_grant_interface_differs_from_the_contract()
         let export = if exports.is_empty() {
             String::new()
         } else {
-            format!(r#"{exports} (export "integration:oauth2/grant@0.1.0" (instance $grant))"#)
+            format!(r#"{exports} (export "integration:oauth2/grant@0.2.0" (instance $grant))"#)
         };
         let text = format!("(component {lifted} {export})");
         let error = Plugin::from_bytes(text.as_bytes()).expect_err(expected);

@@ -52,14 +52,15 @@ pub struct Host {
 
 impl Host {
     pub fn new() -> Self {
-        let store = Arc::new(MemoryStore::new());
+        let clock = Arc::new(ManualClock::at_unix(START));
+        let store = Arc::new(MemoryStore::with_clock(clock.clone()));
         store.set("client-secret", CLIENT_SECRET).unwrap();
         store.set("alice-password", PASSWORD).unwrap();
-        let clock = Arc::new(ManualClock::at_unix(START));
         Host {
             services: Services {
                 http: Arc::new(UreqClient::new()),
                 secrets: store.clone(),
+                tokens: store.clone(),
                 clock: clock.clone(),
             },
             clock,

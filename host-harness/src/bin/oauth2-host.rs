@@ -1,36 +1,48 @@
 //! `oauth2-host`: runs the oauth2-plugin component from the command line.
 
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use host_harness::api_call;
-use host_harness::callback::CallbackListener;
+use host_harness::callback::{self, CallbackListener};
 use host_harness::config_file::ConfigFileError;
+use host_harness::http_client::WithDeadline;
 use host_harness::{
     ConnectionConfig, FileStore, HttpRequest, Pair, Plugin, SecretStore, Services, SystemClock,
     UreqClient, config_file, presets,
 };
+use oauth2_plugin::provider_text::{escape_controls, is_unsafe_char};
 
 const USAGE: &str = "\
 usage:
   oauth2-host demo [--component PATH]
-  oauth2-host secret set NAME [--store PATH]          (value read from stdin)
+  oauth2-host secret set NAME [--store PATH]          (value read from stdin, not echoed)
   oauth2-host token --config FILE [--store PATH] [--ca-cert PEM] [--reveal]
   oauth2-host call --config FILE [--store PATH] [--ca-cert PEM] [-X METHOD] [-H 'K: V']... [-d BODY] URL
   oauth2-host authorize --config FILE [--store PATH] [--ca-cert PEM] [--timeout SECONDS]
   oauth2-host check --config FILE [--store PATH]       (offline: every problem at once)
   oauth2-host presets [NAME]                           (providers a config can name as preset)
 options common to token, call and authorize:
-  --store PATH       secret store file (default .oauth2-host/store.json)
-  --ca-cert PEM      also trust the CA certificates in this PEM file
-  --component PATH   run this component instead of the built-in one
-  --timeout SECONDS  authorize only: how long to wait for the browser (default 300)";
+  --store PATH        secret store file (default .oauth2-host/store.json)
+  --ca-cert PEM       also trust the CA certificates in this PEM file
+  --component PATH    run this component instead of the built-in one
+  --deadline SECONDS  give up on the provider and API after this long (default 120, at most 3600)
+  --timeout SECONDS   authorize only: how long to wait for the browser (default 300, at most 3600)";
 
 const DEFAULT_STORE: &str = ".oauth2-host/store.json";
+
+/// How long a command may spend on the provider and the API, over all its requests.
+const DEFAULT_DEADLINE: Duration = Duration::from_secs(120);
+
+/// The longest duration a user may ask for.
+const MAX_SECONDS: u64 = 3600;
+
+/// The command's HTTP client, kept to tell whether a failure came from its deadline.
+static HTTP: OnceLock<(Arc<WithDeadline>, Duration)> = OnceLock::new();
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -43,6 +55,12 @@ fn main() -> ExitCode {
         Err(error) => {
             // `:#` puts the whole context chain on the one line.
             eprintln!("error: {error:#}");
+            if let Some((_, deadline)) = HTTP.get().filter(|(http, _)| http.passed()) {
+                eprintln!(
+                    "the command stopped at its deadline of {} s (--deadline sets it)",
+                    deadline.as_secs()
+                );
+            }
             ExitCode::FAILURE
         }
     }
@@ -93,7 +111,13 @@ fn run(args: &[String]) -> anyhow::Result<ExitCode> {
     }
 }
 
-const COMMON: &[&str] = &["--config", "--store", "--ca-cert", "--component"];
+const COMMON: &[&str] = &[
+    "--config",
+    "--store",
+    "--ca-cert",
+    "--component",
+    "--deadline",
+];
 
 /// The flags of one command line, after checking each is allowed for the command.
 #[derive(Debug, Default)]
@@ -104,6 +128,7 @@ struct Options {
     component: Option<PathBuf>,
     reveal: bool,
     timeout: Option<Duration>,
+    deadline: Option<Duration>,
     method: Option<String>,
     headers: Vec<String>,
     data: Option<String>,
@@ -145,12 +170,8 @@ impl Options {
                 "-X" => options.method = Some(value),
                 "-H" => options.headers.push(value),
                 "-d" => options.data = Some(value),
-                "--timeout" => {
-                    let secs = value
-                        .parse::<u64>()
-                        .map_err(|_| usage("--timeout takes a whole number of seconds"))?;
-                    options.timeout = Some(Duration::from_secs(secs));
-                }
+                "--timeout" => options.timeout = Some(seconds(flag, &value)?),
+                "--deadline" => options.deadline = Some(seconds(flag, &value)?),
                 _ => unreachable!("every allowed flag is handled above"),
             }
         }
@@ -175,14 +196,19 @@ impl Options {
     }
 
     fn services(&self) -> anyhow::Result<Services> {
-        let http = match &self.ca_cert {
+        let client = match &self.ca_cert {
             Some(path) => UreqClient::with_extra_ca(path)
                 .with_context(|| format!("--ca-cert {}", path.display()))?,
             None => UreqClient::new(),
         };
+        let deadline = self.deadline.unwrap_or(DEFAULT_DEADLINE);
+        let http = Arc::new(WithDeadline::new(client, deadline));
+        let _ = HTTP.set((Arc::clone(&http), deadline));
+        let store = Arc::new(self.store()?);
         Ok(Services {
-            http: Arc::new(http),
-            secrets: Arc::new(self.store()?),
+            http,
+            secrets: store.clone(),
+            tokens: store,
             clock: Arc::new(SystemClock),
         })
     }
@@ -193,6 +219,20 @@ impl Options {
             None => Ok(()),
         }
     }
+}
+
+/// A whole number of seconds from 1 to [`MAX_SECONDS`].
+fn seconds(flag: &str, value: &str) -> anyhow::Result<Duration> {
+    value
+        .parse::<u64>()
+        .ok()
+        .filter(|secs| (1..=MAX_SECONDS).contains(secs))
+        .map(Duration::from_secs)
+        .ok_or_else(|| {
+            usage(format!(
+                "{flag} takes a whole number of seconds, 1 to {MAX_SECONDS}"
+            ))
+        })
 }
 
 /// Where compiled code is kept between runs: `$OAUTH2_HOST_CACHE_DIR` (set but empty: nowhere),
@@ -244,10 +284,7 @@ fn secret_set(options: &Options) -> anyhow::Result<ExitCode> {
         return Err(usage("secret set takes exactly one NAME"));
     };
     let store = options.store()?;
-    let mut value = String::new();
-    io::stdin()
-        .read_to_string(&mut value)
-        .context("reading the secret from stdin")?;
+    let value = read_secret(name).context("reading the secret from stdin")?;
     let value = value
         .strip_suffix('\n')
         .map(|v| v.strip_suffix('\r').unwrap_or(v))
@@ -262,14 +299,73 @@ fn secret_set(options: &Options) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The secret on stdin: at a terminal, one line typed without echo; else everything piped in.
+fn read_secret(name: &str) -> io::Result<String> {
+    let stdin = io::stdin();
+    let mut value = String::new();
+    if !stdin.is_terminal() {
+        stdin.lock().read_to_string(&mut value)?;
+        return Ok(value);
+    }
+    eprint!("value of secret \"{name}\" (not shown): ");
+    io::stderr().flush()?;
+    let echo_off = EchoOff::new(&stdin)?;
+    let read = stdin.lock().read_line(&mut value);
+    drop(echo_off);
+    eprintln!();
+    read.map(|_| value)
+}
+
+/// The terminal's echo, turned off until this is dropped.
+struct EchoOff {
+    saved: rustix::termios::Termios,
+}
+
+impl EchoOff {
+    fn new(stdin: &io::Stdin) -> io::Result<Self> {
+        let saved = rustix::termios::tcgetattr(stdin)?;
+        let mut quiet = saved.clone();
+        quiet.local_modes.remove(rustix::termios::LocalModes::ECHO);
+        rustix::termios::tcsetattr(stdin, rustix::termios::OptionalActions::Now, &quiet)?;
+        Ok(Self { saved })
+    }
+}
+
+impl Drop for EchoOff {
+    fn drop(&mut self) {
+        let _ = rustix::termios::tcsetattr(
+            io::stdin(),
+            rustix::termios::OptionalActions::Now,
+            &self.saved,
+        );
+    }
+}
+
+/// `value` as JSON that shows provider text safely on a terminal: besides what JSON escapes
+/// itself, every character that could reorder or hide text (C1 controls, bidirectional
+/// overrides, zero-width characters) is written as a `\u` escape, which reads back the same.
+fn terminal_json(value: &serde_json::Value) -> String {
+    let mut out = String::new();
+    for c in value.to_string().chars() {
+        if is_unsafe_char(c) {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn token(options: &Options) -> anyhow::Result<ExitCode> {
     options.no_positional()?;
     let session = Session::open(options)?;
     let token = session
         .plugin
         .ensure_token(&session.services, &session.config)?;
-    let summary = token.summary(options.reveal);
-    println!("{summary}");
+    println!("{}", terminal_json(&token.summary(options.reveal)));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -326,10 +422,30 @@ fn call(options: &Options) -> anyhow::Result<ExitCode> {
         .unwrap_or_default();
     eprintln!("HTTP {} {reason}", response.status);
     if let Some(hint) = hint {
-        eprintln!("the API refused a freshly fetched token too: {hint}");
+        let mut chars = hint.chars();
+        let first = chars.next().map(|c| c.to_uppercase().to_string());
+        eprintln!("{}{}", first.unwrap_or_default(), chars.as_str());
     }
     let mut stdout = io::stdout().lock();
-    stdout.write_all(&response.body)?;
+    if stdout.is_terminal() {
+        // At a terminal, the API's text is shown, not obeyed: escape sequences in it could
+        // move the cursor, clear the screen or retitle the window. Piped, it goes out as it is.
+        let text = String::from_utf8_lossy(&response.body);
+        for line in text.split_inclusive('\n') {
+            let (line, end) = match line.strip_suffix("\r\n") {
+                Some(line) => (line, "\r\n"),
+                None => line.strip_suffix('\n').map_or((line, ""), |l| (l, "\n")),
+            };
+            let shown: String = line
+                .split('\t')
+                .map(escape_controls)
+                .collect::<Vec<_>>()
+                .join("\t");
+            write!(stdout, "{shown}{end}")?;
+        }
+    } else {
+        stdout.write_all(&response.body)?;
+    }
     stdout.flush()?;
     Ok(if (200..300).contains(&response.status) {
         ExitCode::SUCCESS
@@ -350,9 +466,11 @@ fn check(options: &Options) -> anyhow::Result<ExitCode> {
     match config_file::load(path) {
         Ok(config) => {
             let plugin = options.plugin()?;
+            let nothing = Arc::new(host_harness::MemoryStore::new());
             let services = Services {
                 http: Arc::new(UreqClient::new()),
-                secrets: Arc::new(host_harness::MemoryStore::new()),
+                secrets: nothing.clone(),
+                tokens: nothing,
                 clock: Arc::new(SystemClock),
             };
             for p in plugin.validate_config(&services, &config)? {
@@ -477,10 +595,8 @@ fn authorize(options: &Options) -> anyhow::Result<ExitCode> {
         .ok_or_else(|| anyhow!("config: redirect_uri: required for authorize"))?;
     // Listen before showing the URL, so a fast browser cannot arrive before the listener, and
     // before beginning, so a busy port leaves no pending authorization behind.
-    let mut listener = CallbackListener::bind(redirect_uri)?;
-    if let Some(timeout) = options.timeout {
-        listener = listener.with_timeout(timeout);
-    }
+    let listener = CallbackListener::bind(redirect_uri)?
+        .with_timeout(options.timeout.unwrap_or(callback::DEFAULT_TIMEOUT));
     let start = session
         .plugin
         .begin_authorization(&session.services, &session.config)?;
@@ -491,7 +607,7 @@ fn authorize(options: &Options) -> anyhow::Result<ExitCode> {
     drop(stdout);
     eprintln!("waiting for the browser on {redirect_uri} ...");
 
-    let redirect = listener.wait()?;
+    let redirect = listener.wait(&start.state)?;
     match session
         .plugin
         .complete_authorization(&session.services, &session.config, redirect.url())
@@ -499,13 +615,14 @@ fn authorize(options: &Options) -> anyhow::Result<ExitCode> {
         Ok(token) => {
             let _ =
                 redirect.respond_success("The token is stored. You can return to the terminal.");
+            // The token's type and scope are the provider's words: shown, never obeyed.
             eprintln!(
                 "authorized: {} token stored, expires_at {}, scope {}",
-                token.token_type,
+                escape_controls(&token.token_type),
                 token
                     .expires_at
                     .map_or_else(|| "unknown".to_owned(), |at| at.to_string()),
-                token.scope.as_deref().unwrap_or("(not stated)")
+                escape_controls(token.scope.as_deref().unwrap_or("(not stated)"))
             );
             Ok(ExitCode::SUCCESS)
         }

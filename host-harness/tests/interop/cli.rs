@@ -83,13 +83,24 @@ impl Scratch {
         Spawned::start(&mut command, Some(stdin.unwrap_or("")))
     }
 
-    /// The store file's entries.
+    /// The store file's entries: the secrets, and the token store's values, by name.
     pub fn store(&self) -> BTreeMap<String, String> {
-        match std::fs::read(self.dir.path().join("store.json")) {
-            Ok(bytes) => serde_json::from_slice(&bytes).expect("the store is a JSON object"),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+        let file: Value = match std::fs::read(self.dir.path().join("store.json")) {
+            Ok(bytes) => serde_json::from_slice(&bytes).expect("the store is JSON"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return BTreeMap::new(),
             Err(e) => panic!("reading the store: {e}"),
-        }
+        };
+        let secrets = file["secrets"].as_object().expect("a secrets object");
+        let tokens = file["tokens"].as_object().expect("a tokens object");
+        secrets
+            .iter()
+            .map(|(name, value)| (name.clone(), value.as_str().unwrap().to_owned()))
+            .chain(
+                tokens
+                    .iter()
+                    .map(|(key, entry)| (key.clone(), entry["value"].as_str().unwrap().to_owned())),
+            )
+            .collect()
     }
 
     /// The stored token entries, parsed.

@@ -51,6 +51,7 @@ impl Host {
             services: Services {
                 http: Arc::new(http),
                 secrets: store.clone(),
+                tokens: store.clone(),
                 clock: Arc::new(SystemClock),
             },
             store,
@@ -122,7 +123,7 @@ impl Host {
             .expect("authorization begins");
         let driver = consent::start(server, Driver::CookieJar, &start.url);
         let redirect = listener
-            .wait()
+            .wait(&start.state)
             .unwrap_or_else(|e| panic!("{e}; consent driver said:\n{}", driver.stderr()));
         let completed = plugin().complete_authorization(&self.services, config, redirect.url());
         redirect
