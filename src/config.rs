@@ -342,7 +342,7 @@ impl Config {
         let url = Url::parse(url.trim()).map_err(|e| {
             Error::ApiUrlRefused(format!("the request's URL is not an absolute URL ({e})"))
         })?;
-        let origin = url.origin().ascii_serialization();
+        let origin = origin_of(&url);
         match transport_problem(&url) {
             Some(TransportProblem::PlainHttp) => {
                 return Err(Error::ApiUrlRefused(format!(
@@ -362,14 +362,15 @@ impl Config {
         let mut allowed = false;
         for configured in &self.api_origins {
             let configured = api_origin(configured).map_err(Error::InvalidConfig)?;
-            allowed |= configured.origin() == url.origin();
+            allowed |= same_origin(&configured, &url);
         }
         if allowed {
             Ok(())
         } else {
+            let origins: Vec<&str> = self.api_origins.iter().map(String::as_str).collect();
             Err(Error::ApiUrlRefused(format!(
                 "{origin} is not one of the connection's api_origins ({})",
-                self.api_origins.join(", ")
+                origins.join(", ")
             )))
         }
     }
@@ -469,6 +470,27 @@ fn api_origin(value: &str) -> Result<Url, ConfigProblem> {
         ));
     }
     Ok(url)
+}
+
+/// `scheme://host[:port]`, for messages: no user information, path or query, which may hold
+/// credentials.
+fn origin_of(url: &Url) -> String {
+    let mut origin = String::from(url.scheme());
+    origin.push_str("://");
+    origin.push_str(url.host_str().unwrap_or_default());
+    if let Some(port) = url.port() {
+        origin.push(':');
+        origin.push_str(&port.to_string());
+    }
+    origin
+}
+
+/// Whether two URLs have one origin (RFC 6454): scheme, host and port, a default port written
+/// or not. The parser has already lowered the scheme and host.
+fn same_origin(a: &Url, b: &Url) -> bool {
+    a.scheme() == b.scheme()
+        && a.host() == b.host()
+        && a.port_or_known_default() == b.port_or_known_default()
 }
 
 /// Why a URL's scheme may not carry credentials.

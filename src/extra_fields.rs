@@ -109,23 +109,25 @@ pub fn is_harmless_name(name: &str) -> bool {
         .is_some_and(|w| HARMLESS_LAST_WORDS.contains(&w.as_str()))
 }
 
-/// The lowercase words of a field name: split at anything but letters and digits, and where a
-/// lower case letter or digit meets an upper case one (`instanceUrl`, `X-Refresh-Token`).
+/// The lowercase words of a field name: split at anything but ASCII letters and digits, and
+/// where a lower case letter or digit meets an upper case one (`instanceUrl`,
+/// `X-Refresh-Token`). ASCII only: the Unicode case tables would cost the component kilobytes,
+/// and a name in another script is simply not a known one.
 fn words(name: &str) -> Vec<String> {
     let mut words: Vec<String> = Vec::new();
     let mut current = String::new();
     let mut previous_lower = false;
-    for c in name.chars() {
-        if !c.is_alphanumeric() {
+    for byte in name.bytes() {
+        if !byte.is_ascii_alphanumeric() {
             words.extend((!current.is_empty()).then(|| core::mem::take(&mut current)));
             previous_lower = false;
             continue;
         }
-        if c.is_uppercase() && previous_lower {
+        if byte.is_ascii_uppercase() && previous_lower {
             words.push(core::mem::take(&mut current));
         }
-        previous_lower = c.is_lowercase() || c.is_numeric();
-        current.extend(c.to_lowercase());
+        previous_lower = byte.is_ascii_lowercase() || byte.is_ascii_digit();
+        current.push(char::from(byte.to_ascii_lowercase()));
     }
     words.extend((!current.is_empty()).then_some(current));
     words

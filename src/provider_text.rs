@@ -4,7 +4,7 @@
 use crate::prelude::*;
 
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
 
 use crate::http::{HttpRequest, header};
 
@@ -53,7 +53,8 @@ impl Redactor {
     }
 
     /// Every secret `request` carried: the credential parameters of its form body, and the
-    /// credentials of its `Authorization` header (for Basic, also the decoded pair and secret).
+    /// credentials of its `Authorization` header as sent (the base64 of Basic's pair; the
+    /// secret inside it is the configured client secret, which the lifecycle adds itself).
     pub fn for_request(request: &HttpRequest) -> Self {
         let mut redactor = Self::default();
         for (name, value) in form_urlencoded::parse(&request.body) {
@@ -62,15 +63,11 @@ impl Redactor {
             }
         }
         if let Some(authorization) = header(&request.headers, "authorization") {
-            let (scheme, credentials) = authorization
+            let credentials = authorization
                 .trim()
                 .split_once(' ')
-                .unwrap_or(("", authorization));
-            let credentials = credentials.trim();
-            redactor.add_secret(credentials);
-            if scheme.eq_ignore_ascii_case("basic") {
-                redactor.add_basic(credentials);
-            }
+                .map_or(authorization, |(_, credentials)| credentials);
+            redactor.add_secret(credentials.trim());
         }
         redactor
     }
@@ -95,22 +92,6 @@ impl Redactor {
             if !self.needles.contains(&needle) {
                 self.needles.push(needle);
             }
-        }
-    }
-
-    /// The pair inside Basic credentials, and its secret half as sent and decoded.
-    fn add_basic(&mut self, credentials: &str) {
-        let Ok(pair) = STANDARD.decode(credentials) else {
-            return;
-        };
-        let Ok(pair) = String::from_utf8(pair) else {
-            return;
-        };
-        self.add_secret(&pair);
-        if let Some((_, secret)) = pair.split_once(':') {
-            self.add_secret(secret);
-            let decoded = percent_encoding::percent_decode_str(secret).decode_utf8_lossy();
-            self.add_secret(&decoded);
         }
     }
 
@@ -143,7 +124,7 @@ impl Redactor {
         if self.needles.is_empty() {
             return searched.to_owned();
         }
-        let mut hidden: Vec<(usize, usize)> = Vec::new();
+        let mut hidden = Hidden(vec![false; searched.len()]);
         let raw = View::raw(searched);
         let mut views = vec![];
         for plus_is_space in [false, true] {
@@ -163,7 +144,49 @@ impl Redactor {
                 }
             }
         }
-        replace_spans(searched, hidden)
+        hidden.replace_in(searched)
+    }
+}
+
+/// Which bytes of a text are part of a secret.
+struct Hidden(Vec<bool>);
+
+impl Hidden {
+    fn mark(&mut self, (start, end): (usize, usize)) {
+        self.0[start..end].fill(true);
+    }
+
+    /// `text` with each run of hidden bytes (widened to whole characters) replaced by
+    /// [`REDACTED`].
+    fn replace_in(mut self, text: &str) -> String {
+        // A run that ends inside a character takes the whole character.
+        for i in 1..text.len() {
+            if self.0[i - 1] && !text.is_char_boundary(i) {
+                self.0[i] = true;
+            }
+        }
+        for i in (0..text.len().saturating_sub(1)).rev() {
+            if self.0[i + 1] && !text.is_char_boundary(i + 1) {
+                self.0[i] = true;
+            }
+        }
+        let mut out = String::with_capacity(text.len());
+        let mut copied = 0;
+        let mut i = 0;
+        while i < text.len() {
+            if !self.0[i] {
+                i += 1;
+                continue;
+            }
+            out.push_str(&text[copied..i]);
+            out.push_str(REDACTED);
+            while i < text.len() && self.0[i] {
+                i += 1;
+            }
+            copied = i;
+        }
+        out.push_str(&text[copied..]);
+        out
     }
 }
 
@@ -224,8 +247,8 @@ impl View {
         Some(out)
     }
 
-    /// Adds the original spans of every occurrence of `needle`.
-    fn find(&self, needle: &[u8], hidden: &mut Vec<(usize, usize)>) {
+    /// Marks the original spans of every occurrence of `needle`.
+    fn find(&self, needle: &[u8], hidden: &mut Hidden) {
         let Some(&first) = needle.first() else {
             return;
         };
@@ -234,20 +257,20 @@ impl View {
         }
         for start in 0..=self.bytes.len() - needle.len() {
             if self.bytes[start] == first && self.bytes[start..].starts_with(needle) {
-                hidden.push(self.span(start, start + needle.len()));
+                hidden.mark(self.span(start, start + needle.len()));
             }
         }
     }
 
-    /// Adds the span of the longest start of `needle` the view ends with: a secret the cut
+    /// Marks the span of the longest start of `needle` the view ends with: a secret the cut
     /// went through.
-    fn find_cut_prefix(&self, needle: &[u8], hidden: &mut Vec<(usize, usize)>) {
+    fn find_cut_prefix(&self, needle: &[u8], hidden: &mut Hidden) {
         let longest = needle.len().saturating_sub(1).min(self.bytes.len());
         if let Some(len) = (1..=longest)
             .rev()
             .find(|&len| self.bytes.ends_with(&needle[..len]))
         {
-            hidden.push(self.span(self.bytes.len() - len, self.bytes.len()));
+            hidden.mark(self.span(self.bytes.len() - len, self.bytes.len()));
         }
     }
 
@@ -258,38 +281,6 @@ impl View {
 
 fn hex_digit(byte: u8) -> Option<u8> {
     char::from(byte).to_digit(16).map(|d| d as u8)
-}
-
-/// `text` with each span (merged where they overlap, widened to whole characters) replaced by
-/// [`REDACTED`].
-fn replace_spans(text: &str, mut spans: Vec<(usize, usize)>) -> String {
-    spans.sort_unstable();
-    let mut out = String::with_capacity(text.len());
-    let mut copied = 0;
-    let mut spans = spans.into_iter().peekable();
-    while let Some((mut start, mut end)) = spans.next() {
-        while let Some(&(next_start, next_end)) = spans.peek() {
-            if next_start > end {
-                break;
-            }
-            end = end.max(next_end);
-            spans.next();
-        }
-        while !text.is_char_boundary(start) {
-            start -= 1;
-        }
-        while !text.is_char_boundary(end) {
-            end += 1;
-        }
-        let start = start.max(copied);
-        if start < end {
-            out.push_str(&text[copied..start]);
-            out.push_str(REDACTED);
-            copied = end;
-        }
-    }
-    out.push_str(&text[copied..]);
-    out
 }
 
 /// Whether showing `c` as it is could change what a terminal or page displays beyond the
@@ -320,7 +311,12 @@ pub fn escape_controls(text: &str) -> String {
             '\t' => out.push_str("\\t"),
             c if is_unsafe_char(c) => {
                 out.push_str("\\u{");
-                out.push_str(&format!("{:x}", u32::from(c)));
+                let code = u32::from(c);
+                let digits = (32 - code.leading_zeros()).div_ceil(4).max(1);
+                for shift in (0..digits).rev() {
+                    let digit = (code >> (shift * 4)) & 0xf;
+                    out.push(char::from_digit(digit, 16).unwrap_or('0'));
+                }
                 out.push('}');
             }
             c => out.push(c),
@@ -344,6 +340,7 @@ fn bounded(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::engine::general_purpose::STANDARD;
 
     const SECRET: &str = "s3cr:t/+&%= ~";
 
@@ -397,7 +394,9 @@ mod tests {
             body: b"grant_type=refresh_token&refresh_token=rt-sentinel%2B1&code_verifier=v3rifier-sentinel&scope=read"
                 .to_vec(),
         };
-        let redactor = Redactor::for_request(&request);
+        // The lifecycle adds the configured client secret to what the request shows.
+        let mut redactor = Redactor::for_request(&request);
+        redactor.add_secret(SECRET);
         let basic = header(&request.headers, "authorization").unwrap();
         let blob = basic.strip_prefix("Basic ").unwrap();
         let pair = String::from_utf8(STANDARD.decode(blob).unwrap()).unwrap();
