@@ -1,8 +1,6 @@
 //! The WIT side of the component: converts between generated bindings and the plain types, and
 //! gives the lifecycle the host's imports.
 
-use wasip2::clocks::wall_clock;
-
 use crate::config::{
     ClientAuth, Config, ConfigProblem, GrantType, ResponseFormat, ScopeSeparator, TimeUnit,
 };
@@ -16,11 +14,15 @@ use crate::token_request::Step;
 wit_bindgen::generate!({
     world: "oauth2-plugin",
     path: "wit",
+    // The world's WASI imports are generated from the vendored WIT like the contract's own.
+    generate_all,
 });
 
 use exports::integration::oauth2::grant::Guest;
 use integration::oauth2::types as wit;
 use integration::oauth2::{http, secrets, token_store};
+use wasi::clocks::wall_clock;
+use wasi::random::random;
 
 struct Component;
 
@@ -49,8 +51,14 @@ impl Host for Imports {
         token_store::set(key, value, ttl_secs).map_err(store_error_from_wit)
     }
 
-    fn remove_entry(&self, key: &str) -> Result<(), StoreError> {
-        token_store::remove(key).map_err(store_error_from_wit)
+    fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<&str>,
+        value: Option<&str>,
+        ttl_secs: Option<u64>,
+    ) -> Result<bool, StoreError> {
+        token_store::compare_and_swap(key, expected, value, ttl_secs).map_err(store_error_from_wit)
     }
 
     fn lock(&self, key: &str) -> Result<(), StoreError> {
@@ -63,6 +71,19 @@ impl Host for Imports {
 
     fn now(&self) -> u64 {
         wall_clock::now().seconds
+    }
+
+    fn random(&self, bytes: &mut [u8]) -> Result<(), String> {
+        let drawn = random::get_random_bytes(bytes.len() as u64);
+        if drawn.len() != bytes.len() {
+            return Err(format!(
+                "the host gave {} random bytes for {}",
+                drawn.len(),
+                bytes.len()
+            ));
+        }
+        bytes.copy_from_slice(&drawn);
+        Ok(())
     }
 }
 
@@ -94,11 +115,13 @@ impl Guest for Component {
 
     fn parse_token_response(
         config: wit::ConnectionConfig,
+        request: wit::HttpRequest,
         response: wit::HttpResponse,
     ) -> Result<wit::Token, wit::OauthError> {
         lifecycle::parse_token_response(
             &config_from_wit(config),
             &Imports,
+            &request_from_wit(request),
             &response_from_wit(response),
         )
         .map(token_to_wit)
@@ -124,12 +147,12 @@ impl Guest for Component {
         .map_err(error_to_wit)
     }
 
-    fn cached_decoration(
+    fn authorization_headers(
         config: wit::ConnectionConfig,
         url: String,
-    ) -> Result<Option<Vec<wit::Pair>>, wit::OauthError> {
-        lifecycle::cached_decoration(&config_from_wit(config), &Imports, &url)
-            .map(|headers| headers.map(|headers| pairs_to_wit(headers.0)))
+    ) -> Result<Vec<wit::Pair>, wit::OauthError> {
+        lifecycle::authorization_headers(&config_from_wit(config), &Imports, &url)
+            .map(|headers| pairs_to_wit(headers.0))
             .map_err(error_to_wit)
     }
 

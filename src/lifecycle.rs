@@ -1,5 +1,5 @@
 //! The token lifecycle: cached token, refresh, re-fetch, and the authorization-code flow, over
-//! the host's HTTP, secrets, token store and clock.
+//! the host's HTTP, secrets, token store, clock and randomness.
 
 use crate::prelude::*;
 
@@ -28,12 +28,22 @@ pub trait Host {
     fn get_entry(&self, key: &str) -> Result<Option<String>, StoreError>;
     /// Writes an entry; with `ttl_secs`, the store drops it after that many seconds.
     fn set_entry(&self, key: &str, value: &str, ttl_secs: Option<u64>) -> Result<(), StoreError>;
-    fn remove_entry(&self, key: &str) -> Result<(), StoreError>;
+    /// Replaces the entry with `value` (`None`: deletes it) if it is still `expected`
+    /// (`None`: absent), atomically; `false` when it was not.
+    fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<&str>,
+        value: Option<&str>,
+        ttl_secs: Option<u64>,
+    ) -> Result<bool, StoreError>;
     /// Takes the store's lock named `key`, waiting a bounded time for another holder.
     fn lock(&self, key: &str) -> Result<(), StoreError>;
     fn unlock(&self, key: &str);
     /// Unix seconds.
     fn now(&self) -> u64;
+    /// Fills `bytes` from a CSPRNG; the error says why there is none.
+    fn random(&self, bytes: &mut [u8]) -> Result<(), String>;
 }
 
 /// A lock of the token store, released when dropped.
@@ -61,19 +71,90 @@ pub struct AuthorizationStart {
 }
 
 /// A usable token for the connection: the cached one while fresh; else a refresh when there is
-/// a refresh token; else a new token for the repeatable grants. The slow path runs under the
-/// connection's lock and reads the entry again once it has it, so of many steps that find the
-/// token stale at once, one refreshes and the others use what it stored: a rotating refresh
-/// token is never spent twice. A failure leaves the store as it was.
+/// a refresh token; else a new token for the repeatable grants. A failure leaves the store as
+/// it was.
 pub fn ensure_token(config: &Config, host: &impl Host) -> Result<Token, Error> {
     config.check()?;
     let key = token_key(config);
     let unit = config.response_format.expires_in_unit;
-    if let Some(token) = read_token(host, &key)?.and_then(|c| c.usable(host.now(), unit)) {
+    let cached = read_entry(host, &key)?.and_then(|entry| CachedToken::decode(&entry));
+    if let Some(token) = cached.and_then(|cached| cached.usable(host.now(), unit)) {
         return Ok(token);
     }
-    let _held = lock(host, &key)?;
-    let cached = read_token(host, &key)?;
+    obtain(config, host, &key)
+}
+
+/// The headers to set on a request to `url`: `Authorization` with the cached token while it is
+/// fresh, else with one obtained (see [`obtain`]). Refused before the store is read when `url`
+/// may not receive the token. The configuration is checked once and the store key hashed once,
+/// whichever path the call takes.
+pub fn authorization_headers(
+    config: &Config,
+    host: &impl Host,
+    url: &str,
+) -> Result<Headers, Error> {
+    config.check_api_url(url)?;
+    let key = token_key(config);
+    if let Some(value) = fresh_authorization(config, host, &key)? {
+        return Ok(decoration(value));
+    }
+    config.check()?;
+    let token = obtain(config, host, &key)?;
+    Ok(decoration(authorization(config, &token.access_token)))
+}
+
+/// The request with [`authorization_headers`] set, replacing any of their names it had.
+pub fn decorate_request(
+    config: &Config,
+    host: &impl Host,
+    mut request: HttpRequest,
+) -> Result<HttpRequest, Error> {
+    let headers = authorization_headers(config, host, &request.url)?;
+    request.set_headers(headers);
+    Ok(request)
+}
+
+/// What decorating a request sets: `Authorization` with `value`.
+fn decoration(value: String) -> Headers {
+    Headers(vec![("Authorization".to_owned(), value)])
+}
+
+/// The `Authorization` value for the cached token while it is fresh; `None` when a token must
+/// be obtained. This is every connector step's path, so it reads only the access token, its
+/// expiry and the unit that expiry was read under from the store entry.
+///
+/// A token is stored only after the whole configuration passed [`Config::check`], under a key
+/// that covers every field the token depends on. So a fresh token found here vouches for those
+/// fields, and only the header prefix, which the key leaves out, is checked again: parsing the
+/// URLs again cost a third of a warm decoration. Without a fresh token the caller checks
+/// everything.
+fn fresh_authorization(
+    config: &Config,
+    host: &impl Host,
+    key: &str,
+) -> Result<Option<String>, Error> {
+    let entry = read_entry(host, key)?;
+    let fresh = entry.as_deref().and_then(|entry| {
+        CachedAccess::decode(entry)?
+            .fresh_access_token(host.now(), config.response_format.expires_in_unit)
+            .map(|token| authorization(config, token))
+    });
+    match (fresh, config.header_prefix_problem()) {
+        (Some(_), Some(problem)) => Err(Error::InvalidConfig(problem)),
+        (fresh, _) => Ok(fresh),
+    }
+}
+
+/// A usable token, obtained under the connection's lock: the entry is read again once the
+/// lock is had, so of many steps that find the token stale at once, one refreshes and the
+/// others use what it stored, and a rotating refresh token is never spent twice. Then a
+/// refresh when there is a refresh token, else a new token for the repeatable grants. The
+/// configuration has been checked.
+fn obtain(config: &Config, host: &impl Host, key: &str) -> Result<Token, Error> {
+    let _held = lock(host, key)?;
+    let entry = read_entry(host, key)?;
+    let cached = entry.as_deref().and_then(CachedToken::decode);
+    let unit = config.response_format.expires_in_unit;
 
     if let Some(cached) = &cached {
         if let Some(token) = cached.usable(host.now(), unit) {
@@ -98,7 +179,7 @@ pub fn ensure_token(config: &Config, host: &impl Host) -> Result<Token, Error> {
                     if token.extra.is_empty() {
                         token.extra.clone_from(&cached.extra);
                     }
-                    return store(config, host, &key, token).map_err(|e| match e {
+                    return store(config, host, key, entry.as_deref(), token).map_err(|e| match e {
                         Error::TokenStore(StoreError::Unavailable(m)) => {
                             Error::TokenStore(StoreError::Unavailable(format!(
                                 "{m} (the refreshed token could not be saved: where the provider \
@@ -129,74 +210,11 @@ pub fn ensure_token(config: &Config, host: &impl Host) -> Result<Token, Error> {
         ));
     }
     let token = request_token(config, host, &Step::NewToken)?;
-    store(config, host, &key, token)
+    store(config, host, key, entry.as_deref(), token)
 }
 
-fn read_token(host: &impl Host, key: &str) -> Result<Option<CachedToken>, Error> {
-    Ok(host
-        .get_entry(key)
-        .map_err(Error::TokenStore)?
-        .and_then(|value| CachedToken::decode(&value)))
-}
-
-/// The request with `Authorization: <prefix> <access token>`, replacing any it had; refused
-/// before anything else when its URL may not receive the token.
-pub fn decorate_request(
-    config: &Config,
-    host: &impl Host,
-    mut request: HttpRequest,
-) -> Result<HttpRequest, Error> {
-    config.check_api_url(&request.url)?;
-    let value = match cached_authorization(config, host)? {
-        Some(value) => value,
-        None => authorization(config, &ensure_token(config, host)?.access_token),
-    };
-    request.set_headers(decoration(value));
-    Ok(request)
-}
-
-/// The headers [`decorate_request`] would set on a request to `url`, while the cached token is
-/// fresh; `None` when getting a token would need a token request. Sends nothing, writes
-/// nothing and takes no lock, so a host can run it for every step and call
-/// [`decorate_request`] only when it answers `None`.
-pub fn cached_decoration(
-    config: &Config,
-    host: &impl Host,
-    url: &str,
-) -> Result<Option<Headers>, Error> {
-    config.check_api_url(url)?;
-    Ok(cached_authorization(config, host)?.map(decoration))
-}
-
-/// What decorating a request sets: `Authorization` with `value`.
-fn decoration(value: String) -> Headers {
-    Headers(vec![("Authorization".to_owned(), value)])
-}
-
-/// The `Authorization` value for the cached token while it is fresh. This is every connector
-/// step's path, so it reads only the access token, its expiry and the unit that expiry was read
-/// under from the store entry.
-///
-/// A token is stored only after the whole configuration passed [`Config::check`], under a key
-/// that covers every field the token depends on. So a fresh token found here vouches for those
-/// fields, and only the header prefix, which the key leaves out, is checked again: parsing the
-/// URLs again cost a third of a warm decoration. Without a fresh token everything is checked.
-fn cached_authorization(config: &Config, host: &impl Host) -> Result<Option<String>, Error> {
-    let entry = host
-        .get_entry(&token_key(config))
-        .map_err(Error::TokenStore)?;
-    let fresh = entry.as_deref().and_then(|entry| {
-        CachedAccess::decode(entry)?
-            .fresh_access_token(host.now(), config.response_format.expires_in_unit)
-            .map(|token| authorization(config, token))
-    });
-    match fresh {
-        Some(value) => match config.header_prefix_problem() {
-            Some(problem) => Err(Error::InvalidConfig(problem)),
-            None => Ok(Some(value)),
-        },
-        None => config.check().map(|()| None),
-    }
+fn read_entry(host: &impl Host, key: &str) -> Result<Option<String>, Error> {
+    host.get_entry(key).map_err(Error::TokenStore)
 }
 
 fn authorization(config: &Config, access_token: &str) -> String {
@@ -213,23 +231,27 @@ fn authorization(config: &Config, access_token: &str) -> String {
 }
 
 /// Drops the access token after the API refused it, keeping the refresh token so the next
-/// `ensure_token` refreshes where it can. Under the connection's lock, so a refresh under way
-/// is not overwritten with the entry as it was before.
+/// `ensure_token` refreshes where it can. Under the connection's lock, and only if the entry is
+/// still the one read, so a refresh under way is not undone.
 pub fn forget_token(config: &Config, host: &impl Host) -> Result<(), Error> {
     config.check()?;
     let key = token_key(config);
     let _held = lock(host, &key)?;
-    match read_token(host, &key)? {
-        Some(cached) if cached.refresh_token.is_some() => {
-            let kept = CachedToken {
+    let Some(entry) = read_entry(host, &key)? else {
+        return Ok(());
+    };
+    let kept = CachedToken::decode(&entry)
+        .filter(|cached| cached.refresh_token.is_some())
+        .map(|cached| {
+            CachedToken {
                 access_token: None,
                 ..cached
-            };
-            host.set_entry(&key, &kept.encode(), None)
-                .map_err(Error::TokenStore)
-        }
-        _ => host.remove_entry(&key).map_err(Error::TokenStore),
-    }
+            }
+            .encode()
+        });
+    host.compare_and_swap(&key, Some(&entry), kept.as_deref(), None)
+        .map(drop)
+        .map_err(Error::TokenStore)
 }
 
 /// Builds the token request for `step` with the secrets the configuration names, and the
@@ -243,16 +265,16 @@ pub fn build_token_request(
     build_request(config, host, step, auth)
 }
 
-/// Reads a token response to a request this host sent itself. Provider text in an error is
-/// cleaned of the secrets the configuration names (the request's other secrets, a refresh
-/// token or code, are the host's to know).
+/// Reads the response to a token request this host sent itself. Provider text in an error is
+/// cleaned of every secret `request` carried and the configuration names.
 pub fn parse_token_response(
     config: &Config,
     host: &impl Host,
+    request: &HttpRequest,
     response: &HttpResponse,
 ) -> Result<Token, Error> {
     token_response::parse(response, host.now(), &config.response_format, || {
-        with_configured_secrets(Redactor::none(), config, host)
+        with_configured_secrets(Redactor::for_request(request), config, host)
     })
 }
 
@@ -292,8 +314,8 @@ fn build_request(
 /// until the redirect comes back, and at most [`PENDING_LIFETIME_SECS`].
 pub fn begin_authorization(config: &Config, host: &impl Host) -> Result<AuthorizationStart, Error> {
     require_authorization_code(config)?;
-    let state = pkce::random_token()?;
-    let pkce_verifier = pkce::random_token()?;
+    let state = random_token(host)?;
+    let pkce_verifier = random_token(host)?;
     let url = authorization_url::build(config, &state, &pkce_verifier)?;
     let pending = PendingAuthorization {
         state: state.clone(),
@@ -308,6 +330,14 @@ pub fn begin_authorization(config: &Config, host: &impl Host) -> Result<Authoriz
     )
     .map_err(Error::TokenStore)?;
     Ok(AuthorizationStart { url, state })
+}
+
+/// A state or PKCE verifier from the host's CSPRNG.
+fn random_token(host: &impl Host) -> Result<String, Error> {
+    let mut bytes = [0u8; pkce::RANDOM_BYTES];
+    host.random(&mut bytes)
+        .map_err(|m| Error::RandomnessUnavailable(m).cleaned(&Redactor::none()))?;
+    Ok(pkce::token_from(&bytes))
 }
 
 /// Finishes the flow from the redirect URL: state first (constant time, single use), then an
@@ -357,7 +387,8 @@ pub fn complete_authorization(
     let token = request_token(config, host, &step)?;
     let key = token_key(config);
     let _held = lock(host, &key)?;
-    store(config, host, &key, token)
+    let entry = read_entry(host, &key)?;
+    store(config, host, &key, entry.as_deref(), token)
 }
 
 /// The pending authorization `state` names, removed from the store: whatever happens next, a
@@ -370,16 +401,18 @@ fn take_pending(
 ) -> Result<PendingAuthorization, Error> {
     let key = pending_key(state);
     let _held = lock(host, &key)?;
-    let pending = host
-        .get_entry(&key)
-        .map_err(Error::TokenStore)?
-        .and_then(|value| PendingAuthorization::decode(&value))
-        .ok_or(Error::StateMismatch)?;
+    let entry = read_entry(host, &key)?.ok_or(Error::StateMismatch)?;
+    let pending = PendingAuthorization::decode(&entry).ok_or(Error::StateMismatch)?;
     let same_state: bool = pending.state.as_bytes().ct_eq(state.as_bytes()).into();
     if !same_state || pending.connection != config.connection_key() {
         return Err(Error::StateMismatch);
     }
-    host.remove_entry(&key).map_err(Error::TokenStore)?;
+    let taken = host
+        .compare_and_swap(&key, Some(&entry), None, None)
+        .map_err(Error::TokenStore)?;
+    if !taken {
+        return Err(Error::StateMismatch);
+    }
     Ok(pending)
 }
 
@@ -473,9 +506,19 @@ fn send_token_request(
     })
 }
 
-fn store(config: &Config, host: &impl Host, key: &str, token: Token) -> Result<Token, Error> {
+/// Stores `token` under `key` if the entry is still `expected`, the one read under the lock.
+/// When it is not (the lock expired during a slow token request, and another step stored a
+/// token since), the newer entry is kept and this token is only handed back: it is valid, but
+/// storing it could bring back a refresh token the provider has since replaced.
+fn store(
+    config: &Config,
+    host: &impl Host,
+    key: &str,
+    expected: Option<&str>,
+    token: Token,
+) -> Result<Token, Error> {
     let entry = CachedToken::new(&token, config.response_format.expires_in_unit);
-    host.set_entry(key, &entry.encode(), None)
+    host.compare_and_swap(key, expected, Some(&entry.encode()), None)
         .map_err(Error::TokenStore)?;
     Ok(token)
 }
@@ -519,6 +562,9 @@ mod tests {
         locked: RefCell<Vec<String>>,
         /// Written when a lock is taken: what another step stored while this one waited.
         stored_while_waiting: RefCell<Option<(String, String)>>,
+        /// Written when a request is sent: what another step stored after this one's lock
+        /// expired.
+        stored_while_sending: RefCell<Option<(String, String)>>,
         replies: RefCell<VecDeque<Result<HttpResponse, TransportError>>>,
         sent: RefCell<Vec<HttpRequest>>,
         fail_writes: Cell<bool>,
@@ -527,6 +573,9 @@ mod tests {
     impl Host for FakeHost {
         fn send(&self, request: &HttpRequest) -> Result<HttpResponse, TransportError> {
             self.sent.borrow_mut().push(request.clone());
+            if let Some((key, value)) = self.stored_while_sending.borrow_mut().take() {
+                self.entries.borrow_mut().insert(key, value);
+            }
             self.replies
                 .borrow_mut()
                 .pop_front()
@@ -546,9 +595,24 @@ mod tests {
             self.ttls.borrow_mut().insert(key.into(), ttl);
             Ok(())
         }
-        fn remove_entry(&self, key: &str) -> Result<(), StoreError> {
-            self.entries.borrow_mut().remove(key);
-            Ok(())
+        fn compare_and_swap(
+            &self,
+            key: &str,
+            expected: Option<&str>,
+            value: Option<&str>,
+            ttl: Option<u64>,
+        ) -> Result<bool, StoreError> {
+            if self.fail_writes.get() {
+                return Err(StoreError::Unavailable("disk full".into()));
+            }
+            if self.entries.borrow().get(key).map(String::as_str) != expected {
+                return Ok(false);
+            }
+            match value {
+                Some(value) => self.set_entry(key, value, ttl)?,
+                None => drop(self.entries.borrow_mut().remove(key)),
+            }
+            Ok(true)
         }
         fn lock(&self, key: &str) -> Result<(), StoreError> {
             assert!(
@@ -567,6 +631,9 @@ mod tests {
         }
         fn now(&self) -> u64 {
             self.now.get()
+        }
+        fn random(&self, bytes: &mut [u8]) -> Result<(), String> {
+            getrandom::fill(bytes).map_err(|e| e.to_string())
         }
     }
 
@@ -689,14 +756,15 @@ mod tests {
             r#"{"access_token":"at1","expires_in":3600000,"refresh_token":"rt1"}"#,
         );
         assert_eq!(ensure_token(&c, &host).unwrap().access_token, "at1");
+        let key = token_key(&c);
         assert_eq!(
-            cached_authorization(&c, &host).unwrap().as_deref(),
+            fresh_authorization(&c, &host, &key).unwrap().as_deref(),
             Some("Bearer at1")
         );
 
         c.response_format.expires_in_unit = TimeUnit::Milliseconds;
         assert_eq!(token_key(&c), token_key(&config(GrantType::Password)));
-        assert_eq!(cached_authorization(&c, &host).unwrap(), None);
+        assert_eq!(fresh_authorization(&c, &host, &key).unwrap(), None);
         host.reply(
             200,
             r#"{"access_token":"at2","expires_in":3600000,"refresh_token":"rt2"}"#,
@@ -706,7 +774,7 @@ mod tests {
         assert_eq!(token.expires_at, Some(host.now.get() + 3_600));
         assert_eq!(host.sent_forms()[1]["refresh_token"], "rt1");
         assert_eq!(
-            cached_authorization(&c, &host).unwrap().as_deref(),
+            fresh_authorization(&c, &host, &key).unwrap().as_deref(),
             Some("Bearer at2")
         );
     }
@@ -1098,37 +1166,43 @@ mod tests {
     }
 
     #[test]
-    fn cached_decoration_only_serves_a_fresh_token_and_never_sends() {
+    fn a_fresh_token_costs_one_read_and_a_stale_one_one_lock() {
         let c = config(GrantType::ClientCredentials);
         let host = FakeHost::new();
-        assert_eq!(cached_decoration(&c, &host, API_URL), Ok(None));
         host.reply(200, r#"{"access_token":"at1","expires_in":60}"#);
-        ensure_token(&c, &host).unwrap();
-        let headers = cached_decoration(&c, &host, API_URL)
-            .unwrap()
-            .expect("a fresh token");
+        let headers = authorization_headers(&c, &host, API_URL).unwrap();
         assert_eq!(
             headers,
             Headers(vec![("Authorization".into(), "Bearer at1".into())])
         );
         let mut decorated = api_request();
-        decorated.set_headers(headers);
+        decorated.set_headers(headers.clone());
         assert_eq!(
             decorate_request(&c, &host, api_request()),
             Ok(decorated),
             "decorate_request sets the same headers"
         );
-        host.now.set(host.now.get() + 60);
+
         let before = host.entries.borrow().clone();
         let locks = host.locked.borrow().len();
-        assert_eq!(cached_decoration(&c, &host, API_URL), Ok(None));
+        assert_eq!(authorization_headers(&c, &host, API_URL), Ok(headers));
         assert_eq!(host.sent.borrow().len(), 1, "only the first fetch was sent");
         assert_eq!(*host.entries.borrow(), before, "nothing written");
         assert_eq!(host.locked.borrow().len(), locks, "no lock taken");
+
+        host.now.set(host.now.get() + 60);
+        host.reply(200, r#"{"access_token":"at2","expires_in":60}"#);
+        let headers = authorization_headers(&c, &host, API_URL).unwrap();
+        assert_eq!(headers.0[0].1, "Bearer at2");
+        assert_eq!(
+            host.locked.borrow().len(),
+            locks + 1,
+            "one lock for the fetch"
+        );
     }
 
     #[test]
-    fn cached_decoration_checks_what_its_store_key_does_not_cover() {
+    fn a_fresh_token_still_checks_what_its_store_key_does_not_cover() {
         let c = config(GrantType::ClientCredentials);
         let host = FakeHost::new();
         host.reply(200, r#"{"access_token":"at1","expires_in":3600}"#);
@@ -1137,7 +1211,7 @@ mod tests {
         let refused = |config: &Config, field: &str| {
             for result in [
                 decorate_request(config, &host, api_request()).map(|_| ()),
-                cached_decoration(config, &host, API_URL).map(|_| ()),
+                authorization_headers(config, &host, API_URL).map(|_| ()),
             ] {
                 assert!(
                     matches!(&result, Err(Error::InvalidConfig(p)) if p.field == field),
@@ -1278,7 +1352,7 @@ mod tests {
         request.url = "http://api.example.com/v1/me".into();
         for result in [
             decorate_request(&c, &host, request.clone()).map(|_| ()),
-            cached_decoration(&c, &host, &request.url).map(|_| ()),
+            authorization_headers(&c, &host, &request.url).map(|_| ()),
         ] {
             assert!(matches!(result, Err(Error::ApiUrlRefused(_))), "{result:?}");
         }
@@ -1293,5 +1367,39 @@ mod tests {
 
         host.reply(200, r#"{"access_token":"at1","expires_in":60}"#);
         assert!(decorate_request(&c, &host, api_request()).is_ok());
+    }
+
+    #[test]
+    fn a_token_obtained_after_the_entry_changed_does_not_overwrite_it() {
+        let c = config(GrantType::AuthorizationCode);
+        let host = FakeHost::new();
+        let key = token_key(&c);
+        host.entries
+            .borrow_mut()
+            .insert(key.clone(), stale("rt1").encode());
+        // Another step, whose lock is the one that counts now, stores rt3 while this one's
+        // refresh with rt1 is under way.
+        let newer = CachedToken {
+            access_token: Some("at-newer".into()),
+            issued_at: host.now.get(),
+            expires_at: Some(host.now.get() + 3600),
+            ..stale("rt3")
+        }
+        .encode();
+        *host.stored_while_sending.borrow_mut() = Some((key.clone(), newer.clone()));
+        host.reply(
+            200,
+            r#"{"access_token":"at2","expires_in":3600,"refresh_token":"rt2"}"#,
+        );
+        let token = ensure_token(&c, &host).unwrap();
+        assert_eq!(
+            token.access_token, "at2",
+            "the token obtained is handed back"
+        );
+        assert_eq!(
+            host.entries.borrow().get(&key),
+            Some(&newer),
+            "the newer entry is kept"
+        );
     }
 }

@@ -6,18 +6,15 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 
-use crate::error::Error;
-
 /// 32 random bytes: 256 bits of entropy, the amount RFC 7636 §7.1 recommends, encoded as the
 /// 43-character minimum verifier.
-const RANDOM_BYTES: usize = 32;
+pub const RANDOM_BYTES: usize = 32;
 
-/// A fresh random value of 43 characters from `[A-Za-z0-9-_]`, a subset of the verifier
-/// alphabet (RFC 7636 §4.1), drawn from the CSPRNG (the host's WASI random in the component).
-pub fn random_token() -> Result<String, Error> {
-    let mut bytes = [0u8; RANDOM_BYTES];
-    getrandom::fill(&mut bytes).map_err(|e| Error::RandomnessUnavailable(e.to_string()))?;
-    Ok(URL_SAFE_NO_PAD.encode(bytes))
+/// A verifier or state from `random`, bytes of a CSPRNG (the host's WASI random in the
+/// component): 43 characters from `[A-Za-z0-9-_]`, a subset of the verifier alphabet (RFC 7636
+/// §4.1).
+pub fn token_from(random: &[u8; RANDOM_BYTES]) -> String {
+    URL_SAFE_NO_PAD.encode(random)
 }
 
 /// The S256 challenge: BASE64URL-NOPAD(SHA256(ASCII(verifier))) (RFC 7636 §4.2).
@@ -39,8 +36,8 @@ mod tests {
 
     #[test]
     fn verifiers_are_43_chars_of_the_allowed_alphabet_and_differ() {
-        let a = random_token().unwrap();
-        let b = random_token().unwrap();
+        let a = token_from(&[0; RANDOM_BYTES]);
+        let b = token_from(&[0xff; RANDOM_BYTES]);
         assert_ne!(a, b);
         for v in [&a, &b] {
             assert_eq!(v.len(), 43);

@@ -698,9 +698,15 @@ impl TokenStore for FullDisk {
         TokenStore::set(&*self.inner, key, value, ttl)
     }
 
-    fn remove(&self, key: &str) -> Result<(), StoreError> {
+    fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<&str>,
+        value: Option<&str>,
+        ttl: Option<Duration>,
+    ) -> Result<bool, StoreError> {
         self.refuse()?;
-        TokenStore::remove(&*self.inner, key)
+        TokenStore::compare_and_swap(&*self.inner, key, expected, value, ttl)
     }
 
     fn lock(&self, key: &str, wait: Duration) -> Result<LockGuard, StoreError> {

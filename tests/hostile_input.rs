@@ -55,8 +55,18 @@ fn form(status: u16, body: impl Into<Vec<u8>>) -> HttpResponse {
     )
 }
 
+/// The token request the responses answer.
+fn sent() -> HttpRequest {
+    HttpRequest {
+        method: "POST".into(),
+        url: TOKEN_URL.into(),
+        headers: vec![],
+        body: b"grant_type=client_credentials".to_vec(),
+    }
+}
+
 fn parse(host: &Host, response: &HttpResponse) -> Result<Token, CallError> {
-    plugin().parse_token_response(&host.services, &config(), response)
+    plugin().parse_token_response(&host.services, &config(), &sent(), response)
 }
 
 /// The typed error a hostile response must give: a malformed response or the provider's error,
@@ -222,7 +232,7 @@ fn ten_thousand_deep_nesting_is_a_malformed_response() {
     };
     let shallow = json(200, r#"{"a":{"a":{"a":{"access_token":"x"}}}}"#);
     let t = plugin()
-        .parse_token_response(&host.services, &config, &shallow)
+        .parse_token_response(&host.services, &config, &sent(), &shallow)
         .expect("a token three objects down");
     assert_eq!(t.access_token, "x");
     still_serves(&host);

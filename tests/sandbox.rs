@@ -34,6 +34,50 @@ fn component_imports_nothing_beyond_the_contract_a_clock_and_randomness() {
     }
 }
 
+/// The WIT is the whole contract: the component imports exactly the interfaces its world
+/// declares (and the `types` they share), so a host in another language learns every import
+/// from `wit/` alone.
+#[test]
+fn the_component_imports_exactly_what_its_world_declares() {
+    let wit = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/wit/oauth2.wit"))
+        .expect("the contract");
+    let package = wit
+        .lines()
+        .find_map(|line| line.strip_prefix("package "))
+        .and_then(|rest| rest.strip_suffix(';'))
+        .expect("a package line");
+    let (namespace, version) = package.split_once('@').expect("a versioned package");
+    let world = wit
+        .split_once("world oauth2-plugin {")
+        .expect("the world")
+        .1;
+    let mut declared: Vec<String> = world
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("import "))
+        .map(|name| name.trim_end_matches(';'))
+        .map(|name| match name.contains(':') {
+            true => name.to_owned(),
+            false => format!("{namespace}/{name}@{version}"),
+        })
+        .collect();
+    declared.push(format!("{namespace}/types@{version}"));
+    declared.sort();
+    let mut imported = common::plugin().imports();
+    imported.sort();
+    assert_eq!(imported, declared);
+}
+
+/// What a step costs grows with the component; the size it was tuned to is a limit.
+#[test]
+fn the_component_stays_within_400_kib() {
+    let size = host_harness::plugin::EMBEDDED.len();
+    println!("component: {size} bytes");
+    assert!(
+        size <= 400 << 10,
+        "the component is {size} bytes, over 400 KiB"
+    );
+}
+
 /// A connector step instantiates the component afresh: its linear memory is what each step
 /// pays for (BENCHMARKS.md). The initial memory, and what the hot path grows it to, stay
 /// within 1 MiB.

@@ -752,9 +752,9 @@ fn component_paths_leak_no_secret() {
         assert_eq!(status, 200, "{body}");
         out.text(&format!("{label} API body"), body);
         let mut instance = plugin.instance(&host.services).expect("an instance");
-        let cached = instance.decorate_request_cached(&config, &api_request(&provider));
-        out.error_of(&format!("{label} decorate_request_cached"), &cached);
-        assert!(cached.unwrap().is_some(), "the fresh token decorates");
+        let headers = instance.authorization_headers(&config, &api_request(&provider).url);
+        out.error_of(&format!("{label} authorization_headers"), &headers);
+        assert!(!headers.unwrap().0.is_empty(), "the fresh token decorates");
         let decorated = plugin.decorate_request(&host.services, &config, &api_request(&provider));
         out.error_of(&format!("{label} decorate_request"), &decorated);
         decorated.unwrap();
@@ -939,7 +939,11 @@ fn component_paths_leak_no_secret() {
     for (name, is_token, response) in crafted_responses() {
         let label = format!("component {name}");
         let host = host_with(issuer.clone());
-        let parsed = plugin.parse_token_response(&host.services, &client, &wit_response(&response));
+        let sent = plugin
+            .build_token_request(&host.services, &client, &TokenStep::NewToken)
+            .unwrap();
+        let parsed =
+            plugin.parse_token_response(&host.services, &client, &sent, &wit_response(&response));
         out.result(&format!("{label} parsed"), &parsed);
         assert_eq!(parsed.is_ok(), is_token, "{label}: {parsed:?}");
         if let Ok(token) = &parsed {
@@ -959,9 +963,13 @@ fn component_paths_leak_no_secret() {
     };
     let host = host_with(issuer.clone());
     let body = serde_json::json!({ "ok": true, "refresh_token": CRAFTED_REFRESH_TOKEN });
+    let sent = plugin
+        .build_token_request(&host.services, &nested, &TokenStep::NewToken)
+        .unwrap();
     let parsed = plugin.parse_token_response(
         &host.services,
         &nested,
+        &sent,
         &wit_response(&json_response(200, &body.to_string())),
     );
     out.result("component token_path missing", &parsed);
@@ -1013,11 +1021,11 @@ fn component_paths_leak_no_secret() {
             result,
             Err(CallError::OAuth(OauthError::InvalidConfig(_)))
         ));
-        let cached = plugin
+        let headers = plugin
             .instance(&host.services)
-            .and_then(|mut i| i.decorate_request_cached(config, &api_request(&provider)));
-        out.error_of(&format!("{label} decorate_request_cached"), &cached);
-        assert!(cached.is_err());
+            .and_then(|mut i| i.authorization_headers(config, &api_request(&provider).url));
+        out.error_of(&format!("{label} authorization_headers"), &headers);
+        assert!(headers.is_err());
         let decorated = plugin.decorate_request(&host.services, config, &api_request(&provider));
         out.error_of(&format!("{label} decorate_request"), &decorated);
         assert!(decorated.is_err());
@@ -1252,9 +1260,26 @@ impl lib::lifecycle::Host for NativeHost {
         Ok(())
     }
 
-    fn remove_entry(&self, key: &str) -> Result<(), lib::error::StoreError> {
-        self.entries.borrow_mut().remove(key);
-        Ok(())
+    fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<&str>,
+        value: Option<&str>,
+        _ttl: Option<u64>,
+    ) -> Result<bool, lib::error::StoreError> {
+        let mut entries = self.entries.borrow_mut();
+        if entries.get(key).map(String::as_str) != expected {
+            return Ok(false);
+        }
+        match value {
+            Some(value) => entries.insert(key.to_owned(), value.to_owned()),
+            None => entries.remove(key),
+        };
+        Ok(true)
+    }
+
+    fn random(&self, bytes: &mut [u8]) -> Result<(), String> {
+        getrandom::fill(bytes).map_err(|e| e.to_string())
     }
 
     // One thread: nothing to wait for.
@@ -1325,7 +1350,7 @@ fn library_paths_leak_no_secret() {
     use lib::config::{ClientAuth as Auth, GrantType as Grant};
     use lib::error::Error;
     use lib::lifecycle::{
-        begin_authorization, build_token_request, cached_decoration, complete_authorization,
+        authorization_headers, begin_authorization, build_token_request, complete_authorization,
         decorate_request, ensure_token, forget_token,
     };
     use lib::token_request::Step;
@@ -1355,9 +1380,9 @@ fn library_paths_leak_no_secret() {
         assert_eq!(status, 200, "{body}");
         out.text(&format!("{label} API body"), body);
         let mut request = native_api_request(&provider);
-        let cached = cached_decoration(&config, &host, &request.url);
-        out.result(&format!("{label} cached_decoration"), &cached);
-        request.set_headers(cached.unwrap().expect("a fresh token"));
+        let headers = authorization_headers(&config, &host, &request.url);
+        out.result(&format!("{label} authorization_headers"), &headers);
+        request.set_headers(headers.unwrap());
         assert_eq!(native_call(&host, request).0, 200);
         let built = build_token_request(&config, &host, &Step::NewToken);
         out.result(&format!("{label} build_token_request"), &built);
@@ -1409,9 +1434,9 @@ fn library_paths_leak_no_secret() {
     let forgotten = forget_token(&password, &host);
     out.result("library forget_token", &forgotten);
     forgotten.unwrap();
-    let cached = cached_decoration(&password, &host, &native_api_request(&provider).url);
-    out.result("library cached_decoration after forget_token", &cached);
-    assert!(cached.unwrap().is_none());
+    let headers = authorization_headers(&password, &host, &native_api_request(&provider).url);
+    out.result("library authorization_headers after forget_token", &headers);
+    headers.unwrap();
     let again = decorate_request(&password, &host, native_api_request(&provider));
     out.result("library decorate_request after forget_token", &again);
     assert_eq!(native_call(&host, again.unwrap()).0, 200);
@@ -1497,11 +1522,9 @@ fn library_paths_leak_no_secret() {
         let label = format!("library {name}");
         let native = native_response(&response);
         out.debug(&format!("{label} response"), &native);
-        let parsed = lib::lifecycle::parse_token_response(
-            &client,
-            &NativeHost::new(issuer.clone()),
-            &native,
-        );
+        let host = NativeHost::new(issuer.clone());
+        let sent = build_token_request(&client, &host, &Step::NewToken).unwrap();
+        let parsed = lib::lifecycle::parse_token_response(&client, &host, &sent, &native);
         out.result(&format!("{label} parsed"), &parsed);
         assert_eq!(parsed.is_ok(), is_token, "{label}: {parsed:?}");
         let (status, content_type, body) = &response;
@@ -1539,9 +1562,9 @@ fn library_paths_leak_no_secret() {
         let result = ensure_token(&config, &host);
         out.result(&label, &result);
         assert!(matches!(result, Err(Error::InvalidConfig(_))));
-        let cached = cached_decoration(&config, &host, &native_api_request(&provider).url);
-        out.result(&format!("{label} cached_decoration"), &cached);
-        assert!(cached.is_err());
+        let headers = authorization_headers(&config, &host, &native_api_request(&provider).url);
+        out.result(&format!("{label} authorization_headers"), &headers);
+        assert!(headers.is_err());
     }
     let unreachable = lib::config::Config {
         token_url: format!("http://127.0.0.1:{}/token", closed_port()),
@@ -1938,12 +1961,12 @@ fn wit_generated_debug_of_requests_and_responses() {
         .decorate_request(&host.services, &config, &api_request(&provider))
         .unwrap();
     out.debug("decorate_request", &decorated);
-    let cached = plugin
+    let headers = plugin
         .instance(&host.services)
         .unwrap()
-        .decorate_request_cached(&config, &api_request(&provider))
+        .authorization_headers(&config, &api_request(&provider).url)
         .unwrap();
-    out.debug("decorate_request_cached", &cached);
+    out.debug("authorization_headers", &headers);
     for (client_auth, step) in [
         (ClientAuth::Basic, TokenStep::NewToken),
         (ClientAuth::RequestBody, TokenStep::NewToken),

@@ -221,6 +221,19 @@ fn cached_token_entry(config: &ConnectionConfig) -> (String, String) {
 }
 
 /// The API request a connector step sends, before decoration.
+/// The token request the parsed responses answer: what the component cleans provider text of.
+fn token_request() -> HttpRequest {
+    HttpRequest {
+        method: "POST".into(),
+        url: "https://login.example.com/oauth/token".into(),
+        headers: vec![Pair {
+            name: "Authorization".into(),
+            value: "Basic Y29ubmVjdG9yLTdmM2E6c2VjcmV0".into(),
+        }],
+        body: b"grant_type=client_credentials&scope=orders%3Aread".to_vec(),
+    }
+}
+
 fn api_request() -> HttpRequest {
     HttpRequest {
         method: "GET".into(),
@@ -324,9 +337,22 @@ impl Host for FakeHost {
             .insert(key.to_owned(), value.to_owned());
         Ok(())
     }
-    fn remove_entry(&self, key: &str) -> Result<(), StoreError> {
-        self.entries.borrow_mut().remove(key);
-        Ok(())
+    fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<&str>,
+        value: Option<&str>,
+        _ttl: Option<u64>,
+    ) -> Result<bool, StoreError> {
+        let mut entries = self.entries.borrow_mut();
+        if entries.get(key).map(String::as_str) != expected {
+            return Ok(false);
+        }
+        match value {
+            Some(value) => entries.insert(key.to_owned(), value.to_owned()),
+            None => entries.remove(key),
+        };
+        Ok(true)
     }
     // One thread, one instance: nothing to wait for.
     fn lock(&self, _key: &str) -> Result<(), StoreError> {
@@ -335,6 +361,9 @@ impl Host for FakeHost {
     fn unlock(&self, _key: &str) {}
     fn now(&self) -> u64 {
         NOW
+    }
+    fn random(&self, bytes: &mut [u8]) -> Result<(), String> {
+        getrandom::fill(bytes).map_err(|e| e.to_string())
     }
 }
 
@@ -403,15 +432,14 @@ fn bench_decorate_warm(c: &mut Criterion) {
     let mut group = c.benchmark_group("decorate-warm");
 
     let mut instance = plugin().instance(&services).unwrap();
-    let decorated = instance.decorate_request(&config, &request).unwrap();
-    assert_eq!(
-        authorization(&decorated).map(|v| v.starts_with("Bearer eyJ")),
-        Some(true)
-    );
-    group.bench_function("decorate-request", |b| {
+    let headers = instance
+        .authorization_headers(&config, &request.url)
+        .unwrap();
+    assert!(headers.0[0].value.starts_with("Bearer eyJ"));
+    group.bench_function("authorization-headers", |b| {
         b.iter(|| {
             instance
-                .decorate_request(black_box(&config), black_box(&request))
+                .authorization_headers(black_box(&config), black_box(&request.url))
                 .unwrap()
         })
     });
@@ -447,8 +475,9 @@ fn bench_parse(c: &mut Criterion) {
     let native = native_response(&response);
     let mut instance = plugin.instance(&services).unwrap();
 
+    let sent = token_request();
     let token = plugin
-        .parse_token_response(&services, &config, &response)
+        .parse_token_response(&services, &config, &sent, &response)
         .unwrap();
     assert!(token.id_token.is_some());
     assert_eq!(token.expires_at, Some(NOW + 86_400));
@@ -457,14 +486,19 @@ fn bench_parse(c: &mut Criterion) {
     group.bench_function("wasm", |b| {
         b.iter(|| {
             plugin
-                .parse_token_response(&services, black_box(&config), black_box(&response))
+                .parse_token_response(
+                    &services,
+                    black_box(&config),
+                    black_box(&sent),
+                    black_box(&response),
+                )
                 .unwrap()
         })
     });
     group.bench_function("wasm-warm", |b| {
         b.iter(|| {
             instance
-                .parse_token_response(black_box(&config), black_box(&response))
+                .parse_token_response(black_box(&config), black_box(&sent), black_box(&response))
                 .unwrap()
         })
     });
@@ -488,12 +522,14 @@ fn bench_parse(c: &mut Criterion) {
     // rather than reading the body.
     let minimal = token_response(MINIMAL_TOKEN_RESPONSE);
     let native_minimal = native_response(&minimal);
-    let token = instance.parse_token_response(&config, &minimal).unwrap();
+    let token = instance
+        .parse_token_response(&config, &sent, &minimal)
+        .unwrap();
     assert_eq!((token.access_token.as_str(), token.expires_at), ("a", None));
     group.bench_function("wasm-warm-minimal", |b| {
         b.iter(|| {
             instance
-                .parse_token_response(black_box(&config), black_box(&minimal))
+                .parse_token_response(black_box(&config), black_box(&sent), black_box(&minimal))
                 .unwrap()
         })
     });
@@ -633,14 +669,15 @@ fn compare(baseline: &Path) {
     let warm = |instance: &mut Instance| {
         black_box(
             instance
-                .decorate_request(black_box(&config), black_box(&request))
+                .authorization_headers(black_box(&config), black_box(&request.url))
                 .unwrap(),
         );
     };
+    let sent = token_request();
     let parse = |instance: &mut Instance| {
         black_box(
             instance
-                .parse_token_response(black_box(&config), black_box(&response))
+                .parse_token_response(black_box(&config), black_box(&sent), black_box(&response))
                 .unwrap(),
         );
     };

@@ -5,6 +5,11 @@ wasmtime::component::bindgen!({
     world: "oauth2-plugin",
     // Lets callers and tests compare configs, requests and errors directly.
     additional_derives: [PartialEq, Eq],
+    // The world's WASI imports are wasmtime-wasi's own, at the version vendored in `wit/deps`.
+    with: {
+        "wasi:clocks/wall-clock": wasmtime_wasi::p2::bindings::clocks::wall_clock,
+        "wasi:random/random": wasmtime_wasi::p2::bindings::random::random,
+    },
 });
 
 pub use integration::oauth2::types::{

@@ -1,8 +1,13 @@
 //! The grant interface's functions: their signatures checked once per component, then found by
 //! index in each call's instance, so instantiating type-checks nothing.
 //!
-//! The generated `Oauth2PluginPre::instantiate` type-checks all nine exports on every
-//! instantiation, which was a third of a fresh instance's cost (BENCHMARKS.md).
+//! The generated bindings type-check every export on every instantiation (`GuestIndices::load`),
+//! which was a third of a fresh instance's cost (BENCHMARKS.md). So the exports are called
+//! through this table instead, and each entry is checked at compile time against the generated
+//! bindings' own method for it: a signature that differs from the WIT does not build.
+//!
+//! Adding an export: the WIT, its implementation in the component, one line in
+//! [`grant_exports!`] below, and a method on `Instance`.
 
 use std::marker::PhantomData;
 
@@ -13,6 +18,7 @@ use wasmtime::component::{
 };
 use wasmtime::{AsContextMut, Store};
 
+use crate::bindings::exports::integration::oauth2::grant::Guest;
 use crate::bindings::{
     AuthorizationStart, ConfigProblem, ConnectionConfig, HttpRequest, HttpResponse, OauthError,
     Pair, TokenStep, WitToken,
@@ -28,33 +34,81 @@ pub(crate) trait Export {
     type Results: ComponentNamedList + Lift;
 }
 
-macro_rules! export {
-    ($marker:ident = $name:literal, <$lt:lifetime> $params:ty => $result:ty) => {
-        pub(crate) enum $marker {}
+/// Declares each export once: its field in [`GrantExports`], its marker type, its WIT name, the
+/// generated bindings' method it must match, its parameters and its result.
+macro_rules! grant_exports {
+    ($($field:ident: $marker:ident = $name:literal, $generated:ident(
+        $($arg:ident: $ty:ty),*) -> $result:ty;)*) => {
+        $(
+            pub(crate) enum $marker {}
 
-        impl Export for $marker {
-            const NAME: &'static str = $name;
-            type Params<$lt> = $params;
-            type Results = ($result,);
+            impl Export for $marker {
+                const NAME: &'static str = $name;
+                type Params<'a> = ($($ty,)*);
+                type Results = ($result,);
+            }
+
+            // Does not compile unless the generated bindings call this function with exactly
+            // these parameter and result types.
+            const _: () = {
+                fn generated<'a>(
+                    guest: &Guest,
+                    store: &mut Store<()>,
+                    ($($arg,)*): ($($ty,)*),
+                ) -> wasmtime::Result<($result,)> {
+                    guest.$generated(store, $($arg),*).map(|result| (result,))
+                }
+                let _: for<'a> fn(&Guest, &mut Store<()>, ($($ty,)*)) -> wasmtime::Result<($result,)> =
+                    generated;
+            };
+        )*
+
+        /// Every function of the grant interface, checked.
+        pub(crate) struct GrantExports {
+            $(pub(crate) $field: Checked<$marker>,)*
+        }
+
+        impl GrantExports {
+            /// Finds and type-checks the interface in the component `pre` instantiates.
+            pub(crate) fn new<T>(pre: &InstancePre<T>) -> anyhow::Result<Self> {
+                let interface = pre
+                    .component()
+                    .get_export_index(None, INTERFACE)
+                    .with_context(|| format!("the component does not export `{INTERFACE}`"))?;
+                Ok(Self {
+                    $($field: Checked::new(pre, &interface)?,)*
+                })
+            }
         }
     };
 }
 
-export!(ValidateConfig = "validate-config", <'a> (&'a ConnectionConfig,) => Vec<ConfigProblem>);
-export!(BuildTokenRequest = "build-token-request",
-    <'a> (&'a ConnectionConfig, &'a TokenStep) => Result<HttpRequest, OauthError>);
-export!(ParseTokenResponse = "parse-token-response",
-    <'a> (&'a ConnectionConfig, &'a HttpResponse) => Result<WitToken, OauthError>);
-export!(EnsureToken = "ensure-token", <'a> (&'a ConnectionConfig,) => Result<WitToken, OauthError>);
-export!(DecorateRequest = "decorate-request",
-    <'a> (&'a ConnectionConfig, &'a HttpRequest) => Result<HttpRequest, OauthError>);
-export!(CachedDecoration = "cached-decoration",
-    <'a> (&'a ConnectionConfig, &'a str) => Result<Option<Vec<Pair>>, OauthError>);
-export!(BeginAuthorization = "begin-authorization",
-    <'a> (&'a ConnectionConfig,) => Result<AuthorizationStart, OauthError>);
-export!(CompleteAuthorization = "complete-authorization",
-    <'a> (&'a ConnectionConfig, &'a str) => Result<WitToken, OauthError>);
-export!(ForgetToken = "forget-token", <'a> (&'a ConnectionConfig,) => Result<(), OauthError>);
+grant_exports! {
+    validate_config: ValidateConfig = "validate-config",
+        call_validate_config(config: &'a ConnectionConfig) -> Vec<ConfigProblem>;
+    build_token_request: BuildTokenRequest = "build-token-request",
+        call_build_token_request(config: &'a ConnectionConfig, step: &'a TokenStep)
+            -> Result<HttpRequest, OauthError>;
+    parse_token_response: ParseTokenResponse = "parse-token-response",
+        call_parse_token_response(config: &'a ConnectionConfig, request: &'a HttpRequest,
+            response: &'a HttpResponse) -> Result<WitToken, OauthError>;
+    ensure_token: EnsureToken = "ensure-token",
+        call_ensure_token(config: &'a ConnectionConfig) -> Result<WitToken, OauthError>;
+    authorization_headers: AuthorizationHeaders = "authorization-headers",
+        call_authorization_headers(config: &'a ConnectionConfig, url: &'a str)
+            -> Result<Vec<Pair>, OauthError>;
+    decorate_request: DecorateRequest = "decorate-request",
+        call_decorate_request(config: &'a ConnectionConfig, request: &'a HttpRequest)
+            -> Result<HttpRequest, OauthError>;
+    begin_authorization: BeginAuthorization = "begin-authorization",
+        call_begin_authorization(config: &'a ConnectionConfig)
+            -> Result<AuthorizationStart, OauthError>;
+    complete_authorization: CompleteAuthorization = "complete-authorization",
+        call_complete_authorization(config: &'a ConnectionConfig, redirect_url: &'a str)
+            -> Result<WitToken, OauthError>;
+    forget_token: ForgetToken = "forget-token",
+        call_forget_token(config: &'a ConnectionConfig) -> Result<(), OauthError>;
+}
 
 /// An export whose signature matched `E`'s types when the component was loaded.
 pub(crate) struct Checked<E> {
@@ -101,39 +155,5 @@ impl<E: Export> Checked<E> {
         // parameter and result types, as `TypedFunc::new_unchecked` requires.
         let typed = unsafe { TypedFunc::<E::Params<'_>, E::Results>::new_unchecked(func) };
         typed.call(store, params)
-    }
-}
-
-/// Every function of the grant interface, checked.
-pub(crate) struct GrantExports {
-    pub(crate) validate_config: Checked<ValidateConfig>,
-    pub(crate) build_token_request: Checked<BuildTokenRequest>,
-    pub(crate) parse_token_response: Checked<ParseTokenResponse>,
-    pub(crate) ensure_token: Checked<EnsureToken>,
-    pub(crate) decorate_request: Checked<DecorateRequest>,
-    pub(crate) cached_decoration: Checked<CachedDecoration>,
-    pub(crate) begin_authorization: Checked<BeginAuthorization>,
-    pub(crate) complete_authorization: Checked<CompleteAuthorization>,
-    pub(crate) forget_token: Checked<ForgetToken>,
-}
-
-impl GrantExports {
-    /// Finds and type-checks the interface in the component `pre` instantiates.
-    pub(crate) fn new<T>(pre: &InstancePre<T>) -> anyhow::Result<Self> {
-        let interface = pre
-            .component()
-            .get_export_index(None, INTERFACE)
-            .with_context(|| format!("the component does not export `{INTERFACE}`"))?;
-        Ok(Self {
-            validate_config: Checked::new(pre, &interface)?,
-            build_token_request: Checked::new(pre, &interface)?,
-            parse_token_response: Checked::new(pre, &interface)?,
-            ensure_token: Checked::new(pre, &interface)?,
-            decorate_request: Checked::new(pre, &interface)?,
-            cached_decoration: Checked::new(pre, &interface)?,
-            begin_authorization: Checked::new(pre, &interface)?,
-            complete_authorization: Checked::new(pre, &interface)?,
-            forget_token: Checked::new(pre, &interface)?,
-        })
     }
 }

@@ -503,11 +503,40 @@ impl TokenStore for FileStore {
         .map_err(StoreError::Unavailable)
     }
 
-    fn remove(&self, key: &str) -> Result<(), StoreError> {
+    /// Under the store file's exclusive lock, so atomic across processes too.
+    fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<&str>,
+        value: Option<&str>,
+        ttl: Option<Duration>,
+    ) -> Result<bool, StoreError> {
+        let now = unix_now();
+        let expires_at = ttl.map(|ttl| now.saturating_add(ttl.as_secs()));
+        let mut swapped = false;
         self.update(|contents| {
-            contents.tokens.remove(key);
+            let current = contents
+                .tokens
+                .get(key)
+                .filter(|(_, expires_at)| expires_at.is_none_or(|at| at > now))
+                .map(|(value, _)| value.as_str());
+            if current != expected {
+                return;
+            }
+            swapped = true;
+            match value {
+                Some(value) => {
+                    contents
+                        .tokens
+                        .insert(key.to_owned(), (value.to_owned(), expires_at));
+                }
+                None => {
+                    contents.tokens.remove(key);
+                }
+            }
         })
-        .map_err(StoreError::Unavailable)
+        .map_err(StoreError::Unavailable)?;
+        Ok(swapped)
     }
 
     /// This process's lock on `key`, then the key's lock file, so one holder at a time across

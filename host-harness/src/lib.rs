@@ -28,7 +28,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use errors::CallError;
 pub use file_store::FileStore;
 pub use http_client::{HttpClient, UreqClient};
-pub use message::{HttpRequest, HttpResponse};
+pub use message::{Headers, HttpRequest, HttpResponse};
 pub use plugin::{Instance, Plugin, Services, Token};
 pub use secret_store::{MemoryStore, SecretStore};
 pub use token_store::TokenStore;

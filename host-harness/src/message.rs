@@ -29,15 +29,26 @@ pub struct HttpResponse {
     pub body: Vec<u8>,
 }
 
+/// Headers to set on a request, each replacing every header of its name: what the component's
+/// `authorization-headers` returns. `Debug` shows the names only (the values are credentials).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Headers(pub Vec<Pair>);
+
+impl fmt::Debug for Headers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Headers").field(&names(&self.0)).finish()
+    }
+}
+
 fn names(headers: &[Pair]) -> Vec<&str> {
     headers.iter().map(|h| h.name.as_str()).collect()
 }
 
 impl HttpRequest {
     /// Sets each of `headers`, replacing every header of its name in any case: how the
-    /// component's decoration applies (`cached-decoration` in the WIT).
-    pub fn set_headers(&mut self, headers: Vec<Pair>) {
-        for header in headers {
+    /// component's `authorization-headers` apply.
+    pub fn set_headers(&mut self, headers: Headers) {
+        for header in headers.0 {
             self.headers
                 .retain(|p| !p.name.eq_ignore_ascii_case(&header.name));
             self.headers.push(header);
@@ -128,7 +139,7 @@ mod tests {
             ],
             body: vec![],
         };
-        request.set_headers(vec![pair("Authorization", "Bearer t")]);
+        request.set_headers(Headers(vec![pair("Authorization", "Bearer t")]));
         assert_eq!(
             request.headers,
             [pair("Accept", "*/*"), pair("Authorization", "Bearer t")]
@@ -151,7 +162,12 @@ mod tests {
             headers: vec![],
             body: br#"{"access_token":"at-s3cret"}"#.to_vec(),
         };
-        for shown in [format!("{request:?}"), format!("{response:#?}")] {
+        let headers = Headers(request.headers.clone());
+        for shown in [
+            format!("{request:?}"),
+            format!("{response:#?}"),
+            format!("{headers:?}"),
+        ] {
             assert!(
                 !shown.contains("c2VjcmV0") && !shown.contains("s3cret"),
                 "{shown}"

@@ -19,13 +19,13 @@ use crate::compiled_cache;
 use crate::errors::CallError;
 use crate::exports::{Checked, Export, GrantExports};
 use crate::http_client::HttpClient;
-use crate::message::{HttpRequest, HttpResponse};
+use crate::message::{Headers, HttpRequest, HttpResponse};
 use crate::sandbox::{self, HostState, LimitExceeded};
 use crate::secret_store::SecretStore;
 use crate::token_store::TokenStore;
 
-/// The component built from this workspace by `build.rs`.
-pub(crate) const EMBEDDED: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/oauth2_plugin.wasm"));
+/// The component built from this workspace by `build.rs`: the release `.wasm` any host runs.
+pub const EMBEDDED: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/oauth2_plugin.wasm"));
 
 /// What the component's imports are served by during a call.
 #[derive(Clone)]
@@ -264,15 +264,17 @@ impl Plugin {
         self.instance(services)?.build_token_request(config, step)
     }
 
-    /// Reads a token endpoint response; stores nothing. One fresh instance.
+    /// Reads the response to a token request `build_token_request` gave; stores nothing. One
+    /// fresh instance.
     pub fn parse_token_response(
         &self,
         services: &Services,
         config: &ConnectionConfig,
+        request: &HttpRequest,
         response: &HttpResponse,
     ) -> Result<Token, CallError> {
         self.instance(services)?
-            .parse_token_response(config, response)
+            .parse_token_response(config, request, response)
     }
 
     /// A usable token: cached, refreshed or fetched, and stored. One fresh instance.
@@ -284,21 +286,24 @@ impl Plugin {
         self.instance(services)?.ensure_token(config)
     }
 
-    /// `request` with the connection's `Authorization` header. One fresh instance: a fresh
-    /// cached token is used without waiting for anything and without the request crossing into
-    /// the component; otherwise the component takes the connection's lock and finds either the
-    /// token another call just obtained or none, in which case it obtains one itself.
+    /// `request` with the connection's `Authorization` header: one connector step, one fresh
+    /// instance and one call, `authorization-headers`, which gets the request's URL only, so
+    /// the request and its body never cross into the component. A fresh cached token is used
+    /// without waiting for anything; otherwise the component takes the connection's lock and
+    /// finds either the token another call just obtained or none, in which case it obtains one
+    /// itself.
     pub fn decorate_request(
         &self,
         services: &Services,
         config: &ConnectionConfig,
         request: &HttpRequest,
     ) -> Result<HttpRequest, CallError> {
-        let mut instance = self.instance(services)?;
-        if let Some(decorated) = instance.decorate_request_cached(config, request)? {
-            return Ok(decorated);
-        }
-        instance.decorate_request(config, request)
+        let headers = self
+            .instance(services)?
+            .authorization_headers(config, &request.url)?;
+        let mut decorated = request.clone();
+        decorated.set_headers(headers);
+        Ok(decorated)
     }
 
     /// Starts the authorization-code flow. One fresh instance.
@@ -384,14 +389,20 @@ impl Instance {
         result.map(HttpRequest::from).map_err(CallError::OAuth)
     }
 
-    /// Reads a token endpoint response; stores nothing.
+    /// Reads the response to a token request `build_token_request` gave; stores nothing.
     pub fn parse_token_response(
         &mut self,
         config: &ConnectionConfig,
+        request: &HttpRequest,
         response: &HttpResponse,
     ) -> Result<Token, CallError> {
+        let request = wit::HttpRequest::from(request.clone());
         let response = wit::HttpResponse::from(response.clone());
-        let (result,) = self.call(config, |e| &e.parse_token_response, (config, &response))?;
+        let (result,) = self.call(
+            config,
+            |e| &e.parse_token_response,
+            (config, &request, &response),
+        )?;
         result.map(Token::from).map_err(CallError::OAuth)
     }
 
@@ -401,7 +412,19 @@ impl Instance {
         result.map(Token::from).map_err(CallError::OAuth)
     }
 
-    /// `request` with the connection's `Authorization` header.
+    /// The headers to set on a request to `url`: `Authorization` with a fresh token, obtained
+    /// under the connection's lock when the cached one is not.
+    pub fn authorization_headers(
+        &mut self,
+        config: &ConnectionConfig,
+        url: &str,
+    ) -> Result<Headers, CallError> {
+        let (result,) = self.call(config, |e| &e.authorization_headers, (config, url))?;
+        result.map(Headers).map_err(CallError::OAuth)
+    }
+
+    /// `request` with the connection's `Authorization` header, the whole request passed to the
+    /// component's `decorate-request` and back.
     pub fn decorate_request(
         &mut self,
         config: &ConnectionConfig,
@@ -410,26 +433,6 @@ impl Instance {
         let request = wit::HttpRequest::from(request.clone());
         let (result,) = self.call(config, |e| &e.decorate_request, (config, &request))?;
         result.map(HttpRequest::from).map_err(CallError::OAuth)
-    }
-
-    /// `request` decorated with the cached token when it is fresh; none when a token request
-    /// would be needed. Sends nothing, writes nothing. The component is asked only for the
-    /// headers for the request's URL, so the request never crosses into it.
-    pub fn decorate_request_cached(
-        &mut self,
-        config: &ConnectionConfig,
-        request: &HttpRequest,
-    ) -> Result<Option<HttpRequest>, CallError> {
-        let (result,) = self.call(
-            config,
-            |e| &e.cached_decoration,
-            (config, request.url.as_str()),
-        )?;
-        Ok(result.map_err(CallError::OAuth)?.map(|headers| {
-            let mut decorated = request.clone();
-            decorated.set_headers(headers);
-            decorated
-        }))
     }
 
     /// The largest linear memory this instance has had, in bytes: its initial memory, and what

@@ -198,12 +198,11 @@ impl ResourceLimiter for Limits {
 pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
     let l = &mut linker;
+    // The world: the contract's interfaces, the wall clock and randomness, served without a
+    // `WasiCtx`.
     Oauth2Plugin::add_to_linker::<_, HasSelf<_>>(l, |state| state)?;
 
-    // What the oauth2 component imports besides the contract, served without a `WasiCtx`.
-    clocks::wall_clock::add_to_linker::<_, HasSelf<_>>(l, |state| state)?;
-    random::random::add_to_linker::<_, HasSelf<_>>(l, |state| state)?;
-
+    // What Rust's std asks for besides, for components built with it.
     clocks::monotonic_clock::add_to_linker::<_, WasiClocks>(l, HostState::clocks)?;
     random::insecure::add_to_linker::<_, WasiRandom>(l, random_ctx)?;
     random::insecure_seed::add_to_linker::<_, WasiRandom>(l, random_ctx)?;
@@ -342,9 +341,20 @@ impl token_store::Host for HostState {
         self.in_host(|services| services.tokens.set(&key, &value, ttl))
     }
 
-    fn remove(&mut self, key: String) -> Result<(), StoreError> {
-        self.write_allowed(&key, 0)?;
-        self.in_host(|services| services.tokens.remove(&key))
+    fn compare_and_swap(
+        &mut self,
+        key: String,
+        expected: Option<String>,
+        value: Option<String>,
+        ttl_seconds: Option<u64>,
+    ) -> Result<bool, StoreError> {
+        self.write_allowed(&key, value.as_ref().map_or(0, String::len))?;
+        let ttl = ttl_seconds.map(Duration::from_secs);
+        self.in_host(|services| {
+            services
+                .tokens
+                .compare_and_swap(&key, expected.as_deref(), value.as_deref(), ttl)
+        })
     }
 
     fn lock(&mut self, key: String) -> Result<(), StoreError> {

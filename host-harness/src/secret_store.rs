@@ -127,9 +127,31 @@ impl TokenStore for MemoryStore {
         Ok(())
     }
 
-    fn remove(&self, key: &str) -> Result<(), StoreError> {
-        lock(&self.tokens).remove(key);
-        Ok(())
+    fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<&str>,
+        value: Option<&str>,
+        ttl: Option<Duration>,
+    ) -> Result<bool, StoreError> {
+        let now = self.clock.now();
+        let mut tokens = lock(&self.tokens);
+        let current = tokens
+            .get(key)
+            .filter(|(_, expires)| expires.is_none_or(|at| at > now))
+            .map(|(value, _)| value.as_str());
+        if current != expected {
+            return Ok(false);
+        }
+        match value {
+            Some(value) => {
+                tokens.insert(key.to_owned(), (value.to_owned(), ttl.map(|ttl| now + ttl)));
+            }
+            None => {
+                tokens.remove(key);
+            }
+        }
+        Ok(true)
     }
 
     fn lock(&self, key: &str, wait: Duration) -> Result<LockGuard, StoreError> {
@@ -160,6 +182,18 @@ mod tests {
                 .as_deref(),
             Some("token-entry")
         );
+    }
+
+    #[test]
+    fn compare_and_swap_changes_only_the_expected_entry() {
+        let store = MemoryStore::new();
+        assert!(TokenStore::compare_and_swap(&store, "k", None, Some("a"), None).unwrap());
+        assert!(!TokenStore::compare_and_swap(&store, "k", None, Some("b"), None).unwrap());
+        assert!(!TokenStore::compare_and_swap(&store, "k", Some("x"), Some("b"), None).unwrap());
+        assert!(TokenStore::compare_and_swap(&store, "k", Some("a"), Some("b"), None).unwrap());
+        assert_eq!(TokenStore::get(&store, "k").unwrap().as_deref(), Some("b"));
+        assert!(TokenStore::compare_and_swap(&store, "k", Some("b"), None, None).unwrap());
+        assert_eq!(TokenStore::get(&store, "k").unwrap(), None);
     }
 
     #[test]

@@ -15,8 +15,16 @@ pub trait TokenStore: Send + Sync {
     fn get(&self, key: &str) -> Result<Option<String>, StoreError>;
     /// Writes `value` under `key`; with `ttl`, the entry is gone once that much time passed.
     fn set(&self, key: &str, value: &str, ttl: Option<Duration>) -> Result<(), StoreError>;
-    /// Removing an absent key succeeds.
-    fn remove(&self, key: &str) -> Result<(), StoreError>;
+    /// Replaces the entry with `value` (`None`: removes it) if it is still `expected` (`None`:
+    /// there is none), as one atomic step for everyone sharing the store; `false`, and nothing
+    /// changed, when it is not.
+    fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<&str>,
+        value: Option<&str>,
+        ttl: Option<Duration>,
+    ) -> Result<bool, StoreError>;
     /// Takes the lock named `key`, waiting at most `wait` for another holder (another thread,
     /// or for a shared store another process) to release it. Held until the guard is dropped.
     fn lock(&self, key: &str, wait: Duration) -> Result<LockGuard, StoreError>;

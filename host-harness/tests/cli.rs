@@ -986,16 +986,15 @@ fn a_secret_typed_at_a_terminal_is_not_echoed() {
         seen.extend_from_slice(&buffer[..n]);
     }
     controller.write_all(b"typed-sentinel-value\n").unwrap();
-    assert!(child.wait().unwrap().success());
-    // Whatever the terminal shows now (the echo, if any, and the confirmation).
-    let flags = rustix::fs::fcntl_getfl(&controller).unwrap();
-    rustix::fs::fcntl_setfl(&controller, flags | rustix::fs::OFlags::NONBLOCK).unwrap();
-    while let Ok(n) = std::io::Read::read(&mut controller, &mut buffer) {
-        if n == 0 {
-            break;
+    // Whatever the terminal shows from now on (the echo, if any, and the confirmation), until
+    // the command has exited and closed it.
+    loop {
+        match std::io::Read::read(&mut controller, &mut buffer) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => seen.extend_from_slice(&buffer[..n]),
         }
-        seen.extend_from_slice(&buffer[..n]);
     }
+    assert!(child.wait().unwrap().success());
     let shown = String::from_utf8_lossy(&seen);
     assert!(shown.contains("stored secret"), "{shown}");
     assert!(!shown.contains("typed-sentinel-value"), "{shown}");

@@ -118,6 +118,7 @@ fn a_guest_that_allocates_without_end_is_stopped_at_its_memory_limit() {
     let result = hostile().parse_token_response(
         &services(),
         &config("https://idp.example.com/token"),
+        &request(),
         &response,
     );
     match result {

@@ -307,9 +307,10 @@ fn read_secret(name: &str) -> io::Result<String> {
         stdin.lock().read_to_string(&mut value)?;
         return Ok(value);
     }
+    // Echo off before the prompt: what is typed as soon as it shows is not echoed either.
+    let echo_off = EchoOff::new(&stdin)?;
     eprint!("value of secret \"{name}\" (not shown): ");
     io::stderr().flush()?;
-    let echo_off = EchoOff::new(&stdin)?;
     let read = stdin.lock().read_line(&mut value);
     drop(echo_off);
     eprintln!();
