@@ -11,8 +11,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::*;
-use host_harness::provider::Provider;
-use host_harness::{ClientAuth, ConnectionConfig, GrantType, HttpRequest, SecretStore};
+use oauth2_runtime::{ClientAuth, ConnectionConfig, GrantType, HttpRequest, SecretStore};
+use oauth2_test_provider::Provider;
 
 const THREADS: usize = 8;
 const PER_THREAD: usize = 2_000;

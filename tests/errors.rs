@@ -6,10 +6,10 @@
 mod common;
 
 use common::*;
-use host_harness::provider::{ConsentMode, Provider};
-use host_harness::{CallError, GrantType, OauthError, SecretStore, TransportError};
+use oauth2_runtime::{CallError, GrantType, OauthError, SecretStore, TransportError};
+use oauth2_test_provider::{ConsentMode, Provider};
 
-fn oauth_error(result: Result<host_harness::Token, CallError>) -> OauthError {
+fn oauth_error(result: Result<oauth2_runtime::Token, CallError>) -> OauthError {
     match result {
         Err(CallError::OAuth(e)) => e,
         Err(other) => panic!("not an OAuth error: {other}"),

@@ -24,8 +24,8 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use common::*;
-use host_harness::token_store::LockGuard;
-use host_harness::{
+use oauth2_runtime::token_store::LockGuard;
+use oauth2_runtime::{
     CallError, ClientAuth, ConnectionConfig, GrantType, MemoryStore, OauthError, StoreError, Token,
     TokenStore, TransportError, UreqClient,
 };

@@ -7,8 +7,8 @@
 mod common;
 
 use common::*;
-use host_harness::provider::{ClientAuthUsed, Provider};
-use host_harness::{CallError, ClientAuth, GrantType, OauthError, SecretStore};
+use oauth2_runtime::{CallError, ClientAuth, GrantType, OauthError, SecretStore};
+use oauth2_test_provider::{ClientAuthUsed, Provider};
 
 #[test]
 fn client_credentials_with_basic_auth_fetches_once_and_reuses() {

@@ -10,14 +10,14 @@ use std::cell::Cell;
 use std::sync::Arc;
 
 use common::{CLIENT_ID, Host, REDIRECT_URI, START, plugin};
-use host_harness::{
-    CallError, ConnectionConfig, GrantType, HttpClient, HttpRequest, HttpResponse, ManualClock,
-    MemoryStore, OauthError, Pair, Services, Token, TransportError,
-};
 use oauth2_plugin::config as native_config;
 use oauth2_plugin::error::Error as NativeError;
 use oauth2_plugin::provider_text::Redactor;
 use oauth2_plugin::{http as native_http, token_response};
+use oauth2_runtime::{
+    CallError, ConnectionConfig, GrantType, HttpClient, HttpRequest, HttpResponse, ManualClock,
+    MemoryStore, OauthError, Pair, Services, Token, TransportError,
+};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::select;
@@ -224,7 +224,7 @@ fn ten_thousand_deep_nesting_is_a_malformed_response() {
     }
     // Nesting within serde_json's limit is read: the token under token_path `a.a.a`.
     let config = ConnectionConfig {
-        response_format: host_harness::ResponseFormat {
+        response_format: oauth2_runtime::ResponseFormat {
             token_path: "a.a.a".into(),
             ..Default::default()
         },
@@ -825,7 +825,7 @@ fn a_token_url_with_a_punycode_right_to_left_mark_gets_the_components_answer() {
     still_serves(&host);
 }
 
-fn validate_token_url(host: &Host, token_url: &str) -> Vec<host_harness::ConfigProblem> {
+fn validate_token_url(host: &Host, token_url: &str) -> Vec<oauth2_runtime::ConfigProblem> {
     let config = ConnectionConfig {
         client_secret_name: Some("client-secret".into()),
         ..ConnectionConfig::new(GrantType::ClientCredentials, token_url, "client")

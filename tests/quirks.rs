@@ -5,13 +5,13 @@
 mod common;
 
 use common::{Host, START, plugin};
-use host_harness::{
-    CallError, ConnectionConfig, GrantType, HttpRequest, HttpResponse, OauthError, Pair,
-    ResponseFormat, ScopeSeparator, TimeUnit,
-};
 use oauth2_plugin::config as native;
 use oauth2_plugin::error::Error as NativeError;
 use oauth2_plugin::{http as native_http, token_response};
+use oauth2_runtime::{
+    CallError, ConnectionConfig, GrantType, HttpRequest, HttpResponse, OauthError, Pair,
+    ResponseFormat, ScopeSeparator, TimeUnit,
+};
 
 #[derive(Clone, Copy, Debug)]
 enum Unit {

@@ -70,7 +70,7 @@ fn the_component_imports_exactly_what_its_world_declares() {
 /// What a step costs grows with the component; the size it was tuned to is a limit.
 #[test]
 fn the_component_stays_within_400_kib() {
-    let size = host_harness::plugin::EMBEDDED.len();
+    let size = oauth2_runtime::plugin::EMBEDDED.len();
     println!("component: {size} bytes");
     assert!(
         size <= 400 << 10,
@@ -83,7 +83,7 @@ fn the_component_stays_within_400_kib() {
 /// within 1 MiB.
 #[test]
 fn a_fresh_instance_and_the_hot_path_stay_within_one_mib_of_memory() {
-    use host_harness::{GrantType, HttpRequest};
+    use oauth2_runtime::{GrantType, HttpRequest};
 
     let provider = common::start_provider();
     let host = common::Host::new();

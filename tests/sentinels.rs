@@ -4,7 +4,7 @@
 //! exception is `oauth2-host token --reveal`, which must show the access token.
 //!
 //! Three ways in: the library (the native rlib functions of `oauth2_plugin`), the component
-//! (through `host_harness::Plugin` in wasmtime) and the command (the real `oauth2-host` binary).
+//! (through `oauth2_runtime::Plugin` in wasmtime) and the command (the real `oauth2-host` binary).
 //!
 //! The client secret and the passwords are sentinels from the start. The provider's own tokens
 //! are random, so for the library and the component a [`SentinelIssuer`] sits in front of it:
@@ -36,14 +36,14 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::Value;
 
 use common::{CLIENT_ID, Host, REDIRECT_URI, START, USERNAME, call_api, consent, plugin};
-use host_harness::bindings::CodeExchange;
-use host_harness::provider::Provider;
-use host_harness::{
+use oauth2_plugin as lib;
+use oauth2_runtime::bindings::CodeExchange;
+use oauth2_runtime::{
     CallError, ClientAuth, ConnectionConfig, GrantType, HttpClient, HttpRequest, HttpResponse,
     ManualClock, MemoryStore, OauthError, Pair, SecretStore, Services, Token, TokenStep,
     TransportError, UreqClient,
 };
-use oauth2_plugin as lib;
+use oauth2_test_provider::Provider;
 
 // ---------------------------------------------------------------------------------------------
 // The sentinels
@@ -758,8 +758,12 @@ fn component_paths_leak_no_secret() {
         let decorated = plugin.decorate_request(&host.services, &config, &api_request(&provider));
         out.error_of(&format!("{label} decorate_request"), &decorated);
         decorated.unwrap();
-        let outcome =
-            host_harness::api_call::call(plugin, &host.services, &config, &api_request(&provider));
+        let outcome = oauth2_runtime::api_call::call(
+            plugin,
+            &host.services,
+            &config,
+            &api_request(&provider),
+        );
         out.result(&format!("{label} api_call"), &outcome);
         assert_eq!(outcome.unwrap().response.status, 200);
         out.debug(&format!("{label} store"), &*host.store);
@@ -955,7 +959,7 @@ fn component_paths_leak_no_secret() {
         out.result(&format!("{label} from the provider"), &fetched);
     }
     let nested = ConnectionConfig {
-        response_format: host_harness::ResponseFormat {
+        response_format: oauth2_runtime::ResponseFormat {
             token_path: "authed_user".into(),
             ..Default::default()
         },
@@ -1044,7 +1048,7 @@ fn component_paths_leak_no_secret() {
             TransportError::Connect(_)
         )))
     ));
-    let result = host_harness::api_call::call(
+    let result = oauth2_runtime::api_call::call(
         plugin,
         &host.services,
         &unreachable,
@@ -1608,14 +1612,14 @@ fn library_paths_leak_no_secret() {
 
 /// The `oauth2-host` binary next to this test's: `target/<profile>/deps/sentinels-<hash>` runs,
 /// `target/<profile>/oauth2-host` is the command. `CARGO_BIN_EXE_*` is only set for the tests of
-/// the binary's own package (host-harness), and this package cannot depend on a binary, so
+/// the binary's own package (oauth2-host), and this package cannot depend on a binary, so
 /// `cargo test -p oauth2-plugin` does not build it: the test insists it exists and is newer
 /// than every source it is built from, rather than test a stale command.
 fn oauth2_host() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(|| {
-        const BUILD: &str = "build it first with `cargo test -p host-harness --no-run` (or \
-            `cargo build -p host-harness --bin oauth2-host`); `cargo test --workspace` builds it too";
+        const BUILD: &str = "build it first with `cargo test -p oauth2-host --no-run` (or \
+            `cargo build -p oauth2-host --bin oauth2-host`); `cargo test --workspace` builds it too";
         let exe = std::env::current_exe().expect("the test binary's path");
         let binary = exe
             .parent()
@@ -1627,15 +1631,23 @@ fn oauth2_host() -> &'static Path {
             .unwrap_or_else(|_| panic!("{} does not exist: {BUILD}", binary.display()));
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let mut newest: Option<(SystemTime, PathBuf)> = None;
-        let mut pending: Vec<PathBuf> = ["src", "wit", "host-harness/src"]
-            .iter()
-            .chain(&[
-                "Cargo.toml",
-                "Cargo.lock",
-                "host-harness/Cargo.toml",
-                "host-harness/build.rs",
-                "host-harness/presets.json",
-            ])
+        let mut pending: Vec<PathBuf> = [
+            "src",
+            "wit",
+            "host-harness/runtime/src",
+            "host-harness/cli/src",
+            "host-harness/provider/src",
+        ]
+        .iter()
+        .chain(&[
+            "Cargo.toml",
+            "Cargo.lock",
+            "host-harness/runtime/Cargo.toml",
+            "host-harness/runtime/build.rs",
+            "host-harness/cli/Cargo.toml",
+            "host-harness/cli/presets.json",
+            "host-harness/provider/Cargo.toml",
+        ])
             .map(|p| root.join(p))
             .collect();
         while let Some(path) = pending.pop() {

@@ -6,11 +6,11 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use host_harness::provider::{ClientConfig, Provider, ProviderConfig};
-use host_harness::{
+use oauth2_runtime::{
     ClientAuth, ConnectionConfig, GrantType, HttpRequest, ManualClock, MemoryStore, Plugin,
     SecretStore, Services, UreqClient,
 };
+use oauth2_test_provider::{ClientConfig, Provider, ProviderConfig};
 
 pub const CLIENT_ID: &str = "demo-client";
 /// Every character that needs encoding in Basic credentials or a form body.

@@ -1,0 +1,330 @@
+//! `oauth2-host demo`: every grant end to end through the component, against the embedded
+//! provider on loopback, printed step by step.
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context as _, bail, ensure};
+
+use crate::callback::CallbackListener;
+use oauth2_runtime::api_call;
+use oauth2_runtime::clock::{Clock, ManualClock};
+use oauth2_runtime::http_client::UreqClient;
+use oauth2_runtime::message::HttpRequest;
+use oauth2_runtime::plugin::{Plugin, Services, Token};
+use oauth2_runtime::secret_store::{MemoryStore, SecretStore};
+use oauth2_runtime::{ClientAuth, ConnectionConfig, GrantType};
+use oauth2_test_provider::{Provider, ProviderConfig};
+
+/// How far the demo moves the component's clock to make a one-hour token expire.
+const ONE_HOUR: Duration = Duration::from_secs(3600);
+
+/// Runs the demo, writing its steps to `out`. Fails at the first step that does not hold.
+pub fn run(plugin: &Plugin, out: &mut impl Write) -> anyhow::Result<()> {
+    let callback_port = free_loopback_port()?;
+    let redirect_uri = format!("http://127.0.0.1:{callback_port}/callback");
+    let provider = Provider::start(ProviderConfig::demo(&redirect_uri))
+        .context("starting the demo provider")?;
+    let clock = Arc::new(ManualClock::new(SystemTime::now()));
+    let store = Arc::new(MemoryStore::with_clock(clock.clone()));
+    store
+        .set("demo-client-secret", "demo-secret")
+        .map_err(anyhow::Error::msg)?;
+    store
+        .set("alice-password", "wonderland")
+        .map_err(anyhow::Error::msg)?;
+    let demo = Demo {
+        plugin,
+        services: Services {
+            http: Arc::new(UreqClient::new()),
+            secrets: store.clone(),
+            tokens: store,
+            clock: clock.clone(),
+        },
+        clock,
+        provider: &provider,
+    };
+
+    writeln!(
+        out,
+        "Embedded OAuth 2.0 provider and protected API on {}; the component runs in wasmtime.\n",
+        provider.base_url()
+    )?;
+    demo.client_credentials(out)?;
+    demo.password(out)?;
+    demo.authorization_code(out, &redirect_uri)?;
+    writeln!(out, "All three grants passed.")?;
+    Ok(())
+}
+
+struct Demo<'a> {
+    plugin: &'a Plugin,
+    services: Services,
+    clock: Arc<ManualClock>,
+    provider: &'a Provider,
+}
+
+impl Demo<'_> {
+    fn config(&self, grant_type: GrantType, client_auth: ClientAuth) -> ConnectionConfig {
+        ConnectionConfig {
+            authorization_url: Some(self.provider.authorization_url()),
+            client_secret_name: Some("demo-client-secret".into()),
+            username: Some("alice".into()),
+            password_name: Some("alice-password".into()),
+            scope: Some("read write".into()),
+            client_auth,
+            ..ConnectionConfig::new(grant_type, &self.provider.token_url(), "demo-client")
+        }
+    }
+
+    fn client_credentials(&self, out: &mut impl Write) -> anyhow::Result<()> {
+        writeln!(out, "Client credentials (client_auth basic)")?;
+        let config = self.config(GrantType::ClientCredentials, ClientAuth::Basic);
+        let token = self.token(&config)?;
+        step(
+            out,
+            format!("token fetched: {}", describe(&token, self.clock.now())),
+        )?;
+        self.api_round(out, &config, "client_credentials")?;
+        self.clock.advance(ONE_HOUR);
+        let renewed = self.token(&config)?;
+        ensure!(
+            renewed.access_token != token.access_token,
+            "the expired token was served"
+        );
+        ensure!(
+            self.provider.token_request_count("client_credentials") == 2,
+            "no new token was fetched"
+        );
+        step(
+            out,
+            "clock moved one hour: a new token was fetched (this grant has no refresh token)",
+        )?;
+        self.recover_from_401(out, &config)?;
+        writeln!(out)?;
+        Ok(())
+    }
+
+    fn password(&self, out: &mut impl Write) -> anyhow::Result<()> {
+        writeln!(out, "Password (client_auth request_body)")?;
+        let config = self.config(GrantType::Password, ClientAuth::RequestBody);
+        let token = self.token(&config)?;
+        ensure!(
+            token.refresh_token.is_some(),
+            "the provider issued no refresh token"
+        );
+        step(
+            out,
+            format!(
+                "token fetched for alice: {}, with a refresh token",
+                describe(&token, self.clock.now())
+            ),
+        )?;
+        self.api_round(out, &config, "password")?;
+        self.expire_and_refresh(out, &config, &token)?;
+        writeln!(out)?;
+        Ok(())
+    }
+
+    fn authorization_code(&self, out: &mut impl Write, redirect_uri: &str) -> anyhow::Result<()> {
+        writeln!(out, "Authorization code with PKCE (S256)")?;
+        let mut config = self.config(GrantType::AuthorizationCode, ClientAuth::Basic);
+        config.redirect_uri = Some(redirect_uri.to_owned());
+        match self.plugin.ensure_token(&self.services, &config) {
+            Err(oauth2_runtime::CallError::OAuth(
+                oauth2_runtime::OauthError::AuthorizationRequired(_),
+            )) => step(
+                out,
+                "no token yet: the component asks for the user's authorization",
+            )?,
+            other => bail!("expected authorization-required, got {other:?}"),
+        }
+        let start = self.plugin.begin_authorization(&self.services, &config)?;
+        step(out, format!("authorization URL: {}", start.url))?;
+
+        let listener = CallbackListener::bind(redirect_uri)?.with_timeout(Duration::from_secs(10));
+        let token = std::thread::scope(|scope| -> anyhow::Result<Token> {
+            let browser = scope.spawn(|| self.browser(&start.url));
+            let redirect = listener.wait(&start.state)?;
+            let result =
+                self.plugin
+                    .complete_authorization(&self.services, &config, redirect.url());
+            match &result {
+                Ok(_) => redirect.respond_success("The demo connection is authorized.")?,
+                Err(e) => redirect.respond_failure(&e.to_string())?,
+            }
+            let page_status = browser
+                .join()
+                .map_err(|_| anyhow::anyhow!("the browser thread panicked"))??;
+            ensure!(page_status == 200, "the result page answered {page_status}");
+            Ok(result?)
+        })?;
+        step(
+            out,
+            format!(
+                "browser consented and came back to {redirect_uri}: state checked, code exchanged with the PKCE verifier"
+            ),
+        )?;
+        step(
+            out,
+            format!(
+                "token stored: {}, with a refresh token",
+                describe(&token, self.clock.now())
+            ),
+        )?;
+        self.api_round(out, &config, "authorization_code")?;
+        self.expire_and_refresh(out, &config, &token)?;
+        writeln!(out)?;
+        Ok(())
+    }
+
+    /// What a browser does: opens the authorization URL, follows the provider's redirect to the
+    /// callback listener, and reads the result page. Returns the page's status.
+    fn browser(&self, authorization_url: &str) -> anyhow::Result<u16> {
+        let consent = self.services.http.send(&get(authorization_url))?;
+        let location = consent
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case("location"))
+            .map(|h| h.value.clone())
+            .with_context(|| {
+                format!(
+                    "the provider answered {} without a redirect",
+                    consent.status
+                )
+            })?;
+        Ok(self.services.http.send(&get(&location))?.status)
+    }
+
+    /// One API call, then several more on the cached token.
+    fn api_round(
+        &self,
+        out: &mut impl Write,
+        config: &ConnectionConfig,
+        grant: &str,
+    ) -> anyhow::Result<()> {
+        let url = format!("{}/api/orders", self.provider.base_url());
+        let outcome = api_call::call(self.plugin, &self.services, config, &get(&url))?;
+        ensure!(
+            outcome.response.status == 200,
+            "the API answered {}",
+            outcome.response.status
+        );
+        step(
+            out,
+            format!(
+                "GET /api/orders -> 200 {}",
+                String::from_utf8_lossy(&outcome.response.body).trim()
+            ),
+        )?;
+        let before = self.provider.token_requests().len();
+        for _ in 0..5 {
+            let outcome = api_call::call(self.plugin, &self.services, config, &get(&url))?;
+            ensure!(
+                outcome.response.status == 200,
+                "the API answered {}",
+                outcome.response.status
+            );
+        }
+        ensure!(
+            self.provider.token_requests().len() == before,
+            "a cached token was not reused"
+        );
+        step(
+            out,
+            format!(
+                "5 more calls reused the cached token ({grant} token requests so far: {})",
+                self.provider.token_request_count(grant)
+            ),
+        )
+    }
+
+    fn expire_and_refresh(
+        &self,
+        out: &mut impl Write,
+        config: &ConnectionConfig,
+        old: &Token,
+    ) -> anyhow::Result<()> {
+        self.clock.advance(ONE_HOUR);
+        let refreshed = self.token(config)?;
+        ensure!(
+            refreshed.access_token != old.access_token,
+            "the expired token was served"
+        );
+        ensure!(
+            self.provider.token_request_count("refresh_token") > 0,
+            "no refresh happened"
+        );
+        ensure!(
+            refreshed.refresh_token.is_some() && refreshed.refresh_token != old.refresh_token,
+            "the rotated refresh token was not stored"
+        );
+        step(
+            out,
+            "clock moved one hour: token refreshed; the provider rotated the refresh token and the new one was stored",
+        )?;
+        let url = format!("{}/api/orders", self.provider.base_url());
+        let status = api_call::call(self.plugin, &self.services, config, &get(&url))?
+            .response
+            .status;
+        ensure!(status == 200, "the API answered {status} after the refresh");
+        step(out, "GET /api/orders with the refreshed token -> 200")
+    }
+
+    fn recover_from_401(
+        &self,
+        out: &mut impl Write,
+        config: &ConnectionConfig,
+    ) -> anyhow::Result<()> {
+        self.provider.revoke_all();
+        let url = format!("{}/api/orders", self.provider.base_url());
+        let outcome = api_call::call(self.plugin, &self.services, config, &get(&url))?;
+        ensure!(outcome.retried, "the revoked token was not refused");
+        ensure!(
+            outcome.response.status == 200,
+            "the API answered {} after the retry",
+            outcome.response.status
+        );
+        step(
+            out,
+            "provider revoked the token: API 401 -> forget-token -> new token -> 200",
+        )
+    }
+
+    fn token(&self, config: &ConnectionConfig) -> anyhow::Result<Token> {
+        Ok(self.plugin.ensure_token(&self.services, config)?)
+    }
+}
+
+fn step(out: &mut impl Write, text: impl AsRef<str>) -> anyhow::Result<()> {
+    writeln!(out, "  ok  {}", text.as_ref())?;
+    Ok(())
+}
+
+/// The token's public facts; the demo never prints token values.
+fn describe(token: &Token, now: SystemTime) -> String {
+    let now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let lifetime = match token.expires_at {
+        Some(at) => format!("expires in {} s", at.saturating_sub(now)),
+        None => "no stated lifetime".to_owned(),
+    };
+    let scope = token.scope.as_deref().unwrap_or("(as configured)");
+    format!("{}, {lifetime}, scope \"{scope}\"", token.token_type)
+}
+
+fn get(url: &str) -> HttpRequest {
+    HttpRequest {
+        method: "GET".into(),
+        url: url.to_owned(),
+        headers: vec![],
+        body: vec![],
+    }
+}
+
+/// A loopback port free right now, for the callback listener the provider must know up front.
+fn free_loopback_port() -> anyhow::Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("finding a free loopback port")?;
+    Ok(listener.local_addr()?.port())
+}

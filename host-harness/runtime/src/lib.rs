@@ -1,0 +1,29 @@
+//! Embeds the oauth2-plugin component in a Rust host: the wasmtime sandbox, the host services it
+//! imports (HTTP, secrets, token store, clock), and the calls a connector makes.
+
+pub mod api_call;
+pub mod bindings;
+pub mod clock;
+mod compiled_cache;
+pub mod errors;
+mod exports;
+pub mod file_store;
+pub mod http_client;
+pub mod message;
+pub mod plugin;
+mod sandbox;
+pub mod secret_store;
+pub mod token_store;
+
+pub use bindings::{
+    ClientAuth, ConfigProblem, ConnectionConfig, GrantType, OauthError, Pair, ResponseFormat,
+    ScopeSeparator, StoreError, TimeUnit, TokenStep, TransportError,
+};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use errors::CallError;
+pub use file_store::FileStore;
+pub use http_client::{HttpClient, UreqClient};
+pub use message::{Headers, HttpRequest, HttpResponse};
+pub use plugin::{Instance, Plugin, Services, Token};
+pub use secret_store::{MemoryStore, SecretStore};
+pub use token_store::TokenStore;
