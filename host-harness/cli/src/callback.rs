@@ -1,14 +1,19 @@
 //! A one-shot loopback listener that catches the browser's authorization-code redirect.
 
 use std::fmt::{self, Display, Formatter};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
-use tiny_http::{Header, Request, Response, Server};
+use tokio::sync::oneshot;
 
 /// How long a user gets to finish consenting in the browser, unless told otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+
+/// The longest wait for the browser a user may ask for.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(60 * 60);
 
 /// Why no redirect could be caught.
 #[derive(Debug)]
@@ -46,16 +51,30 @@ impl Display for CallbackError {
 
 impl std::error::Error for CallbackError {}
 
-/// The longest wait for the browser a user may ask for.
-pub const MAX_TIMEOUT: Duration = Duration::from_secs(60 * 60);
+/// A page the browser gets back.
+struct Page {
+    status: u16,
+    title: &'static str,
+    message: String,
+}
 
-/// How long each socket is watched in turn when `localhost` is served on both loopbacks.
-const TURN: Duration = Duration::from_millis(20);
+/// A request to the redirect path, handed from the server to [`CallbackListener::wait`], and
+/// where to send the page that answers it.
+struct Arrival {
+    /// The request target: path and query.
+    target: String,
+    answer: oneshot::Sender<Page>,
+}
 
 /// A listener bound to the redirect URI's loopback address (for `localhost`, to both
-/// `127.0.0.1` and `::1`, as a browser may resolve it to either).
+/// `127.0.0.1` and `::1`, as a browser may resolve it to either). HTTP is axum's, on a runtime
+/// thread of its own; requests to the redirect path come to [`CallbackListener::wait`], which
+/// decides what each gets.
 pub struct CallbackListener {
-    servers: Vec<Server>,
+    addrs: Vec<SocketAddr>,
+    arrivals: mpsc::Receiver<Arrival>,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<()>>,
     /// `http://host:port` exactly as the redirect URI spells it.
     origin: String,
     path: String,
@@ -65,6 +84,7 @@ pub struct CallbackListener {
 impl fmt::Debug for CallbackListener {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
         f.debug_struct("CallbackListener")
+            .field("addrs", &self.addrs)
             .field("origin", &self.origin)
             .field("path", &self.path)
             .field("timeout", &self.timeout)
@@ -78,19 +98,32 @@ impl CallbackListener {
         let target =
             RedirectTarget::parse(redirect_uri).map_err(CallbackError::UnusableRedirectUri)?;
         let bind = |address: SocketAddr| {
-            Server::http(address).map_err(|e| CallbackError::Bind {
-                address,
-                message: e.to_string(),
-            })
+            TcpListener::bind(address)
+                .and_then(|listener| listener.set_nonblocking(true).map(|()| listener))
+                .map_err(|e| CallbackError::Bind {
+                    address,
+                    message: e.to_string(),
+                })
         };
-        let mut servers = vec![bind(target.address)?];
+        let mut listeners = vec![bind(target.address)?];
         if target.localhost {
             // A machine without IPv6 has no `::1` to listen on, and its browser none to use.
             let v6 = SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), target.address.port());
-            servers.extend(bind(v6).ok());
+            listeners.extend(bind(v6).ok());
         }
+        let addrs = listeners
+            .iter()
+            .filter_map(|listener| listener.local_addr().ok())
+            .collect();
+        let (arrived, arrivals) = mpsc::channel();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server =
+            serve(listeners, target.path.clone(), arrived, stopped).map_err(CallbackError::Io)?;
         Ok(Self {
-            servers,
+            addrs,
+            arrivals,
+            stop: Some(stop),
+            server: Some(server),
             origin: target.origin,
             path: target.path,
             timeout: DEFAULT_TIMEOUT,
@@ -105,10 +138,7 @@ impl CallbackListener {
 
     /// The addresses actually bound.
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        self.servers
-            .iter()
-            .filter_map(|server| server.server_addr().to_ip())
-            .collect()
+        self.addrs.clone()
     }
 
     /// Waits for the browser to arrive on the redirect path with `state`, the one this
@@ -120,41 +150,139 @@ impl CallbackListener {
         let expected = Sha256::digest(state.as_bytes());
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
-            if remaining.is_zero() {
-                return Err(CallbackError::Timeout(self.timeout));
+            let arrival = self
+                .arrivals
+                .recv_timeout(remaining)
+                .map_err(|_| CallbackError::Timeout(self.timeout))?;
+            let url = format!("{}{}", self.origin, arrival.target);
+            // Digests compared, so the time taken says nothing about the state itself.
+            if query_state(&url).map(|s| Sha256::digest(s.as_bytes())) == Some(expected) {
+                return Ok(Redirect {
+                    url,
+                    answer: arrival.answer,
+                });
             }
-            let turn = if self.servers.len() > 1 {
-                remaining.min(TURN)
-            } else {
-                remaining
-            };
-            for server in &self.servers {
-                let Some(request) = server.recv_timeout(turn).map_err(CallbackError::Io)? else {
-                    continue;
-                };
-                let target = request.url().to_owned();
-                let path = target.split(['?', '#']).next().unwrap_or_default();
-                if path != self.path {
-                    // The browser gets nothing useful either way; the error would only be noise.
-                    let _ = request.respond(Response::empty(404));
-                    continue;
-                }
-                let url = format!("{}{target}", self.origin);
-                // Digests compared, so the time taken says nothing about the state itself.
-                if query_state(&url).map(|s| Sha256::digest(s.as_bytes())) == Some(expected) {
-                    return Ok(Redirect { url, request });
-                }
-                let _ = respond(
-                    request,
-                    400,
-                    "Not this login",
-                    "This request does not carry the state of the authorization in progress, so \
-                     it was ignored and the login goes on. If the provider showed an error, \
-                     start the authorization again.",
-                );
-            }
+            let _ = arrival.answer.send(Page {
+                status: 400,
+                title: "Not this login",
+                message: "This request does not carry the state of the authorization in \
+                          progress, so it was ignored and the login goes on. If the provider \
+                          showed an error, start the authorization again."
+                    .to_owned(),
+            });
         }
     }
+}
+
+impl Drop for CallbackListener {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = server.join();
+        }
+    }
+}
+
+/// Serves `listeners` until `stopped`: requests to `path` go to `arrived` and get the page sent
+/// back; any other path a 404.
+fn serve(
+    listeners: Vec<TcpListener>,
+    path: String,
+    arrived: mpsc::Sender<Arrival>,
+    stopped: oneshot::Receiver<()>,
+) -> std::io::Result<JoinHandle<()>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name("oauth2-host-callback".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                let app = axum::Router::new()
+                    .route(
+                        &path,
+                        axum::routing::any(move |uri: axum::http::Uri| {
+                            let arrived = arrived.clone();
+                            async move { arrive(&arrived, &uri).await }
+                        }),
+                    )
+                    .fallback(|| async { axum::http::StatusCode::NOT_FOUND });
+                let (shutdown, _) = tokio::sync::watch::channel(());
+                let mut servers = Vec::new();
+                for listener in listeners {
+                    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+                        continue;
+                    };
+                    let mut stop = shutdown.subscribe();
+                    let app = app.clone();
+                    servers.push(tokio::spawn(async move {
+                        let _ = axum::serve(listener, app)
+                            .with_graceful_shutdown(async move {
+                                let _ = stop.changed().await;
+                            })
+                            .await;
+                    }));
+                }
+                let _ = stopped.await;
+                drop(shutdown);
+                for server in servers {
+                    let _ = server.await;
+                }
+            });
+        })
+}
+
+/// Hands one redirect-path request to the waiting side and answers with the page it decides;
+/// 503 if no one is waiting any more.
+async fn arrive(
+    arrived: &mpsc::Sender<Arrival>,
+    uri: &axum::http::Uri,
+) -> axum::response::Response {
+    let target = uri.path_and_query().map_or_else(
+        || uri.path().to_owned(),
+        |target| target.as_str().to_owned(),
+    );
+    let (answer, page) = oneshot::channel();
+    if arrived.send(Arrival { target, answer }).is_err() {
+        return page_response(Page {
+            status: 503,
+            title: "Not listening",
+            message: "No authorization is waiting for this redirect any more.".into(),
+        });
+    }
+    match page.await {
+        Ok(page) => page_response(page),
+        Err(_) => page_response(Page {
+            status: 503,
+            title: "Not listening",
+            message: "The authorization stopped waiting before this redirect was answered.".into(),
+        }),
+    }
+}
+
+/// A small page: `title` and `message`, escaped for HTML, never cached.
+fn page_response(page: Page) -> axum::response::Response {
+    let html = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{title}</title></head>\
+         <body><h1>{title}</h1><p>{}</p><p>You can close this window.</p></body></html>",
+        escape_html(&page.message),
+        title = page.title,
+    );
+    let mut response = axum::response::Response::new(axum::body::Body::from(html));
+    *response.status_mut() = axum::http::StatusCode::from_u16(page.status)
+        .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+    let headers = response.headers_mut();
+    headers.insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    response
 }
 
 /// The `state` parameter of a redirect URL; none when it has none, or more than one.
@@ -168,7 +296,7 @@ fn query_state(url: &str) -> Option<String> {
 /// The browser's request to the redirect URI, waiting for its result page.
 pub struct Redirect {
     url: String,
-    request: Request,
+    answer: oneshot::Sender<Page>,
 }
 
 impl fmt::Debug for Redirect {
@@ -185,36 +313,23 @@ impl Redirect {
     }
 
     /// Tells the browser the authorization worked.
-    pub fn respond_success(self, message: &str) -> std::io::Result<()> {
-        self.respond(200, "Authorization complete", message)
+    pub fn respond_success(self, message: &str) {
+        self.respond(200, "Authorization complete", message);
     }
 
     /// Tells the browser the authorization failed, and why (no secrets in `message`).
-    pub fn respond_failure(self, message: &str) -> std::io::Result<()> {
-        self.respond(400, "Authorization failed", message)
+    pub fn respond_failure(self, message: &str) {
+        self.respond(400, "Authorization failed", message);
     }
 
-    fn respond(self, status: u16, title: &str, message: &str) -> std::io::Result<()> {
-        respond(self.request, status, title, message)
+    fn respond(self, status: u16, title: &'static str, message: &str) {
+        // A browser that went away is nothing to report.
+        let _ = self.answer.send(Page {
+            status,
+            title,
+            message: message.to_owned(),
+        });
     }
-}
-
-/// A small page: `title` and `message`, escaped for HTML.
-fn respond(request: Request, status: u16, title: &str, message: &str) -> std::io::Result<()> {
-    let page = format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{title}</title></head>\
-         <body><h1>{title}</h1><p>{}</p><p>You can close this window.</p></body></html>",
-        escape_html(message)
-    );
-    let content_type = Header::from_bytes("Content-Type", "text/html; charset=utf-8")
-        .expect("a valid static header");
-    let no_store = Header::from_bytes("Cache-Control", "no-store").expect("a valid static header");
-    request.respond(
-        Response::from_string(page)
-            .with_status_code(status)
-            .with_header(content_type)
-            .with_header(no_store),
-    )
 }
 
 fn escape_html(text: &str) -> String {
@@ -383,7 +498,7 @@ mod tests {
             redirect.url(),
             format!("http://127.0.0.1:{port}/callback?code=abc&state=xyz")
         );
-        redirect.respond_failure("bad <state>").unwrap();
+        redirect.respond_failure("bad <state>");
         let (favicon, forged, page) = browser.join().unwrap();
         assert!(favicon.starts_with("HTTP/1.1 404"), "{favicon}");
         for answer in forged {
@@ -411,7 +526,7 @@ mod tests {
             redirect.url(),
             format!("http://localhost:{port}/cb?code=c&state=s")
         );
-        redirect.respond_success("ok").unwrap();
+        redirect.respond_success("ok");
         assert!(browser.join().unwrap().starts_with("HTTP/1.1 200"));
     }
 

@@ -152,8 +152,8 @@ impl Demo<'_> {
                 self.plugin
                     .complete_authorization(&self.services, &config, redirect.url());
             match &result {
-                Ok(_) => redirect.respond_success("The demo connection is authorized.")?,
-                Err(e) => redirect.respond_failure(&e.to_string())?,
+                Ok(_) => redirect.respond_success("The demo connection is authorized."),
+                Err(e) => redirect.respond_failure(&e.to_string()),
             }
             let page_status = browser
                 .join()

@@ -615,8 +615,7 @@ fn authorize(options: &Options) -> anyhow::Result<ExitCode> {
         .complete_authorization(&session.services, &session.config, redirect.url())
     {
         Ok(token) => {
-            let _ =
-                redirect.respond_success("The token is stored. You can return to the terminal.");
+            redirect.respond_success("The token is stored. You can return to the terminal.");
             // The token's type and scope are the provider's words: shown, never obeyed.
             eprintln!(
                 "authorized: {} token stored, expires_at {}, scope {}",
@@ -630,7 +629,7 @@ fn authorize(options: &Options) -> anyhow::Result<ExitCode> {
         }
         Err(error) => {
             // The browser is told why too; the message names codes and hints, never secrets.
-            let _ = redirect.respond_failure(&error.to_string());
+            redirect.respond_failure(&error.to_string());
             Err(error.into())
         }
     }

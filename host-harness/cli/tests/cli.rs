@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use oauth2_runtime::{HttpClient, HttpRequest, UreqClient};
-use oauth2_test_provider::{Provider, ProviderConfig};
+use oauth2_test_provider::{Answer, Provider, ProviderConfig, Scripted};
 
 const CLIENT_SECRET: &str = "demo-secret";
 const PASSWORD: &str = "wonderland";
@@ -606,43 +606,27 @@ fn concurrent_writer_processes_lose_no_write() {
 /// A token endpoint that answers every request with an OAuth error whose description echoes
 /// the request back, its `Authorization` header and body included, wrapped in terminal escape
 /// sequences and a forged line.
-fn echoing_token_endpoint() -> String {
-    let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
-    let port = server.server_addr().to_ip().unwrap().port();
-    std::thread::spawn(move || {
-        for mut request in server.incoming_requests() {
-            let mut body = String::new();
-            let _ = request.as_reader().read_to_string(&mut body);
-            let authorization = request
-                .headers()
-                .iter()
-                .find(|h| h.field.equiv("Authorization"))
-                .map(|h| h.value.to_string())
-                .unwrap_or_default();
-            let echo = format!(
-                "\u{1b}]0;pwned\u{7}\u{1b}[2J you sent {authorization} and {body}\r\nauthorized: Bearer forged"
-            );
-            let answer = serde_json::json!({
-                "error": "invalid_client",
-                "error_description": echo,
-                "error_uri": format!("https://idp.example/?{body}"),
-            });
-            let json = "Content-Type: application/json"
-                .parse::<tiny_http::Header>()
-                .unwrap();
-            let _ = request.respond(
-                tiny_http::Response::from_string(answer.to_string())
-                    .with_status_code(401)
-                    .with_header(json),
-            );
-        }
-    });
-    format!("http://127.0.0.1:{port}/token")
+fn echoing_token_endpoint() -> Scripted {
+    Scripted::start(|received| {
+        let authorization = received.header("authorization").unwrap_or_default();
+        let body = String::from_utf8_lossy(&received.body);
+        let echo = format!(
+            "\u{1b}]0;pwned\u{7}\u{1b}[2J you sent {authorization} and {body}\r\nauthorized: Bearer forged"
+        );
+        let answer = serde_json::json!({
+            "error": "invalid_client",
+            "error_description": echo,
+            "error_uri": format!("https://idp.example/?{body}"),
+        });
+        Answer::new(401, "application/json", answer.to_string())
+    })
+    .unwrap()
 }
 
 #[test]
 fn a_provider_that_echoes_the_request_cannot_print_secrets_or_control_characters() {
-    let token_url = echoing_token_endpoint();
+    let endpoint = echoing_token_endpoint();
+    let token_url = format!("{}/token", endpoint.base_url());
     let scratch = Scratch::new("echo");
     scratch.set_secret("demo-client-secret", "s3cr:t/+&%= ~q7x");
     scratch.set_secret("alice-password", "p@ss w0rd&=z9k");

@@ -8,15 +8,14 @@
 //! interactive consent; a bearer-protected API (RFC 6750). Tests steer it (injected failures,
 //! revocation, forced expiry) and inspect what it received (recorded token requests, counters).
 //!
-//! The HTTP/1.1 server is a small one on `std::net`: one thread per connection and one request per
-//! connection (`Connection: close`). That keeps shutdown deterministic: dropping the [`Provider`]
-//! closes the port and joins every thread it started before it returns.
+//! HTTP is axum's, on a tokio runtime of its own: dropping the [`Provider`] stops accepting,
+//! ends the connections it holds and joins the runtime's thread before it returns. The OAuth
+//! logic below is plain synchronous code over [`Request`] and [`Response`].
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
-use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -26,16 +25,10 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-/// Largest request body accepted; a longer one is answered 413 without being read.
-const MAX_BODY: u64 = 64 * 1024;
-/// Largest request line plus headers; a longer head is answered 431.
-const MAX_HEAD: u64 = 16 * 1024;
-/// How long a client may stall in the middle of a request before its connection is dropped.
-const IO_TIMEOUT: Duration = Duration::from_secs(10);
-/// How much unread input is taken in before closing after an early reply (see `serve_connection`).
-const DRAIN_LIMIT: u64 = 1024 * 1024;
-/// How long to wait for that input.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
+/// Largest request body accepted; a longer one is answered 413.
+const MAX_BODY: usize = 64 * 1024;
+/// How long in-flight requests get to finish when the provider stops.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// Authorization codes are short-lived (RFC 6749 §4.1.2 recommends at most ten minutes).
 const CODE_LIFETIME: Duration = Duration::from_secs(60);
 /// The realm named in `WWW-Authenticate` challenges.
@@ -284,41 +277,33 @@ impl TokenRequestRecord {
 
 /// A running provider. Dropping it (or [`Provider::shutdown`]) stops it.
 pub struct Provider {
-    addr: SocketAddr,
+    server: Server,
     shared: Arc<Shared>,
-    accept_thread: Option<JoinHandle<()>>,
 }
 
 impl Provider {
-    /// Binds a free port on 127.0.0.1 and serves on background threads.
+    /// Binds a free port on 127.0.0.1 and serves on a thread of its own.
     pub fn start(config: ProviderConfig) -> io::Result<Provider> {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
-        let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             config,
             state: Mutex::default(),
-            stopping: AtomicBool::new(false),
         });
-        let accept_thread = thread::Builder::new()
-            .name("oauth-provider".to_owned())
-            .spawn({
-                let shared = Arc::clone(&shared);
-                move || accept_loop(listener, shared)
-            })?;
+        let app = axum::Router::new()
+            .fallback(serve)
+            .with_state(Arc::clone(&shared));
         Ok(Provider {
-            addr,
+            server: Server::start(app)?,
             shared,
-            accept_thread: Some(accept_thread),
         })
     }
 
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.server.addr
     }
 
     /// `http://127.0.0.1:PORT`
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.server.addr)
     }
 
     pub fn token_url(&self) -> String {
@@ -395,81 +380,211 @@ impl Provider {
 impl fmt::Debug for Provider {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Provider")
-            .field("addr", &self.addr)
+            .field("addr", &self.server.addr)
             .finish_non_exhaustive()
     }
 }
 
-impl Drop for Provider {
+/// An axum app served on a free port of 127.0.0.1 by a runtime thread of its own, until dropped:
+/// then it stops accepting, ends the connections it holds, and joins the thread.
+struct Server {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Server {
+    fn start(app: axum::Router) -> io::Result<Server> {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("oauth-provider")
+            .enable_all()
+            .build()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = thread::Builder::new()
+            .name("oauth-provider".to_owned())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+                        return;
+                    };
+                    let _ = axum::serve(listener, app)
+                        .with_graceful_shutdown(async move {
+                            let _ = stopped.await;
+                        })
+                        .await;
+                });
+                runtime.shutdown_timeout(SHUTDOWN_GRACE);
+            })?;
+        Ok(Server {
+            addr,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Server {
     fn drop(&mut self) {
-        if let Some(accept_thread) = self.accept_thread.take() {
-            self.shared.stopping.store(true, Ordering::SeqCst);
-            // `accept` has no timeout: a connection of our own wakes it up to see the flag.
-            let _ = TcpStream::connect(self.addr);
-            let _ = accept_thread.join();
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
         }
     }
 }
 
-/// Accepts connections until the provider stops, then closes the port and ends the connections
-/// still open (a client may hold one idle) before joining their threads.
-fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
-    let mut connections: Vec<(JoinHandle<()>, TcpStream)> = Vec::new();
-    for stream in listener.incoming() {
-        if shared.stopping.load(Ordering::SeqCst) {
-            break;
-        }
-        let Ok(stream) = stream else {
-            // Such as running out of file descriptors: pause rather than spin.
-            thread::sleep(Duration::from_millis(10));
-            continue;
-        };
-        for (finished, _) in connections.extract_if(.., |(handle, _)| handle.is_finished()) {
-            let _ = finished.join();
-        }
-        let Ok(control) = stream.try_clone() else {
-            continue;
-        };
-        let shared = Arc::clone(&shared);
-        let spawned = thread::Builder::new()
-            .name("oauth-provider-conn".to_owned())
-            .spawn(move || serve_connection(&shared, stream));
-        if let Ok(handle) = spawned {
-            connections.push((handle, control));
-        }
-    }
-    drop(listener);
-    for (handle, control) in connections {
-        let _ = control.shutdown(Shutdown::Both);
-        let _ = handle.join();
+/// A request as a [`Scripted`] server received it.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub method: String,
+    /// Path and query.
+    pub target: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Received {
+    /// The first value of a header, by case-insensitive name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
     }
 }
 
-fn serve_connection(shared: &Shared, mut stream: TcpStream) {
-    if stream.set_read_timeout(Some(IO_TIMEOUT)).is_err()
-        || stream.set_write_timeout(Some(IO_TIMEOUT)).is_err()
-    {
-        return;
+/// What a [`Scripted`] server answers.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    pub fn new(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> Self {
+        Answer {
+            status,
+            headers: vec![("Content-Type".into(), content_type.into())],
+            body: body.into(),
+        }
     }
-    let Ok(read_half) = stream.try_clone() else {
-        return;
+}
+
+/// A server on 127.0.0.1 that answers every request with what a function makes of it: for tests
+/// of clients against answers no real server gives (echoes, redirects, oversized bodies).
+pub struct Scripted {
+    server: Server,
+}
+
+impl Scripted {
+    pub fn start(answer: impl Fn(Received) -> Answer + Send + Sync + 'static) -> io::Result<Self> {
+        let answer = Arc::new(answer);
+        let app = axum::Router::new().fallback(move |request: axum::extract::Request| {
+            let answer = Arc::clone(&answer);
+            async move {
+                let (parts, body) = request.into_parts();
+                // Tests send what they choose: no limit beyond the test's own.
+                let body = axum::body::to_bytes(body, usize::MAX)
+                    .await
+                    .unwrap_or_default();
+                let received = Received {
+                    method: parts.method.as_str().to_owned(),
+                    target: parts
+                        .uri
+                        .path_and_query()
+                        .map_or_else(|| parts.uri.path().to_owned(), |t| t.as_str().to_owned()),
+                    headers: header_pairs(&parts.headers),
+                    body: body.to_vec(),
+                };
+                let answer = answer(received);
+                into_axum(answer.status, answer.headers, answer.body)
+            }
+        });
+        Ok(Scripted {
+            server: Server::start(app)?,
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.server.addr)
+    }
+}
+
+fn header_pairs(headers: &axum::http::HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(name, value)| {
+            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+            (name.as_str().to_owned(), value)
+        })
+        .collect()
+}
+
+/// A response for axum; a header it cannot carry is left out, and a status HTTP cannot carry is a
+/// server error (tests inject any).
+fn into_axum(
+    status: u16,
+    headers: impl IntoIterator<Item = (impl AsRef<str>, String)>,
+    body: Vec<u8>,
+) -> axum::response::Response {
+    let mut response = axum::response::Response::new(axum::body::Body::from(body));
+    *response.status_mut() = axum::http::StatusCode::from_u16(status)
+        .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+    for (name, value) in headers {
+        if let (Ok(name), Ok(value)) = (
+            axum::http::HeaderName::from_bytes(name.as_ref().as_bytes()),
+            axum::http::HeaderValue::from_str(&value),
+        ) {
+            response.headers_mut().append(name, value);
+        }
+    }
+    response
+}
+
+/// One request through axum into the OAuth logic, and its answer back.
+async fn serve(
+    axum::extract::State(shared): axum::extract::State<Arc<Shared>>,
+    request: axum::extract::Request,
+) -> axum::response::Response {
+    let (parts, body) = request.into_parts();
+    let too_large = || {
+        Response::new(
+            413,
+            "text/plain; charset=utf-8",
+            format!("the body is limited to {MAX_BODY} bytes\n"),
+        )
+        .into_axum()
     };
-    let mut reader = BufReader::new(read_half);
-    let (response, read_all) = match read_request(&mut reader) {
-        Ok(request) => (shared.handle(&request), true),
-        Err(ReadError::Reply(response)) => (response, false),
-        Err(ReadError::Drop) => return,
+    // A body announced too large is refused before it is waited for.
+    let announced = parts
+        .headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|length| length.to_str().ok()?.parse::<u64>().ok());
+    if announced.is_some_and(|length| length > MAX_BODY as u64) {
+        return too_large();
+    }
+    let Ok(body) = axum::body::to_bytes(body, MAX_BODY).await else {
+        return too_large();
     };
-    if response.write_to(&mut stream).is_err() {
-        return;
+    let request = Request {
+        method: parts.method.as_str().to_owned(),
+        path: parts.uri.path().to_owned(),
+        query: parts.uri.query().unwrap_or_default().to_owned(),
+        headers: header_pairs(&parts.headers),
+        body: body.to_vec(),
+    };
+    if request.path == "/token" {
+        // Before the state is locked, so that delayed requests overlap.
+        tokio::time::sleep(shared.config.token_delay).await;
     }
-    let _ = stream.shutdown(Shutdown::Write);
-    if !read_all {
-        // Closing a socket with unread input sends a reset, which can destroy the reply before
-        // the client reads it (a 413 to a client still sending its body): take the rest in first.
-        let _ = reader.get_ref().set_read_timeout(Some(DRAIN_TIMEOUT));
-        let _ = io::copy(&mut reader.take(DRAIN_LIMIT), &mut io::sink());
-    }
+    shared.handle(&request).into_axum()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -479,7 +594,6 @@ fn serve_connection(shared: &Shared, mut stream: TcpStream) {
 struct Shared {
     config: ProviderConfig,
     state: Mutex<State>,
-    stopping: AtomicBool,
 }
 
 #[derive(Default)]
@@ -672,8 +786,6 @@ impl Shared {
     fn token_endpoint(&self, request: &Request) -> Response {
         let params: Vec<(String, String)> =
             form_urlencoded::parse(&request.body).into_owned().collect();
-        // Before the state is locked, so that delayed requests overlap.
-        thread::sleep(self.config.token_delay);
         let mut state = self.lock();
         state
             .token_requests
@@ -1303,7 +1415,7 @@ fn method_not_allowed(allow: &str) -> Response {
 }
 
 // ---------------------------------------------------------------------------------------------
-// HTTP/1.1, one request per connection
+// Requests and responses as the OAuth logic sees them
 // ---------------------------------------------------------------------------------------------
 
 struct Request {
@@ -1361,178 +1473,16 @@ impl Response {
             .with_header("Pragma", "no-cache")
     }
 
-    fn write_to(&self, out: &mut impl Write) -> io::Result<()> {
-        let mut head = Vec::new();
-        write!(head, "HTTP/1.1 {} {}\r\n", self.status, reason(self.status))?;
-        for (name, value) in &self.headers {
-            write!(head, "{name}: {value}\r\n")?;
-        }
-        write!(
-            head,
-            "Content-Length: {}\r\nConnection: close\r\n\r\n",
-            self.body.len()
-        )?;
-        out.write_all(&head)?;
-        out.write_all(&self.body)?;
-        out.flush()
+    fn into_axum(self) -> axum::response::Response {
+        into_axum(self.status, self.headers, self.body)
     }
-}
-
-fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        302 => "Found",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        413 => "Content Too Large",
-        431 => "Request Header Fields Too Large",
-        500 => "Internal Server Error",
-        501 => "Not Implemented",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        505 => "HTTP Version Not Supported",
-        // The reason phrase is optional (RFC 9112 §4); injected statuses may be anything.
-        _ => "",
-    }
-}
-
-/// Why a request was not read to its end.
-enum ReadError {
-    /// Malformed or too large: answer with this.
-    Reply(Response),
-    /// The connection failed or the client went away: nothing to answer.
-    Drop,
-}
-
-fn bad_request(message: &str) -> ReadError {
-    ReadError::Reply(Response::new(
-        400,
-        "text/plain; charset=utf-8",
-        format!("{message}\n"),
-    ))
-}
-
-fn read_request(reader: &mut BufReader<TcpStream>) -> Result<Request, ReadError> {
-    let head = read_head(reader)?;
-    let (request_line, header_lines) = head.split_first().ok_or(ReadError::Drop)?;
-    let mut parts = request_line.split(' ');
-    let (Some(method), Some(target), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(bad_request("malformed request line"));
-    };
-    if !version.starts_with("HTTP/1.") {
-        return Err(ReadError::Reply(Response::new(
-            505,
-            "text/plain; charset=utf-8",
-            "HTTP/1.x only\n",
-        )));
-    }
-    if !target.starts_with('/') {
-        return Err(bad_request("the request target must be a path"));
-    }
-    let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    let mut headers = Vec::with_capacity(header_lines.len());
-    for line in header_lines {
-        // RFC 9112 §5: no whitespace before the colon, and no obsolete line folding.
-        let Some((name, value)) = line.split_once(':') else {
-            return Err(bad_request("malformed header line"));
-        };
-        if name.is_empty() || name.contains([' ', '\t']) {
-            return Err(bad_request("malformed header name"));
-        }
-        headers.push((name.to_owned(), value.trim().to_owned()));
-    }
-    let mut request = Request {
-        method: method.to_owned(),
-        path: path.to_owned(),
-        query: query.to_owned(),
-        headers,
-        body: Vec::new(),
-    };
-    request.body = read_body(reader, &request)?;
-    Ok(request)
-}
-
-/// The request line and header lines, without line ends.
-fn read_head(reader: &mut BufReader<TcpStream>) -> Result<Vec<String>, ReadError> {
-    let mut limited = reader.by_ref().take(MAX_HEAD);
-    let mut lines = Vec::new();
-    loop {
-        let mut line = Vec::new();
-        limited
-            .read_until(b'\n', &mut line)
-            .map_err(|_| ReadError::Drop)?;
-        if !line.ends_with(b"\n") {
-            return Err(if limited.limit() == 0 {
-                ReadError::Reply(Response::new(
-                    431,
-                    "text/plain; charset=utf-8",
-                    "request head too large\n",
-                ))
-            } else {
-                ReadError::Drop
-            });
-        }
-        let Ok(line) = String::from_utf8(line) else {
-            return Err(bad_request("the request head is not UTF-8"));
-        };
-        let line = line.trim_end_matches(['\r', '\n']);
-        match (line.is_empty(), lines.is_empty()) {
-            // Empty lines before the request line are to be ignored (RFC 9112 §2.2).
-            (true, true) => continue,
-            (true, false) => return Ok(lines),
-            (false, _) => lines.push(line.to_owned()),
-        }
-    }
-}
-
-fn read_body(reader: &mut BufReader<TcpStream>, request: &Request) -> Result<Vec<u8>, ReadError> {
-    if request.header("transfer-encoding").is_some() {
-        return Err(ReadError::Reply(Response::new(
-            501,
-            "text/plain; charset=utf-8",
-            "Transfer-Encoding is not supported: send Content-Length\n",
-        )));
-    }
-    let mut lengths = request
-        .headers
-        .iter()
-        .filter(|(name, _)| name.eq_ignore_ascii_case("content-length"))
-        .map(|(_, value)| value.parse::<u64>());
-    let length = match lengths.next() {
-        None => 0,
-        Some(Ok(first)) if lengths.all(|other| other.is_ok_and(|other| other == first)) => first,
-        Some(_) => return Err(bad_request("invalid Content-Length")),
-    };
-    if length > MAX_BODY {
-        return Err(ReadError::Reply(Response::new(
-            413,
-            "text/plain; charset=utf-8",
-            format!("the body is limited to {MAX_BODY} bytes\n"),
-        )));
-    }
-    let expects_continue = request
-        .header("expect")
-        .is_some_and(|value| value.eq_ignore_ascii_case("100-continue"));
-    if expects_continue && length > 0 {
-        reader
-            .get_mut()
-            .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
-            .map_err(|_| ReadError::Drop)?;
-    }
-    // Bounded by MAX_BODY above, so the conversion cannot truncate.
-    let mut body = vec![0; length as usize];
-    reader.read_exact(&mut body).map_err(|_| ReadError::Drop)?;
-    Ok(body)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
 
     const REDIRECT_URI: &str = "http://127.0.0.1:9/callback";
     /// The example of RFC 7636 Appendix B.
@@ -1716,11 +1666,14 @@ mod tests {
         )
     }
 
-    /// Sends raw bytes, half-closes, and returns the whole answer.
+    /// Sends raw bytes and returns what comes back until the server closes the connection
+    /// (requests say `Connection: close`) or a few seconds pass.
     fn raw(provider: &Provider, request: &[u8]) -> String {
         let mut stream = TcpStream::connect(provider.addr()).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("a read timeout");
         stream.write_all(request).expect("send");
-        let _ = stream.shutdown(Shutdown::Write);
         let mut answer = Vec::new();
         let _ = stream.read_to_end(&mut answer);
         String::from_utf8_lossy(&answer).into_owned()
@@ -2298,60 +2251,42 @@ mod tests {
         assert_eq!(reply(huge).status, 413);
         let announced = raw(
             &provider,
-            b"POST /token HTTP/1.1\r\nContent-Length: 99999999999\r\nExpect: 100-continue\r\n\r\n",
+            b"POST /token HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 99999999999\r\n\r\n",
         );
-        assert_eq!(status_line(&announced), "HTTP/1.1 413 Content Too Large");
-
-        let mut long_head = b"GET /api HTTP/1.1\r\nX: ".to_vec();
-        long_head.extend(vec![b'a'; 20_000]);
-        long_head.extend(b"\r\n\r\n");
-        let cases: [(&[u8], &str); 8] = [
-            (b"garbage\r\n\r\n", "HTTP/1.1 400 Bad Request"),
-            (
-                b"GET /api HTTP/1.1\r\nNo colon\r\n\r\n",
-                "HTTP/1.1 400 Bad Request",
-            ),
-            (b"GET /api\xff HTTP/1.1\r\n\r\n", "HTTP/1.1 400 Bad Request"),
-            (
-                b"GET http://x/api HTTP/1.1\r\n\r\n",
-                "HTTP/1.1 400 Bad Request",
-            ),
-            (
-                b"GET /api HTTP/2\r\n\r\n",
-                "HTTP/1.1 505 HTTP Version Not Supported",
-            ),
-            (
-                b"POST /token HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
-                "HTTP/1.1 400 Bad Request",
-            ),
-            (
-                b"POST /token HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
-                "HTTP/1.1 501 Not Implemented",
-            ),
-            (&long_head, "HTTP/1.1 431 Request Header Fields Too Large"),
-        ];
-        for (request, expected) in cases {
-            assert_eq!(status_line(&raw(&provider, request)), expected);
+        assert!(
+            status_line(&announced).starts_with("HTTP/1.1 413"),
+            "{announced}"
+        );
+        for request in [
+            &b"garbage\r\n\r\n"[..],
+            b"GET /api HTTP/1.1\r\nNo colon\r\n\r\n",
+        ] {
+            let answer = raw(&provider, request);
+            assert!(status_line(&answer).starts_with("HTTP/1.1 400"), "{answer}");
         }
 
         // Not UTF-8 and nonsense percent-escapes, in the body and in Basic credentials.
         let body = b"grant_type=client_credentials&client_id=demo-client&client_secret=%ff%fe\xff";
         let mut request = format!(
-            "POST /token HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded\r\n\
-             Content-Length: {}\r\n\r\n",
+            "POST /token HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n",
             body.len()
         )
         .into_bytes();
         request.extend(body);
-        assert!(raw(&provider, &request).starts_with("HTTP/1.1 401 Unauthorized"));
+        let answer = raw(&provider, &request);
+        assert!(status_line(&answer).starts_with("HTTP/1.1 401"), "{answer}");
         let bad_basic = format!("Basic {}", STANDARD.encode(b"demo-client:%ff\xfe"));
         let reply = post_token(&provider, Some(&bad_basic), &[CLIENT_CREDENTIALS]);
         assert_eq!(reply.error(), (401, "invalid_client".to_owned()));
-        let with_continue = raw(
+        let nonsense = raw(
             &provider,
-            b"GET /authorize?client_id=%ff&& HTTP/1.1\r\nExpect: 100-continue\r\n\r\n",
+            b"GET /authorize?client_id=%ff&& HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
         );
-        assert_eq!(status_line(&with_continue), "HTTP/1.1 400 Bad Request");
+        assert!(
+            status_line(&nonsense).starts_with("HTTP/1.1 400"),
+            "{nonsense}"
+        );
 
         // And the server still works.
         token(&provider, DEMO, &[CLIENT_CREDENTIALS]).access_token();
@@ -2374,8 +2309,9 @@ mod tests {
         // As curl sends a larger body: the interim response, then the real one.
         let body = "grant_type=client_credentials&client_id=demo-client&client_secret=demo-secret";
         let request = format!(
-            "POST /token HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded\r\n\
-             Expect: 100-continue\r\nContent-Length: {}\r\n\r\n{body}",
+            "POST /token HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\nExpect: 100-continue\r\n\
+             Content-Length: {}\r\n\r\n{body}",
             body.len()
         );
         let answer = raw(&provider, request.as_bytes());

@@ -284,19 +284,13 @@ fn classify_io(error: io::Error) -> TransportError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use oauth2_test_provider::{Answer, Received, Scripted};
     use std::net::TcpListener;
     use std::thread;
 
-    /// Serves `respond` for every request on a loopback port until the test process exits.
-    fn serve(respond: fn(tiny_http::Request)) -> String {
-        let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
-        let port = server.server_addr().to_ip().unwrap().port();
-        thread::spawn(move || {
-            for request in server.incoming_requests() {
-                respond(request);
-            }
-        });
-        format!("http://127.0.0.1:{port}")
+    /// A loopback server answering every request with what `answer` makes of it.
+    fn serve(answer: fn(Received) -> Answer) -> Scripted {
+        Scripted::start(answer).expect("a loopback server")
     }
 
     fn get(url: String) -> HttpRequest {
@@ -310,18 +304,10 @@ mod tests {
 
     #[test]
     fn error_statuses_are_responses() {
-        let base = serve(|req| {
-            let response = tiny_http::Response::from_string(r#"{"error":"invalid_client"}"#)
-                .with_status_code(401)
-                .with_header(
-                    "Content-Type: application/json"
-                        .parse::<tiny_http::Header>()
-                        .unwrap(),
-                );
-            req.respond(response).unwrap();
-        });
+        let server =
+            serve(|_| Answer::new(401, "application/json", r#"{"error":"invalid_client"}"#));
         let response = UreqClient::new()
-            .send(&get(format!("{base}/token")))
+            .send(&get(format!("{}/token", server.base_url())))
             .unwrap();
         assert_eq!(response.status, 401);
         assert_eq!(response.body, br#"{"error":"invalid_client"}"#);
@@ -332,21 +318,15 @@ mod tests {
 
     #[test]
     fn request_method_headers_and_body_reach_the_server() {
-        let base = serve(|mut req| {
-            let mut body = String::new();
-            req.as_reader().read_to_string(&mut body).unwrap();
-            let auth = req
-                .headers()
-                .iter()
-                .find(|h| h.field.equiv("Authorization"))
-                .map(|h| h.value.to_string())
-                .unwrap_or_default();
-            let echo = format!("{} {} {auth} {body}", req.method(), req.url());
-            req.respond(tiny_http::Response::from_string(echo)).unwrap();
+        let server = serve(|received| {
+            let auth = received.header("authorization").unwrap_or_default();
+            let body = String::from_utf8_lossy(&received.body);
+            let echo = format!("{} {} {auth} {body}", received.method, received.target);
+            Answer::new(200, "text/plain", echo)
         });
         let request = HttpRequest {
             method: "POST".into(),
-            url: format!("{base}/token?x=1"),
+            url: format!("{}/token?x=1", server.base_url()),
             headers: vec![Pair {
                 name: "Authorization".into(),
                 value: "Basic YTpi".into(),
@@ -362,13 +342,15 @@ mod tests {
 
     #[test]
     fn redirects_are_returned_not_followed() {
-        let base = serve(|req| {
-            let response = tiny_http::Response::empty(302)
-                .with_header("Location: /elsewhere".parse::<tiny_http::Header>().unwrap());
-            req.respond(response).unwrap();
+        let server = serve(|_| {
+            let mut answer = Answer::new(302, "text/plain", "");
+            answer
+                .headers
+                .push(("Location".into(), "/elsewhere".into()));
+            answer
         });
         let response = UreqClient::new()
-            .send(&get(format!("{base}/start")))
+            .send(&get(format!("{}/start", server.base_url())))
             .unwrap();
         assert_eq!(response.status, 302);
         assert!(response.headers.iter().any(|h| h.value == "/elsewhere"));
@@ -376,22 +358,16 @@ mod tests {
 
     #[test]
     fn oversized_bodies_are_refused() {
-        let base = serve(|req| {
-            let body = vec![b'x'; MAX_BODY_BYTES as usize + 1];
-            req.respond(tiny_http::Response::from_data(body))
-                .unwrap_or(());
-        });
-        let err = UreqClient::new().send(&get(base)).unwrap_err();
+        let server =
+            serve(|_| Answer::new(200, "text/plain", vec![b'x'; MAX_BODY_BYTES as usize + 1]));
+        let err = UreqClient::new().send(&get(server.base_url())).unwrap_err();
         assert_eq!(err, TransportError::BodyTooLarge(MAX_BODY_BYTES));
     }
 
     #[test]
     fn a_body_at_the_limit_is_accepted() {
-        let base = serve(|req| {
-            let body = vec![b'x'; MAX_BODY_BYTES as usize];
-            req.respond(tiny_http::Response::from_data(body)).unwrap();
-        });
-        let response = UreqClient::new().send(&get(base)).unwrap();
+        let server = serve(|_| Answer::new(200, "text/plain", vec![b'x'; MAX_BODY_BYTES as usize]));
+        let response = UreqClient::new().send(&get(server.base_url())).unwrap();
         assert_eq!(response.body.len() as u64, MAX_BODY_BYTES);
     }
 

@@ -621,21 +621,13 @@ mod tests {
     #[test]
     fn calls_reach_the_component_and_its_imports() {
         static TOKEN_REQUESTS: AtomicUsize = AtomicUsize::new(0);
-        let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
-        let port = server.server_addr().to_ip().unwrap().port();
-        std::thread::spawn(move || {
-            for request in server.incoming_requests() {
-                TOKEN_REQUESTS.fetch_add(1, Ordering::SeqCst);
-                let body = r#"{"access_token":"at-1","token_type":"bearer","expires_in":3600}"#;
-                let json = "Content-Type: application/json"
-                    .parse::<tiny_http::Header>()
-                    .unwrap();
-                request
-                    .respond(tiny_http::Response::from_string(body).with_header(json))
-                    .unwrap();
-            }
-        });
-        let config = config(format!("http://127.0.0.1:{port}/token"));
+        let server = oauth2_test_provider::Scripted::start(|_| {
+            TOKEN_REQUESTS.fetch_add(1, Ordering::SeqCst);
+            let body = r#"{"access_token":"at-1","token_type":"bearer","expires_in":3600}"#;
+            oauth2_test_provider::Answer::new(200, "application/json", body)
+        })
+        .unwrap();
+        let config = config(format!("{}/token", server.base_url()));
         let services = services();
 
         assert_eq!(
