@@ -146,8 +146,14 @@ pub fn parse(text: &str) -> Result<ConnectionConfig, ConfigFileError> {
     };
     for key in user.keys() {
         if !PRESETABLE_KEYS.contains(&key.as_str()) && !USER_KEYS.contains(&key.as_str()) {
-            let known = [USER_KEYS, PRESETABLE_KEYS].concat().join(", ");
-            file.problem(key, format!("unknown key (known keys: {known})"));
+            let message = match nearest_key(key) {
+                Some(near) => format!("unknown key: did you mean \"{near}\"?"),
+                None => format!(
+                    "unknown key (known keys: {})",
+                    [USER_KEYS, PRESETABLE_KEYS].concat().join(", ")
+                ),
+            };
+            file.problem(key, message);
         }
     }
     let preset = file.apply_preset(&user);
@@ -206,6 +212,19 @@ pub fn parse(text: &str) -> Result<ConnectionConfig, ConfigFileError> {
     } else {
         Err(ConfigFileError::Problems(file.problems))
     }
+}
+
+/// The known key closest to `key`, when one is close enough to be what was meant (`scop`,
+/// `clientSecret`, `token-url`).
+fn nearest_key(key: &str) -> Option<&'static str> {
+    let normalized = key.to_ascii_lowercase().replace('-', "_");
+    USER_KEYS
+        .iter()
+        .chain(PRESETABLE_KEYS)
+        .map(|known| (strsim::jaro_winkler(&normalized, known), *known))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, known)| known)
 }
 
 /// The file's keys, read with typed access; `null` counts as absent. Each problem is recorded
@@ -381,6 +400,24 @@ mod tests {
     }
 
     #[test]
+    fn a_mistyped_key_is_answered_with_the_nearest_known_one() {
+        for (typed, meant) in [
+            ("scop", "scope"),
+            ("token-url", "token_url"),
+            ("redirect_url", "redirect_uri"),
+            ("header_prefx", "header_prefix"),
+        ] {
+            assert_eq!(nearest_key(typed), Some(meant), "{typed}");
+        }
+        assert_eq!(nearest_key("zzz"), None);
+        let line = error(r#"{"grant_type": "client_credentials", "zzz": 1}"#);
+        assert!(
+            line.contains("zzz: unknown key (known keys: preset, "),
+            "{line}"
+        );
+    }
+
+    #[test]
     fn every_key_maps_to_the_contract() {
         let config = parse(FULL).unwrap();
         assert_eq!(
@@ -456,7 +493,7 @@ mod tests {
         );
         let line = error(text);
         assert!(
-            line.starts_with("config: clientSecret: unknown key (known keys: preset, "),
+            line.starts_with("config: clientSecret: unknown key: did you mean \"client_secret\"?"),
             "{line}"
         );
         assert!(line.contains("grant_type: \"implicit\" is not one of client_credentials, password, authorization_code"), "{line}");

@@ -1,13 +1,14 @@
 //! `oauth2-host`: runs the oauth2-plugin component from the command line.
 
 use std::io::{self, BufRead, IsTerminal, Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
-use oauth2_host::callback::{self, CallbackListener};
+use clap::{Args, Parser, Subcommand};
+use oauth2_host::callback::CallbackListener;
 use oauth2_host::config_file::{self, ConfigFileError};
 use oauth2_host::presets;
 use oauth2_plugin::provider_text::{escape_controls, is_unsafe_char};
@@ -18,26 +19,7 @@ use oauth2_runtime::{
     UreqClient,
 };
 
-const USAGE: &str = "\
-usage:
-  oauth2-host demo [--component PATH]
-  oauth2-host secret set NAME [--store PATH]          (value read from stdin, not echoed)
-  oauth2-host token --config FILE [--store PATH] [--ca-cert PEM] [--reveal]
-  oauth2-host call --config FILE [--store PATH] [--ca-cert PEM] [-X METHOD] [-H 'K: V']... [-d BODY] URL
-  oauth2-host authorize --config FILE [--store PATH] [--ca-cert PEM] [--timeout SECONDS]
-  oauth2-host check --config FILE [--store PATH]       (offline: every problem at once)
-  oauth2-host presets [NAME]                           (providers a config can name as preset)
-options common to token, call and authorize:
-  --store PATH        secret store file (default .oauth2-host/store.json)
-  --ca-cert PEM       also trust the CA certificates in this PEM file
-  --component PATH    run this component instead of the built-in one
-  --deadline SECONDS  give up on the provider and API after this long (default 120, at most 3600)
-  --timeout SECONDS   authorize only: how long to wait for the browser (default 300, at most 3600)";
-
 const DEFAULT_STORE: &str = ".oauth2-host/store.json";
-
-/// How long a command may spend on the provider and the API, over all its requests.
-const DEFAULT_DEADLINE: Duration = Duration::from_secs(120);
 
 /// The longest duration a user may ask for.
 const MAX_SECONDS: u64 = 3600;
@@ -45,14 +27,161 @@ const MAX_SECONDS: u64 = 3600;
 /// The command's HTTP client, kept to tell whether a failure came from its deadline.
 static HTTP: OnceLock<(Arc<WithDeadline>, Duration)> = OnceLock::new();
 
+/// Tries an OAuth 2.0 connection against its provider, with the oauth2-plugin component in a
+/// wasmtime sandbox.
+#[derive(Parser)]
+#[command(name = "oauth2-host", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs every grant end to end against an embedded provider and API on 127.0.0.1.
+    Demo {
+        #[command(flatten)]
+        component: ComponentArg,
+    },
+    /// Stores the secrets a connection file names.
+    Secret {
+        #[command(subcommand)]
+        action: SecretAction,
+    },
+    /// Gets the connection's token (cached, refreshed or fetched) and prints what it holds.
+    Token {
+        #[command(flatten)]
+        connection: ConnectionArgs,
+        /// Also print the access token and every extra field of the response.
+        #[arg(long)]
+        reveal: bool,
+    },
+    /// Sends a request with the connection's token, as curl would; retries once after a 401.
+    Call {
+        #[command(flatten)]
+        connection: ConnectionArgs,
+        /// The request's method (GET, or POST with --data).
+        #[arg(short = 'X', long = "request", value_name = "METHOD")]
+        method: Option<String>,
+        /// A header, `Name: value`; may repeat.
+        #[arg(short = 'H', long = "header", value_name = "HEADER")]
+        headers: Vec<String>,
+        /// The request body.
+        #[arg(short = 'd', long = "data", value_name = "BODY")]
+        data: Option<String>,
+        /// The API URL.
+        url: String,
+    },
+    /// Runs the authorization-code consent: prints the URL to open, waits for the browser's
+    /// redirect, exchanges the code and stores the token.
+    Authorize {
+        #[command(flatten)]
+        connection: ConnectionArgs,
+        /// How long to wait for the browser, in seconds (1 to 3600).
+        #[arg(long, value_name = "SECONDS", value_parser = seconds, default_value = "300")]
+        timeout: Duration,
+    },
+    /// Checks a connection file offline: every problem at once, and that its secrets are stored.
+    Check {
+        /// The connection file (JSON).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        #[command(flatten)]
+        store: StoreArg,
+        #[command(flatten)]
+        component: ComponentArg,
+    },
+    /// Lists the provider presets a connection file can name, or shows one in full.
+    Presets {
+        /// The preset to show.
+        name: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum SecretAction {
+    /// Stores a secret: read from stdin, or typed at a terminal without echo.
+    Set {
+        /// The name connection files give for it (`client_secret`, `password`).
+        name: String,
+        #[command(flatten)]
+        store: StoreArg,
+    },
+}
+
+#[derive(Args)]
+struct StoreArg {
+    /// The store file: your secrets and the component's token state.
+    #[arg(long, value_name = "PATH", default_value = DEFAULT_STORE)]
+    store: PathBuf,
+}
+
+impl StoreArg {
+    fn open(&self) -> anyhow::Result<FileStore> {
+        FileStore::open(&self.store).map_err(|e| anyhow!(e))
+    }
+}
+
+#[derive(Args)]
+struct ComponentArg {
+    /// Run this component instead of the built-in one.
+    #[arg(long, value_name = "PATH")]
+    component: Option<PathBuf>,
+}
+
+impl ComponentArg {
+    fn plugin(&self) -> anyhow::Result<Plugin> {
+        Plugin::load(self.component.as_deref(), compiled_cache_dir().as_deref())
+    }
+}
+
+/// What every command that reaches the provider takes.
+#[derive(Args)]
+struct ConnectionArgs {
+    /// The connection file (JSON).
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+    #[command(flatten)]
+    store: StoreArg,
+    /// Also trust the CA certificates in this PEM file.
+    #[arg(long, value_name = "PEM")]
+    ca_cert: Option<PathBuf>,
+    #[command(flatten)]
+    component: ComponentArg,
+    /// Give up on the provider and the API after this many seconds in all (1 to 3600).
+    #[arg(long, value_name = "SECONDS", value_parser = seconds, default_value = "120")]
+    deadline: Duration,
+}
+
+impl ConnectionArgs {
+    fn config(&self) -> anyhow::Result<ConnectionConfig> {
+        config_file::load(&self.config).with_context(|| self.config.display().to_string())
+    }
+
+    fn services(&self) -> anyhow::Result<Services> {
+        let client = match &self.ca_cert {
+            Some(path) => UreqClient::with_extra_ca(path)
+                .with_context(|| format!("--ca-cert {}", path.display()))?,
+            None => UreqClient::new(),
+        };
+        let http = Arc::new(WithDeadline::new(client, self.deadline));
+        let _ = HTTP.set((Arc::clone(&http), self.deadline));
+        let store = Arc::new(self.store.open()?);
+        Ok(Services {
+            http,
+            secrets: store.clone(),
+            tokens: store,
+            clock: Arc::new(SystemClock),
+        })
+    }
+}
+
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match run(&args) {
+    let cli = Cli::parse();
+    match run(cli.command) {
         Ok(code) => code,
-        Err(error) if error.is::<Usage>() => {
-            eprintln!("error: {error} (see: oauth2-host --help)");
-            ExitCode::from(2)
-        }
+        // Output piped into `head` and cut short: the reader has what it wanted.
+        Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
             // `:#` puts the whole context chain on the one line.
             eprintln!("error: {error:#}");
@@ -67,173 +196,49 @@ fn main() -> ExitCode {
     }
 }
 
-/// A command line that does not fit the interface.
-#[derive(Debug)]
-struct Usage(String);
-
-impl std::fmt::Display for Usage {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<io::Error>()
+            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+    })
 }
 
-impl std::error::Error for Usage {}
-
-fn usage(message: impl Into<String>) -> anyhow::Error {
-    Usage(message.into()).into()
-}
-
-fn run(args: &[String]) -> anyhow::Result<ExitCode> {
-    let Some((command, rest)) = args.split_first() else {
-        return Err(usage("no command given"));
-    };
-    match command.as_str() {
-        "secret" => match rest.split_first() {
-            Some((set, rest)) if set == "set" => secret_set(&Options::parse(rest, &["--store"])?),
-            _ => Err(usage("the secret command is: secret set NAME")),
-        },
-        "token" => token(&Options::parse(rest, &[COMMON, &["--reveal"]].concat())?),
-        "call" => call(&Options::parse(
-            rest,
-            &[COMMON, &["-X", "-H", "-d"]].concat(),
-        )?),
-        "authorize" => authorize(&Options::parse(rest, &[COMMON, &["--timeout"]].concat())?),
-        "demo" => demo(&Options::parse(rest, &["--component"])?),
-        "check" => check(&Options::parse(
-            rest,
-            &["--config", "--store", "--component"],
-        )?),
-        "presets" => presets(&Options::parse(rest, &[])?),
-        "-h" | "--help" | "help" => {
-            println!("{USAGE}");
-            Ok(ExitCode::SUCCESS)
-        }
-        other => Err(usage(format!("unknown command {other:?}"))),
-    }
-}
-
-const COMMON: &[&str] = &[
-    "--config",
-    "--store",
-    "--ca-cert",
-    "--component",
-    "--deadline",
-];
-
-/// The flags of one command line, after checking each is allowed for the command.
-#[derive(Debug, Default)]
-struct Options {
-    config: Option<PathBuf>,
-    store: Option<PathBuf>,
-    ca_cert: Option<PathBuf>,
-    component: Option<PathBuf>,
-    reveal: bool,
-    timeout: Option<Duration>,
-    deadline: Option<Duration>,
-    method: Option<String>,
-    headers: Vec<String>,
-    data: Option<String>,
-    positional: Vec<String>,
-}
-
-impl Options {
-    fn parse(args: &[String], allowed: &[&str]) -> anyhow::Result<Self> {
-        let mut options = Self::default();
-        let mut args = args.iter();
-        while let Some(arg) = args.next() {
-            if !arg.starts_with('-') || arg == "-" {
-                options.positional.push(arg.clone());
-                continue;
-            }
-            let (flag, inline) = match arg.split_once('=') {
-                Some((flag, value)) if flag.starts_with("--") => (flag, Some(value.to_owned())),
-                _ => (arg.as_str(), None),
-            };
-            if !allowed.contains(&flag) {
-                return Err(usage(format!("unknown option {flag}")));
-            }
-            if flag == "--reveal" {
-                options.reveal = true;
-                continue;
-            }
-            let value = match inline {
-                Some(value) => value,
-                None => args
-                    .next()
-                    .cloned()
-                    .ok_or_else(|| usage(format!("{flag} needs a value")))?,
-            };
-            match flag {
-                "--config" => options.config = Some(value.into()),
-                "--store" => options.store = Some(value.into()),
-                "--ca-cert" => options.ca_cert = Some(value.into()),
-                "--component" => options.component = Some(value.into()),
-                "-X" => options.method = Some(value),
-                "-H" => options.headers.push(value),
-                "-d" => options.data = Some(value),
-                "--timeout" => options.timeout = Some(seconds(flag, &value)?),
-                "--deadline" => options.deadline = Some(seconds(flag, &value)?),
-                _ => unreachable!("every allowed flag is handled above"),
-            }
-        }
-        Ok(options)
-    }
-
-    fn store(&self) -> anyhow::Result<FileStore> {
-        let path = self.store.clone().unwrap_or_else(|| DEFAULT_STORE.into());
-        FileStore::open(path).map_err(|e| anyhow!(e))
-    }
-
-    fn config(&self) -> anyhow::Result<ConnectionConfig> {
-        let path = self
-            .config
-            .as_deref()
-            .ok_or_else(|| usage("--config FILE is required"))?;
-        config_file::load(path).with_context(|| path.display().to_string())
-    }
-
-    fn plugin(&self) -> anyhow::Result<Plugin> {
-        Plugin::load(self.component.as_deref(), compiled_cache_dir().as_deref())
-    }
-
-    fn services(&self) -> anyhow::Result<Services> {
-        let client = match &self.ca_cert {
-            Some(path) => UreqClient::with_extra_ca(path)
-                .with_context(|| format!("--ca-cert {}", path.display()))?,
-            None => UreqClient::new(),
-        };
-        let deadline = self.deadline.unwrap_or(DEFAULT_DEADLINE);
-        let http = Arc::new(WithDeadline::new(client, deadline));
-        let _ = HTTP.set((Arc::clone(&http), deadline));
-        let store = Arc::new(self.store()?);
-        Ok(Services {
-            http,
-            secrets: store.clone(),
-            tokens: store,
-            clock: Arc::new(SystemClock),
-        })
-    }
-
-    fn no_positional(&self) -> anyhow::Result<()> {
-        match self.positional.first() {
-            Some(extra) => Err(usage(format!("unexpected argument {extra:?}"))),
-            None => Ok(()),
-        }
+fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Demo { component } => demo(&component),
+        Command::Secret {
+            action: SecretAction::Set { name, store },
+        } => secret_set(&name, &store),
+        Command::Token { connection, reveal } => token(&connection, reveal),
+        Command::Call {
+            connection,
+            method,
+            headers,
+            data,
+            url,
+        } => call(&connection, method, &headers, data, url),
+        Command::Authorize {
+            connection,
+            timeout,
+        } => authorize(&connection, timeout),
+        Command::Check {
+            config,
+            store,
+            component,
+        } => check(&config, &store, &component),
+        Command::Presets { name } => presets(name.as_deref()),
     }
 }
 
 /// A whole number of seconds from 1 to [`MAX_SECONDS`].
-fn seconds(flag: &str, value: &str) -> anyhow::Result<Duration> {
+fn seconds(value: &str) -> Result<Duration, String> {
     value
         .parse::<u64>()
         .ok()
         .filter(|secs| (1..=MAX_SECONDS).contains(secs))
         .map(Duration::from_secs)
-        .ok_or_else(|| {
-            usage(format!(
-                "{flag} takes a whole number of seconds, 1 to {MAX_SECONDS}"
-            ))
-        })
+        .ok_or_else(|| format!("takes a whole number of seconds, 1 to {MAX_SECONDS}"))
 }
 
 /// Where compiled code is kept between runs: `$OAUTH2_HOST_CACHE_DIR` (set but empty: nowhere),
@@ -258,11 +263,11 @@ struct Session {
 }
 
 impl Session {
-    fn open(options: &Options) -> anyhow::Result<Self> {
+    fn open(connection: &ConnectionArgs) -> anyhow::Result<Self> {
         // The config and store are checked before the slower component compilation.
-        let config = options.config()?;
-        let services = options.services()?;
-        let plugin = options.plugin()?;
+        let config = connection.config()?;
+        let services = connection.services()?;
+        let plugin = connection.component.plugin()?;
         // Every problem at once, so a pasted configuration is fixed in one round.
         let problems = plugin.validate_config(&services, &config)?;
         if !problems.is_empty() {
@@ -280,11 +285,8 @@ impl Session {
     }
 }
 
-fn secret_set(options: &Options) -> anyhow::Result<ExitCode> {
-    let [name] = options.positional.as_slice() else {
-        return Err(usage("secret set takes exactly one NAME"));
-    };
-    let store = options.store()?;
+fn secret_set(name: &str, store: &StoreArg) -> anyhow::Result<ExitCode> {
+    let store = store.open()?;
     let value = read_secret(name).context("reading the secret from stdin")?;
     let value = value
         .strip_suffix('\n')
@@ -361,52 +363,45 @@ fn terminal_json(value: &serde_json::Value) -> String {
     out
 }
 
-fn token(options: &Options) -> anyhow::Result<ExitCode> {
-    options.no_positional()?;
-    let session = Session::open(options)?;
+fn token(connection: &ConnectionArgs, reveal: bool) -> anyhow::Result<ExitCode> {
+    let session = Session::open(connection)?;
     let token = session
         .plugin
         .ensure_token(&session.services, &session.config)?;
-    println!("{}", terminal_json(&token.summary(options.reveal)));
+    writeln!(io::stdout(), "{}", terminal_json(&token.summary(reveal)))?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn call(options: &Options) -> anyhow::Result<ExitCode> {
-    let [url] = options.positional.as_slice() else {
-        return Err(usage("call takes exactly one URL"));
-    };
-    let headers = options
-        .headers
+fn call(
+    connection: &ConnectionArgs,
+    method: Option<String>,
+    headers: &[String],
+    data: Option<String>,
+    url: String,
+) -> anyhow::Result<ExitCode> {
+    let headers = headers
         .iter()
         .map(|header| {
             let (name, value) = header
                 .split_once(':')
                 // Not echoed: a header given here may well be a credential.
-                .ok_or_else(|| usage("-H takes 'Name: value'; one has no ':'"))?;
+                .ok_or_else(|| anyhow!("-H takes 'Name: value'; one has no ':'"))?;
             Ok(Pair {
                 name: name.trim().to_owned(),
                 value: value.trim().to_owned(),
             })
         })
         .collect::<anyhow::Result<_>>()?;
-    let body = options.data.clone().unwrap_or_default().into_bytes();
     // curl's convention: a body without an explicit method is a POST.
-    let method = options.method.clone().unwrap_or_else(|| {
-        if options.data.is_some() {
-            "POST"
-        } else {
-            "GET"
-        }
-        .to_owned()
-    });
+    let method = method.unwrap_or_else(|| if data.is_some() { "POST" } else { "GET" }.to_owned());
     let request = HttpRequest {
         method,
-        url: url.clone(),
+        url,
         headers,
-        body,
+        body: data.unwrap_or_default().into_bytes(),
     };
 
-    let session = Session::open(options)?;
+    let session = Session::open(connection)?;
     let outcome = api_call::call(
         &session.plugin,
         &session.services,
@@ -458,16 +453,11 @@ fn call(options: &Options) -> anyhow::Result<ExitCode> {
 
 /// Checks a config file without contacting the provider: the file's keys, the preset, the
 /// component's rules for the grant, and that every secret it names is in the store.
-fn check(options: &Options) -> anyhow::Result<ExitCode> {
-    options.no_positional()?;
-    let path = options
-        .config
-        .as_deref()
-        .ok_or_else(|| usage("--config FILE is required"))?;
+fn check(path: &Path, store: &StoreArg, component: &ComponentArg) -> anyhow::Result<ExitCode> {
     let mut problems: Vec<String> = Vec::new();
     match config_file::load(path) {
         Ok(config) => {
-            let plugin = options.plugin()?;
+            let plugin = component.plugin()?;
             let nothing = Arc::new(oauth2_runtime::MemoryStore::new());
             let services = Services {
                 http: Arc::new(UreqClient::new()),
@@ -478,7 +468,7 @@ fn check(options: &Options) -> anyhow::Result<ExitCode> {
             for p in plugin.validate_config(&services, &config)? {
                 problems.push(format!("{}: {}", p.field, p.message));
             }
-            match options.store() {
+            match store.open() {
                 Ok(store) => {
                     for (key, name) in [
                         ("client_secret", &config.client_secret_name),
@@ -505,11 +495,12 @@ fn check(options: &Options) -> anyhow::Result<ExitCode> {
                     oauth2_runtime::GrantType::Password => "password",
                     oauth2_runtime::GrantType::AuthorizationCode => "authorization_code",
                 };
-                println!(
+                writeln!(
+                    io::stdout(),
                     "{}: OK ({grant}, token_url {})",
                     path.display(),
                     config.token_url
-                );
+                )?;
                 return Ok(ExitCode::SUCCESS);
             }
         }
@@ -522,18 +513,19 @@ fn check(options: &Options) -> anyhow::Result<ExitCode> {
         }
         Err(other) => problems.push(other.to_string()),
     }
-    println!("{}: {} problem(s)", path.display(), problems.len());
+    let mut out = io::stdout().lock();
+    writeln!(out, "{}: {} problem(s)", path.display(), problems.len())?;
     for problem in &problems {
-        println!("  {problem}");
+        writeln!(out, "  {problem}")?;
     }
     Ok(ExitCode::FAILURE)
 }
 
 /// Lists the presets, or shows one in full.
-fn presets(options: &Options) -> anyhow::Result<ExitCode> {
+fn presets(name: Option<&str>) -> anyhow::Result<ExitCode> {
     let mut out = io::stdout().lock();
-    match options.positional.as_slice() {
-        [] => {
+    match name {
+        None => {
             for (name, preset) in presets::all() {
                 writeln!(out, "{name:<20} {}", preset.title)?;
                 writeln!(out, "{:<20} grants: {}", "", preset.grants.join(", "))?;
@@ -551,7 +543,7 @@ fn presets(options: &Options) -> anyhow::Result<ExitCode> {
                 "\nUse one with \"preset\": \"NAME\" in the config file; its own keys override the preset's."
             )?;
         }
-        [name] => {
+        Some(name) => {
             let preset = presets::find(name).ok_or_else(|| {
                 anyhow!("\"{name}\" is not a preset (run oauth2-host presets for the list)")
             })?;
@@ -575,21 +567,18 @@ fn presets(options: &Options) -> anyhow::Result<ExitCode> {
             )?;
             writeln!(out, "notes: {}", preset.notes)?;
         }
-        _ => return Err(usage("presets takes at most one NAME")),
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn demo(options: &Options) -> anyhow::Result<ExitCode> {
-    options.no_positional()?;
+fn demo(component: &ComponentArg) -> anyhow::Result<ExitCode> {
     let mut stdout = io::stdout().lock();
-    oauth2_host::demo::run(&options.plugin()?, &mut stdout)?;
+    oauth2_host::demo::run(&component.plugin()?, &mut stdout)?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn authorize(options: &Options) -> anyhow::Result<ExitCode> {
-    options.no_positional()?;
-    let session = Session::open(options)?;
+fn authorize(connection: &ConnectionArgs, timeout: Duration) -> anyhow::Result<ExitCode> {
+    let session = Session::open(connection)?;
     let redirect_uri = session
         .config
         .redirect_uri
@@ -597,8 +586,7 @@ fn authorize(options: &Options) -> anyhow::Result<ExitCode> {
         .ok_or_else(|| anyhow!("config: redirect_uri: required for authorize"))?;
     // Listen before showing the URL, so a fast browser cannot arrive before the listener, and
     // before beginning, so a busy port leaves no pending authorization behind.
-    let listener = CallbackListener::bind(redirect_uri)?
-        .with_timeout(options.timeout.unwrap_or(callback::DEFAULT_TIMEOUT));
+    let listener = CallbackListener::bind(redirect_uri)?.with_timeout(timeout);
     let start = session
         .plugin
         .begin_authorization(&session.services, &session.config)?;

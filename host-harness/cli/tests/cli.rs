@@ -797,13 +797,9 @@ fn durations_from_the_user_are_bounded() {
         ("--deadline", "3601"),
         ("--deadline", "-1"),
     ] {
-        let out = oauth2_host(&["authorize", "--config", &config, flag, value], None);
-        assert_eq!(
-            out.status.code(),
-            Some(2),
-            "{flag} {value}: {}",
-            stderr(&out)
-        );
+        let flag = format!("{flag}={value}");
+        let out = oauth2_host(&["authorize", "--config", &config, &flag], None);
+        assert_eq!(out.status.code(), Some(2), "{flag}: {}", stderr(&out));
         assert!(stderr(&out).contains("1 to 3600"), "{}", stderr(&out));
     }
 }
@@ -988,5 +984,31 @@ fn a_secret_typed_at_a_terminal_is_not_echoed() {
             .unwrap()
             .as_deref(),
         Some("typed-sentinel-value")
+    );
+}
+
+/// Output piped into `head` and cut short ends the command quietly, as it does any Unix tool.
+#[test]
+fn output_cut_short_by_the_reader_ends_quietly() {
+    let provider = Provider::start(ProviderConfig::demo("http://127.0.0.1:9/callback")).unwrap();
+    let api = Scripted::start(|_| Answer::new(200, "text/plain", vec![b'x'; 900 * 1024])).unwrap();
+    let (scratch, config) = ready("pipe", &provider, "client_credentials");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_oauth2-host"))
+        .args(["call", "--config", &config, "--store", &scratch.store()])
+        .arg(format!("{}/big", api.base_url()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 16];
+    std::io::Read::read_exact(&mut stdout, &mut first).unwrap();
+    drop(stdout);
+    let out = wait_with_timeout(child, Duration::from_secs(30));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        !stderr(&out).contains("Broken pipe") && !stderr(&out).contains("error"),
+        "{}",
+        stderr(&out)
     );
 }
