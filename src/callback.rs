@@ -5,43 +5,25 @@ use crate::prelude::*;
 use url::Url;
 
 use crate::error::Error;
+use crate::secret::{AuthorizationCode, State};
 
 /// What the provider put on the redirect.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Redirect {
     /// The `state` to check before anything else is trusted.
-    pub state: Option<String>,
+    pub state: Option<State>,
     pub outcome: Outcome,
 }
 
 /// A code, or the error the provider redirected with instead.
-#[derive(PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 pub enum Outcome {
-    Code(String),
+    Code(AuthorizationCode),
     Error {
         code: String,
         description: Option<String>,
         uri: Option<String>,
     },
-}
-
-// The code is a credential: only its presence is printed.
-impl core::fmt::Debug for Outcome {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            Outcome::Code(_) => f.write_str("Code(<redacted>)"),
-            Outcome::Error {
-                code,
-                description,
-                uri,
-            } => f
-                .debug_struct("Error")
-                .field("code", code)
-                .field("description", description)
-                .field("uri", uri)
-                .finish(),
-        }
-    }
 }
 
 /// Parses the URL the browser was redirected to. It must be the configured redirect URI (same
@@ -89,14 +71,17 @@ pub fn parse(redirect_url: &str, redirect_uri: &str) -> Result<Redirect, Error> 
             description,
             uri,
         },
-        (None, Some(code)) if !code.is_empty() => Outcome::Code(code),
+        (None, Some(code)) if !code.is_empty() => Outcome::Code(AuthorizationCode::new(code)),
         _ => {
             return Err(Error::InvalidRedirect(
                 "it carries neither a code nor an error".into(),
             ));
         }
     };
-    Ok(Redirect { state, outcome })
+    Ok(Redirect {
+        state: state.map(State::new),
+        outcome,
+    })
 }
 
 #[cfg(test)]
@@ -112,7 +97,7 @@ mod tests {
             REDIRECT_URI,
         )
         .unwrap();
-        assert_eq!(r.state.as_deref(), Some("s t"));
+        assert_eq!(r.state, Some("s t".into()));
         assert_eq!(r.outcome, Outcome::Code("abc+1".into()));
     }
 
@@ -154,12 +139,12 @@ mod tests {
     }
 
     #[test]
-    fn debug_hides_the_code() {
+    fn debug_hides_the_code_and_state() {
         let r = parse(
-            "http://127.0.0.1:8765/callback?code=secret-code&state=s",
+            "http://127.0.0.1:8765/callback?code=secret-code&state=secret-state",
             REDIRECT_URI,
         )
         .unwrap();
-        assert!(!format!("{r:?}").contains("secret-code"));
+        assert!(!format!("{r:?}").contains("secret"), "{r:?}");
     }
 }

@@ -3,6 +3,9 @@
 
 use crate::prelude::*;
 
+use core::fmt;
+
+use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::provider_text::REDACTED;
@@ -13,6 +16,35 @@ pub const MAX_FIELDS: usize = 64;
 /// Most bytes of names and values kept with a token: a hostile response of 90,000 fields would
 /// otherwise grow the store by megabytes and slow every later write.
 pub const MAX_BYTES: usize = 16 * 1024;
+
+/// A token response's fields beyond RFC 6749's, sorted by name: string values as sent, others as
+/// compact JSON text. `Debug` shows them as [`shown`] does.
+#[derive(Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct ExtraFields(pub Vec<(String, String)>);
+
+impl core::ops::Deref for ExtraFields {
+    type Target = Vec<(String, String)>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl<'a> IntoIterator for &'a ExtraFields {
+    type Item = &'a (String, String);
+    type IntoIter = core::slice::Iter<'a, (String, String)>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl fmt::Debug for ExtraFields {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&shown(&self.0), f)
+    }
+}
 
 /// `fields` (sorted by name) cut to [`MAX_FIELDS`] and [`MAX_BYTES`]: taken in name order, a
 /// field that would go over the bytes left is dropped whole rather than kept cut.

@@ -8,6 +8,7 @@ use crate::error::{Error, ProviderError, ResponseProblem, StoreError, TransportE
 use crate::http::{HttpRequest, HttpResponse};
 use crate::lifecycle::{self, Host};
 use crate::prelude::*;
+use crate::secret::{IdToken, RefreshToken};
 use crate::token::Token;
 use crate::token_request::Step;
 
@@ -103,10 +104,12 @@ impl Guest for Component {
         let step = match step {
             wit::TokenStep::NewToken => Step::NewToken,
             wit::TokenStep::ExchangeCode(e) => Step::ExchangeCode {
-                code: e.code,
-                pkce_verifier: e.pkce_verifier,
+                code: e.code.into(),
+                pkce_verifier: e.pkce_verifier.into(),
             },
-            wit::TokenStep::Refresh(refresh_token) => Step::Refresh { refresh_token },
+            wit::TokenStep::Refresh(refresh_token) => Step::Refresh {
+                refresh_token: refresh_token.into(),
+            },
         };
         lifecycle::build_token_request(&config_from_wit(config), &Imports, &step)
             .map(request_to_wit)
@@ -162,7 +165,7 @@ impl Guest for Component {
         lifecycle::begin_authorization(&config_from_wit(config), &Imports)
             .map(|s| wit::AuthorizationStart {
                 url: s.url,
-                state: s.state,
+                state: s.state.into_secret(),
             })
             .map_err(error_to_wit)
     }
@@ -272,13 +275,13 @@ fn pairs_to_wit(pairs: Vec<(String, String)>) -> Vec<wit::Pair> {
 #[inline(never)]
 fn token_to_wit(t: Token) -> wit::Token {
     wit::Token {
-        access_token: t.access_token,
+        access_token: t.access_token.into_secret(),
         token_type: t.token_type,
         expires_at: t.expires_at,
-        refresh_token: t.refresh_token,
+        refresh_token: t.refresh_token.map(RefreshToken::into_secret),
         scope: t.scope,
-        id_token: t.id_token,
-        extra_fields: pairs_to_wit(t.extra),
+        id_token: t.id_token.map(IdToken::into_secret),
+        extra_fields: pairs_to_wit(t.extra.0),
     }
 }
 

@@ -1,16 +1,18 @@
 //! OAuth 2.0 grant logic (client credentials, password, authorization code with PKCE) for a
 //! connector runtime, built as a WebAssembly component.
 //!
-//! Everything but [`glue`] is plain Rust without I/O: the host's HTTP, secret store and clock
-//! reach the logic through [`lifecycle::Host`], so the same code is unit-tested natively and
-//! exported over the WIT contract in `wit/` when compiled for `wasm32-wasip2`.
+//! Everything but [`glue`] is plain Rust without I/O: the host's HTTP, secrets, token store,
+//! clock and randomness reach the logic through [`lifecycle::Host`], so the same code is
+//! unit-tested natively and exported over the WIT contract in `wit/` when compiled for
+//! `wasm32-wasip2`.
 //!
 //! The component is `no_std` with `alloc`: std would link wasi-libc's stdio, environment and
 //! exit into it, costing size and instantiation time and widening what the host must provide.
-//! Its imports are the contract's `http` and `secrets`, a wall clock and randomness. Native
-//! builds (tests, the host's rlib, the cdylib) keep std.
+//! Its imports are the contract's `http`, `secrets` and `token-store`, a wall clock and
+//! randomness. Every other build (unit tests, also on `wasm32-wasip2`; the host's rlib) keeps
+//! std.
 
-#![cfg_attr(target_arch = "wasm32", no_std)]
+#![cfg_attr(all(target_arch = "wasm32", not(test)), no_std)]
 
 extern crate alloc;
 
@@ -24,6 +26,7 @@ pub mod http;
 pub mod lifecycle;
 pub mod pkce;
 pub mod provider_text;
+pub mod secret;
 pub mod token;
 pub mod token_cache;
 pub mod token_request;
@@ -38,7 +41,7 @@ mod prelude {
     pub(crate) use alloc::vec::Vec;
 }
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", not(test)))]
 mod glue;
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", not(test)))]
 mod runtime;

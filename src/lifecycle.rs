@@ -11,6 +11,7 @@ use crate::error::{Error, ProviderError, StoreError, TransportError};
 use crate::hints::{self, Situation};
 use crate::http::{Headers, HttpRequest, HttpResponse};
 use crate::provider_text::Redactor;
+use crate::secret::{PkceVerifier, State};
 use crate::token::Token;
 use crate::token_cache::{
     CachedAccess, CachedToken, PENDING_LIFETIME_SECS, PendingAuthorization, client_auth_key,
@@ -67,7 +68,7 @@ fn lock<'a, H: Host>(host: &'a H, key: &'a str) -> Result<Held<'a, H>, Error> {
 #[derive(Debug, PartialEq, Eq)]
 pub struct AuthorizationStart {
     pub url: String,
-    pub state: String,
+    pub state: State,
 }
 
 /// A usable token for the connection: the cached one while fresh; else a refresh when there is
@@ -100,7 +101,10 @@ pub fn authorization_headers(
     }
     config.check()?;
     let token = obtain(config, host, &key)?;
-    Ok(decoration(authorization(config, &token.access_token)))
+    Ok(decoration(authorization(
+        config,
+        token.access_token.secret(),
+    )))
 }
 
 /// The request with [`authorization_headers`] set, replacing any of their names it had.
@@ -176,7 +180,7 @@ fn obtain(config: &Config, host: &impl Host, key: &str) -> Result<Token, Error> 
                     if token.id_token.is_none() {
                         token.id_token.clone_from(&cached.id_token);
                     }
-                    if token.extra.is_empty() {
+                    if token.extra.0.is_empty() {
                         token.extra.clone_from(&cached.extra);
                     }
                     return store(config, host, key, entry.as_deref(), token).map_err(|e| match e {
@@ -314,9 +318,9 @@ fn build_request(
 /// until the redirect comes back, and at most [`PENDING_LIFETIME_SECS`].
 pub fn begin_authorization(config: &Config, host: &impl Host) -> Result<AuthorizationStart, Error> {
     require_authorization_code(config)?;
-    let state = random_token(host)?;
-    let pkce_verifier = random_token(host)?;
-    let url = authorization_url::build(config, &state, &pkce_verifier)?;
+    let state = State::new(random_token(host)?);
+    let pkce_verifier = PkceVerifier::new(random_token(host)?);
+    let url = authorization_url::build(config, state.secret(), pkce_verifier.secret())?;
     let pending = PendingAuthorization {
         state: state.clone(),
         pkce_verifier,
@@ -324,7 +328,7 @@ pub fn begin_authorization(config: &Config, host: &impl Host) -> Result<Authoriz
         created_at: host.now(),
     };
     host.set_entry(
-        &pending_key(&state),
+        &pending_key(state.secret()),
         &pending.encode(),
         Some(PENDING_LIFETIME_SECS),
     )
@@ -354,7 +358,7 @@ pub fn complete_authorization(
     )
     .map_err(|e| e.cleaned(&Redactor::none()))?;
     let state = redirect.state.ok_or(Error::StateMismatch)?;
-    let pending = take_pending(config, host, &state)?;
+    let pending = take_pending(config, host, state.secret())?;
     if host.now() > pending.created_at.saturating_add(PENDING_LIFETIME_SECS) {
         return Err(Error::AuthorizationRequired(
             "the authorization was started too long ago: start it again".into(),
@@ -369,7 +373,7 @@ pub fn complete_authorization(
             uri,
         } => {
             let mut redactor = with_configured_secrets(Redactor::none(), config, host);
-            redactor.add_secret(&pending.pkce_verifier);
+            redactor.add_secret(pending.pkce_verifier.secret());
             return Err(Error::AuthorizationDenied(ProviderError {
                 status: 0,
                 hint: hints::for_code(&code, Situation::Consent).to_owned(),
@@ -403,7 +407,12 @@ fn take_pending(
     let _held = lock(host, &key)?;
     let entry = read_entry(host, &key)?.ok_or(Error::StateMismatch)?;
     let pending = PendingAuthorization::decode(&entry).ok_or(Error::StateMismatch)?;
-    let same_state: bool = pending.state.as_bytes().ct_eq(state.as_bytes()).into();
+    let same_state: bool = pending
+        .state
+        .secret()
+        .as_bytes()
+        .ct_eq(state.as_bytes())
+        .into();
     if !same_state || pending.connection != config.connection_key() {
         return Err(Error::StateMismatch);
     }
@@ -523,13 +532,17 @@ fn store(
     Ok(token)
 }
 
-fn secret(host: &impl Host, field: &str, name: Option<&str>) -> Result<Option<String>, Error> {
+fn secret<T: From<String>>(
+    host: &impl Host,
+    field: &str,
+    name: Option<&str>,
+) -> Result<Option<T>, Error> {
     let Some(name) = name else { return Ok(None) };
     match host
         .get_secret(name)
         .map_err(|m| Error::SecretStore(m).cleaned(&Redactor::none()))?
     {
-        Some(value) => Ok(Some(value)),
+        Some(value) => Ok(Some(T::from(value))),
         None => Err(Error::MissingSecret {
             field: field.to_owned(),
             name: name.to_owned(),
@@ -548,6 +561,7 @@ mod tests {
     use super::*;
     use crate::config::TimeUnit;
     use crate::config::tests::config;
+    use crate::extra_fields::ExtraFields;
     use crate::http::header;
 
     #[derive(Default)]
@@ -728,15 +742,27 @@ mod tests {
         );
         let t = ensure_token(&c, &host).unwrap();
         assert_eq!(t.access_token, "at2");
-        assert_eq!(t.refresh_token.as_deref(), Some("rt2"), "rotation replaces");
+        assert_eq!(
+            t.refresh_token.as_ref().map(|t| t.secret()),
+            Some("rt2"),
+            "rotation replaces"
+        );
         assert_eq!(t.scope.as_deref(), Some("read"), "scope carried over");
 
         host.now.set(host.now.get() + 60);
         host.reply(200, r#"{"access_token":"at3","expires_in":60}"#);
         let t = ensure_token(&c, &host).unwrap();
-        assert_eq!(t.refresh_token.as_deref(), Some("rt2"), "absence keeps");
         assert_eq!(
-            host.cached(&c).unwrap().refresh_token.as_deref(),
+            t.refresh_token.as_ref().map(|t| t.secret()),
+            Some("rt2"),
+            "absence keeps"
+        );
+        assert_eq!(
+            host.cached(&c)
+                .unwrap()
+                .refresh_token
+                .as_ref()
+                .map(|t| t.secret()),
             Some("rt2")
         );
 
@@ -846,7 +872,10 @@ mod tests {
         forget_token(&c, &host).unwrap();
         let cached = host.cached(&c).unwrap();
         assert_eq!(
-            (cached.access_token, cached.refresh_token.as_deref()),
+            (
+                cached.access_token,
+                cached.refresh_token.as_ref().map(|t| t.secret())
+            ),
             (None, Some("rt1"))
         );
         host.reply(200, r#"{"access_token":"at2","expires_in":3600}"#);
@@ -895,7 +924,7 @@ mod tests {
         );
         let redirect = format!(
             "http://127.0.0.1:8765/callback?code=c0de&state={}",
-            start.state
+            start.state.secret()
         );
         let token = complete_authorization(&c, &host, &redirect).unwrap();
         assert_eq!(token.access_token, "at1");
@@ -930,7 +959,7 @@ mod tests {
         other.client_id = "client-2".into();
         let redirect = format!(
             "http://127.0.0.1:8765/callback?code=x&state={}",
-            start.state
+            start.state.secret()
         );
         assert_eq!(
             complete_authorization(&other, &host, &redirect),
@@ -939,7 +968,7 @@ mod tests {
 
         let redirect = format!(
             "http://127.0.0.1:8765/callback?error=access_denied&error_description=nope&state={}",
-            start.state
+            start.state.secret()
         );
         match complete_authorization(&c, &host, &redirect) {
             Err(Error::AuthorizationDenied(e)) => {
@@ -971,7 +1000,7 @@ mod tests {
         host.now.set(host.now.get() + PENDING_LIFETIME_SECS + 1);
         let redirect = format!(
             "http://127.0.0.1:8765/callback?code=x&state={}",
-            start.state
+            start.state.secret()
         );
         assert!(matches!(
             complete_authorization(&c, &host, &redirect),
@@ -991,7 +1020,7 @@ mod tests {
             refresh_token: Some("rt".into()),
             scope: None,
             id_token: None,
-            extra: vec![],
+            extra: ExtraFields(vec![]),
             expires_in_unit: None,
         };
         host.entries
@@ -1102,7 +1131,7 @@ mod tests {
         host.reply(401, INVALID_CLIENT);
         let redirect = format!(
             "http://127.0.0.1:8765/callback?code=c&state={}",
-            start.state
+            start.state.secret()
         );
         let Err(Error::Provider(e)) = complete_authorization(&c, &host, &redirect) else {
             panic!("invalid_client expected")
@@ -1134,7 +1163,7 @@ mod tests {
         host.reply(200, r#"{"error":"bad_verification_code"}"#);
         let redirect = format!(
             "http://127.0.0.1:8765/callback?code=c&state={}",
-            start.state
+            start.state.secret()
         );
         let Err(Error::Provider(e)) = complete_authorization(&c, &host, &redirect) else {
             panic!("bad_verification_code expected")
@@ -1155,7 +1184,7 @@ mod tests {
         );
         let first = ensure_token(&c, &host).unwrap();
         assert_eq!(
-            first.extra,
+            first.extra.0,
             vec![("instance_url".into(), "https://na1.example.com".into())]
         );
         host.now.set(host.now.get() + 60);
@@ -1241,7 +1270,7 @@ mod tests {
             refresh_token: Some(refresh_token.into()),
             scope: None,
             id_token: None,
-            extra: vec![],
+            extra: ExtraFields(vec![]),
             expires_in_unit: None,
         }
     }
@@ -1339,7 +1368,7 @@ mod tests {
         let host = FakeHost::new();
         let start = begin_authorization(&c, &host).unwrap();
         assert_eq!(
-            host.ttls.borrow().get(&pending_key(&start.state)),
+            host.ttls.borrow().get(&pending_key(start.state.secret())),
             Some(&Some(PENDING_LIFETIME_SECS))
         );
     }

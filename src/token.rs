@@ -2,24 +2,24 @@
 
 use crate::prelude::*;
 
-use serde::{Deserialize, Serialize};
+use crate::extra_fields::ExtraFields;
+use crate::secret::{AccessToken, IdToken, RefreshToken};
 
-/// A token from the token endpoint (RFC 6749 §5.1). `Debug` never shows the token values.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A token from the token endpoint (RFC 6749 §5.1).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Token {
-    pub access_token: String,
+    pub access_token: AccessToken,
     pub token_type: String,
     /// Unix seconds when the token was obtained, to size the expiry margin.
     pub issued_at: u64,
     /// Unix seconds; `None` when the provider gave no lifetime.
     pub expires_at: Option<u64>,
-    pub refresh_token: Option<String>,
+    pub refresh_token: Option<RefreshToken>,
     pub scope: Option<String>,
-    pub id_token: Option<String>,
+    pub id_token: Option<IdToken>,
     /// Response fields beyond RFC 6749's (Salesforce's `instance_url`), sorted by name and
     /// bounded (see [`crate::extra_fields`]).
-    #[serde(default)]
-    pub extra: Vec<(String, String)>,
+    pub extra: ExtraFields,
 }
 
 /// The longest a token is treated as expired before its stated expiry: room for clock skew
@@ -48,42 +48,24 @@ pub fn is_fresh(issued_at: u64, expires_at: Option<u64>, now: u64) -> bool {
     }
 }
 
-impl core::fmt::Debug for Token {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Token")
-            .field("access_token", &"<redacted>")
-            .field("token_type", &self.token_type)
-            .field("issued_at", &self.issued_at)
-            .field("expires_at", &self.expires_at)
-            .field(
-                "refresh_token",
-                &self.refresh_token.as_ref().map(|_| "<redacted>"),
-            )
-            .field("scope", &self.scope)
-            .field("id_token", &self.id_token.as_ref().map(|_| "<redacted>"))
-            .field("extra", &crate::extra_fields::shown(&self.extra))
-            .finish()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn token(issued_at: u64, expires_at: Option<u64>) -> Token {
         Token {
-            access_token: "at-secret".into(),
+            access_token: AccessToken::new("at-secret"),
             token_type: "Bearer".into(),
             issued_at,
             expires_at,
-            refresh_token: Some("rt-secret".into()),
+            refresh_token: Some(RefreshToken::new("rt-secret")),
             scope: None,
-            id_token: Some("id-secret".into()),
-            extra: vec![
+            id_token: Some(IdToken::new("id-secret")),
+            extra: ExtraFields(vec![
                 ("instance_url".into(), "https://na1.example.com".into()),
                 ("signature".into(), "sig-secret".into()),
                 ("bot_access_token".into(), "xoxb-secret".into()),
-            ],
+            ]),
         }
     }
 

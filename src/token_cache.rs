@@ -9,6 +9,8 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::config::{Config, TimeUnit, hex};
+use crate::extra_fields::ExtraFields;
+use crate::secret::{AccessToken, IdToken, PkceVerifier, RefreshToken, State};
 use crate::token::{Token, is_fresh};
 
 /// The store entry holding a connection's token.
@@ -36,17 +38,16 @@ pub fn pending_key(state: &str) -> String {
 
 /// A connection's cached token. The access token is absent after `forget-token`, when only the
 /// refresh token is worth keeping.
-#[derive(Clone, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct CachedToken {
-    pub access_token: Option<String>,
+    pub access_token: Option<AccessToken>,
     pub token_type: String,
     pub issued_at: u64,
     pub expires_at: Option<u64>,
-    pub refresh_token: Option<String>,
+    pub refresh_token: Option<RefreshToken>,
     pub scope: Option<String>,
-    pub id_token: Option<String>,
-    #[serde(default)]
-    pub extra: Vec<(String, String)>,
+    pub id_token: Option<IdToken>,
+    pub extra: ExtraFields,
     /// The `expires_in_unit` that `expires_at` was computed with. The store key leaves it out,
     /// so that correcting the unit keeps the refresh token; a token read under another unit is
     /// stale. `None` in entries written before it was recorded, which count as matching.
@@ -104,14 +105,18 @@ impl CachedToken {
     pub fn decode(value: &str) -> Option<Self> {
         let fields = Fields::parse(value)?;
         Some(CachedToken {
-            access_token: fields.optional_string("access_token")?,
+            access_token: fields
+                .optional_string("access_token")?
+                .map(AccessToken::new),
             token_type: fields.string("token_type")?,
             issued_at: fields.number("issued_at")?,
             expires_at: fields.optional_number("expires_at")?,
-            refresh_token: fields.optional_string("refresh_token")?,
+            refresh_token: fields
+                .optional_string("refresh_token")?
+                .map(RefreshToken::new),
             scope: fields.optional_string("scope")?,
-            id_token: fields.optional_string("id_token")?,
-            extra: fields.pairs("extra")?,
+            id_token: fields.optional_string("id_token")?.map(IdToken::new),
+            extra: ExtraFields(fields.pairs("extra")?),
             expires_in_unit: match fields.optional_string("expires_in_unit")? {
                 Some(name) => Some(unit_named(&name)?),
                 None => None,
@@ -159,10 +164,10 @@ impl<'a> CachedAccess<'a> {
 }
 
 /// An authorization begun and not yet completed.
-#[derive(Clone, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct PendingAuthorization {
-    pub state: String,
-    pub pkce_verifier: String,
+    pub state: State,
+    pub pkce_verifier: PkceVerifier,
     /// The connection it was begun for: a state is only good for its own connection.
     pub connection: String,
     pub created_at: u64,
@@ -175,8 +180,8 @@ impl PendingAuthorization {
     pub fn decode(value: &str) -> Option<Self> {
         let fields = Fields::parse(value)?;
         Some(PendingAuthorization {
-            state: fields.string("state")?,
-            pkce_verifier: fields.string("pkce_verifier")?,
+            state: State::new(fields.string("state")?),
+            pkce_verifier: PkceVerifier::new(fields.string("pkce_verifier")?),
             connection: fields.string("connection")?,
             created_at: fields.number("created_at")?,
         })
@@ -247,6 +252,7 @@ impl Fields {
 mod tests {
     use super::*;
     use crate::config::TimeUnit::{Milliseconds, Seconds};
+    use crate::extra_fields::ExtraFields;
 
     #[test]
     fn cached_token_round_trips_and_garbage_is_no_token() {
@@ -258,7 +264,10 @@ mod tests {
             refresh_token: Some("rt".into()),
             scope: Some("read".into()),
             id_token: None,
-            extra: vec![("instance_url".into(), "https://na1.example.com".into())],
+            extra: ExtraFields(vec![(
+                "instance_url".into(),
+                "https://na1.example.com".into(),
+            )]),
             expires_in_unit: Some(Seconds),
         };
         let back = CachedToken::decode(&cached.encode()).unwrap();
@@ -284,7 +293,10 @@ mod tests {
             refresh_token: Some("rt".into()),
             scope: None,
             id_token: Some("id".into()),
-            extra: vec![("instance_url".into(), "https://na1.example.com".into())],
+            extra: ExtraFields(vec![(
+                "instance_url".into(),
+                "https://na1.example.com".into(),
+            )]),
             expires_in_unit: Some(Seconds),
         };
         let entry = cached.encode();
@@ -326,7 +338,7 @@ mod tests {
             refresh_token: Some("rt".into()),
             scope: None,
             id_token: None,
-            extra: vec![],
+            extra: ExtraFields(vec![]),
         };
         let entry = CachedToken::new(&token, Seconds).encode();
         assert!(entry.contains(r#""expires_in_unit":"seconds""#), "{entry}");
@@ -337,7 +349,7 @@ mod tests {
         assert_eq!(access.fresh_access_token(20, Seconds), Some("at"));
         assert_eq!(access.fresh_access_token(20, Milliseconds), None);
         assert_eq!(
-            cached.refresh_token.as_deref(),
+            cached.refresh_token.as_ref().map(|t| t.secret()),
             Some("rt"),
             "kept to refresh"
         );

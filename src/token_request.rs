@@ -9,23 +9,27 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use crate::config::{ClientAuth, Config, GrantType, endpoint};
 use crate::error::Error;
 use crate::http::HttpRequest;
+use crate::secret::{AuthorizationCode, ClientSecret, Password, PkceVerifier, RefreshToken};
 
 /// Which token request to build.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Step {
     /// A new token with the configured repeatable grant.
     NewToken,
     /// Exchange an authorization code, proving possession of the PKCE verifier.
-    ExchangeCode { code: String, pkce_verifier: String },
+    ExchangeCode {
+        code: AuthorizationCode,
+        pkce_verifier: PkceVerifier,
+    },
     /// Use a refresh token.
-    Refresh { refresh_token: String },
+    Refresh { refresh_token: RefreshToken },
 }
 
 /// Secret values the request needs, resolved from the host's store by the caller.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct Credentials {
-    pub client_secret: Option<String>,
-    pub password: Option<String>,
+    pub client_secret: Option<ClientSecret>,
+    pub password: Option<Password>,
 }
 
 /// How the client authenticates on one request: `auto` resolved to one concrete method.
@@ -93,14 +97,14 @@ pub fn build(
                 let password =
                     credentials
                         .password
-                        .as_deref()
+                        .as_ref()
                         .ok_or_else(|| Error::MissingSecret {
                             field: "password".into(),
                             name: config.password_name.clone().unwrap_or_default(),
                         })?;
                 form.append_pair("grant_type", "password");
                 form.append_pair("username", config.username.as_deref().unwrap_or_default());
-                form.append_pair("password", password);
+                form.append_pair("password", password.secret());
             }
             GrantType::AuthorizationCode => {
                 return Err(Error::AuthorizationRequired(
@@ -113,15 +117,15 @@ pub fn build(
             pkce_verifier,
         } => {
             form.append_pair("grant_type", "authorization_code");
-            form.append_pair("code", code);
+            form.append_pair("code", code.secret());
             if let Some(redirect_uri) = &config.redirect_uri {
                 form.append_pair("redirect_uri", redirect_uri);
             }
-            form.append_pair("code_verifier", pkce_verifier);
+            form.append_pair("code_verifier", pkce_verifier.secret());
         }
         Step::Refresh { refresh_token } => {
             form.append_pair("grant_type", "refresh_token");
-            form.append_pair("refresh_token", refresh_token);
+            form.append_pair("refresh_token", refresh_token.secret());
         }
     }
     // A refresh keeps the scope, audience and resources originally granted (RFC 6749 §6,
@@ -150,11 +154,11 @@ pub fn build(
         (Some(secret), AuthMethod::Basic) => {
             headers.push((
                 "Authorization".to_owned(),
-                basic_authorization(&config.client_id, secret),
+                basic_authorization(&config.client_id, secret.secret()),
             ));
         }
         (Some(secret), AuthMethod::BasicUnencoded) => {
-            let pair = format!("{}:{secret}", config.client_id);
+            let pair = format!("{}:{}", config.client_id, secret.secret());
             headers.push((
                 "Authorization".to_owned(),
                 format!("Basic {}", STANDARD.encode(pair)),
@@ -162,7 +166,7 @@ pub fn build(
         }
         (Some(secret), AuthMethod::RequestBody) => {
             form.append_pair("client_id", &config.client_id);
-            form.append_pair("client_secret", secret);
+            form.append_pair("client_secret", secret.secret());
         }
         // A public client identifies itself in the body (RFC 6749 §4.1.3, §3.2.1).
         (None, _) => {
@@ -209,8 +213,8 @@ mod tests {
 
     fn creds() -> Credentials {
         Credentials {
-            client_secret: Some(SECRET.into()),
-            password: Some("p@ss word&=".into()),
+            client_secret: Some(ClientSecret::new(SECRET)),
+            password: Some(Password::new("p@ss word&=")),
         }
     }
 
@@ -355,7 +359,7 @@ mod tests {
         let c = config(GrantType::AuthorizationCode);
         let step = Step::ExchangeCode {
             code: "the-code".into(),
-            pkce_verifier: "v".repeat(43),
+            pkce_verifier: "v".repeat(43).into(),
         };
         let req = build(&c, &step, &creds(), method(&c)).unwrap();
         assert_eq!(

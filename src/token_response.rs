@@ -7,9 +7,11 @@ use serde_json::{Map, Value};
 
 use crate::config::{ResponseFormat, ScopeSeparator, TimeUnit};
 use crate::error::{Error, ProviderError, ResponseProblem};
+use crate::extra_fields::ExtraFields;
 use crate::hints::{self, Situation};
 use crate::http::{HttpResponse, header};
 use crate::provider_text::Redactor;
+use crate::secret::{AccessToken, IdToken, RefreshToken};
 use crate::token::Token;
 
 /// The fields RFC 6749 §5.1 defines, plus the `expires`/`expires_at` variants this reader
@@ -136,16 +138,18 @@ fn read(response: &HttpResponse, now: u64, format: &ResponseFormat) -> Result<To
         return Err(not_a_token("expires_in is not a number"));
     };
     Ok(Token {
-        access_token,
+        access_token: AccessToken::new(access_token),
         // RFC 6749 makes token_type required, yet several providers omit it; the header prefix
         // comes from the configuration anyway, so its absence costs nothing.
         token_type: take_string(&mut object, Known::TokenType)
             .unwrap_or_else(|| "Bearer".to_owned()),
         issued_at: now,
         expires_at,
-        refresh_token: take_string(&mut object, Known::RefreshToken).filter(|t| !t.is_empty()),
+        refresh_token: take_string(&mut object, Known::RefreshToken)
+            .filter(|t| !t.is_empty())
+            .map(RefreshToken::new),
         scope: scope(object.take(Known::Scope), format.scope_separator),
-        id_token: take_string(&mut object, Known::IdToken),
+        id_token: take_string(&mut object, Known::IdToken).map(IdToken::new),
         extra: extra_fields(others, object.others),
     })
 }
@@ -472,12 +476,9 @@ fn is_space_delimited(scope: &str) -> bool {
 /// The fields beyond RFC 6749's, sorted by name: what is left of the token object, and, for a
 /// nested token, the top level's other fields too (Slack's `team`), the token object's taking
 /// precedence. Non-string values are kept as compact JSON.
-fn extra_fields(
-    mut others: Map<String, Value>,
-    mut object: Map<String, Value>,
-) -> Vec<(String, String)> {
+fn extra_fields(mut others: Map<String, Value>, mut object: Map<String, Value>) -> ExtraFields {
     others.append(&mut object);
-    crate::extra_fields::bounded(
+    ExtraFields(crate::extra_fields::bounded(
         others
             .into_iter()
             .map(|(name, value)| match value {
@@ -485,7 +486,7 @@ fn extra_fields(
                 other => (name, other.to_string()),
             })
             .collect(),
-    )
+    ))
 }
 
 fn unreadable(response: &HttpResponse, content_type: Option<&str>, message: &str) -> Error {
@@ -551,7 +552,7 @@ mod tests {
         assert_eq!(token.issued_at, NOW);
         assert_eq!(token.expires_at, Some(NOW + 3600));
         assert_eq!(
-            token.refresh_token.as_deref(),
+            token.refresh_token.as_ref().map(|t| t.secret()),
             Some("tGzv3JOkF0XG5Qx2TlKWIA")
         );
         assert_eq!(token.scope, None);
@@ -571,7 +572,7 @@ mod tests {
         assert_eq!(token.token_type, "Bearer");
         assert_eq!(token.expires_at, Some(NOW + 3599));
         assert_eq!(token.scope.as_deref(), Some("read write"));
-        assert_eq!(token.id_token.as_deref(), Some("h.p.s"));
+        assert_eq!(token.id_token.as_ref().map(|t| t.secret()), Some("h.p.s"));
         assert_eq!(token.refresh_token, None, "an empty refresh token is none");
 
         let token = parse_std(
@@ -591,7 +592,7 @@ mod tests {
         );
         let token = parse_std(&form, NOW).unwrap();
         assert_eq!(
-            (token.access_token.as_str(), token.token_type.as_str()),
+            (token.access_token.secret(), token.token_type.as_str()),
             ("gho_x", "bearer")
         );
         assert_eq!(token.scope.as_deref(), Some("repo,gist"));
@@ -801,7 +802,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(token.expires_at, Some(NOW + 2));
-        assert_eq!(token.extra, vec![("team".to_owned(), "y".to_owned())]);
+        assert_eq!(token.extra.0, vec![("team".to_owned(), "y".to_owned())]);
     }
 
     #[test]

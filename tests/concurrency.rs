@@ -5,6 +5,8 @@
 //! expiry; without it, steps that see the same stale token spend the same refresh token, and all
 //! but one fail with "authorize again".
 
+#![cfg(not(target_arch = "wasm32"))]
+
 mod common;
 
 use std::sync::Mutex;

@@ -196,7 +196,7 @@ fn wrong_state_is_refused_and_the_flow_stays_usable() {
         .unwrap();
     let redirect = consent(&host, &start.url);
 
-    let forged = redirect.replace(&format!("state={}", start.state), "state=forged");
+    let forged = redirect.replace(&format!("state={}", start.state.secret()), "state=forged");
     assert_ne!(forged, redirect);
     let err = oauth_error(plugin().complete_authorization(&host.services, &config, &forged));
     assert!(matches!(err, OauthError::StateMismatch), "{err:?}");

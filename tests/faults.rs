@@ -369,7 +369,7 @@ fn fails_cleanly(
         before
             .iter()
             .any(|(name, value)| name.starts_with("oauth2/token/")
-                && value.contains(&old.access_token)),
+                && value.contains(old.access_token.secret())),
         "the cached token is in the store"
     );
     let requests = server.request_count();
@@ -394,8 +394,8 @@ fn fails_cleanly(
     };
     let text = CallError::OAuth(error.clone()).to_string();
     let debug = format!("{error:?}");
-    let mut credentials = vec![CLIENT_SECRET, PASSWORD, old.access_token.as_str()];
-    credentials.extend(old.refresh_token.as_deref());
+    let mut credentials = vec![CLIENT_SECRET, PASSWORD, old.access_token.secret()];
+    credentials.extend(old.refresh_token.as_ref().map(|t| t.secret()));
     for credential in credentials {
         assert!(
             !text.contains(credential) && !debug.contains(credential),
@@ -422,7 +422,7 @@ fn recovers(server: &FaultServer, host: &Host, config: &ConnectionConfig, old: &
             assert_eq!(last.param("grant_type"), Some("refresh_token"));
             assert_eq!(
                 last.param("refresh_token"),
-                Some(kept.as_str()),
+                Some(kept.secret()),
                 "the refresh token that survived the failure was used"
             );
         }
@@ -431,7 +431,7 @@ fn recovers(server: &FaultServer, host: &Host, config: &ConnectionConfig, old: &
     assert!(
         host.snapshot()
             .iter()
-            .any(|(_, value)| value.contains(&token.access_token)),
+            .any(|(_, value)| value.contains(token.access_token.secret())),
         "the new token is stored"
     );
 }
@@ -462,7 +462,7 @@ fn a_token_endpoint_that_went_away_is_a_connect_error() {
     for credential in [
         CLIENT_SECRET,
         PASSWORD,
-        old.refresh_token.as_deref().unwrap(),
+        old.refresh_token.as_ref().map(|t| t.secret()).unwrap(),
     ] {
         assert!(!text.contains(credential), "{text}");
     }
@@ -767,7 +767,10 @@ fn a_failed_code_exchange_is_not_retried_even_with_auto() {
         let start = plugin()
             .begin_authorization(&host.services, &config)
             .unwrap();
-        let redirect = format!("{REDIRECT_URI}?code=code-7f3a9&state={}", start.state);
+        let redirect = format!(
+            "{REDIRECT_URI}?code=code-7f3a9&state={}",
+            start.state.secret()
+        );
         let requests = server.request_count();
         server.set_mode(mode.clone());
         let err = plugin()

@@ -105,8 +105,8 @@ fn password_grant_then_refresh_with_rotation() {
     host.advance(3600);
     let third = plugin().ensure_token(&host.services, &config).unwrap();
     assert_ne!(
-        third.refresh_token.as_deref(),
-        Some(second_refresh.as_str())
+        third.refresh_token.as_ref().map(|t| t.secret()),
+        Some(second_refresh.secret())
     );
     assert_eq!(provider.token_request_count("refresh_token"), 2);
     assert_eq!(provider.token_request_count("password"), 1);

@@ -3,6 +3,8 @@
 //! targets in `fuzz/` check. Each property runs a fixed number of cases from a fixed ChaCha
 //! seed, so every run sees the same inputs whatever `PROPTEST_*` says.
 
+#![cfg(not(target_arch = "wasm32"))]
+
 use oauth2_plugin::authorization_url;
 use oauth2_plugin::callback::{self, Outcome};
 use oauth2_plugin::config::{
@@ -11,6 +13,7 @@ use oauth2_plugin::config::{
 use oauth2_plugin::error::Error;
 use oauth2_plugin::http::HttpResponse;
 use oauth2_plugin::provider_text::{Redactor, is_unsafe_char};
+use oauth2_plugin::secret::{ClientSecret, Password, State};
 use oauth2_plugin::token_request::{self, AuthMethod, Credentials, Step};
 use oauth2_plugin::token_response;
 use proptest::collection::vec;
@@ -459,16 +462,22 @@ fn token_response_invariants(
         Ok(token) => {
             reached[0].hit();
             prop_assert!((200..300).contains(&response.status));
-            prop_assert!(!token.access_token.trim().is_empty());
+            prop_assert!(!token.access_token.secret().trim().is_empty());
             // It goes into a header: visible ASCII and spaces only.
             prop_assert!(
                 token
                     .access_token
+                    .secret()
                     .bytes()
                     .all(|b| (0x20..0x7f).contains(&b))
             );
             prop_assert_eq!(token.issued_at, now);
-            prop_assert!(token.refresh_token.as_ref().is_none_or(|t| !t.is_empty()));
+            prop_assert!(
+                token
+                    .refresh_token
+                    .as_ref()
+                    .is_none_or(|t| !t.secret().is_empty())
+            );
             if let Some(expires_at) = token.expires_at {
                 prop_assert!(
                     expires_at >= now || has_field_anywhere(&response.body, "expires_at"),
@@ -638,7 +647,7 @@ fn callback_invariants(input: RedirectInput, reached: &[Reached; 2]) -> Result<(
                 Ok(redirect) => {
                     prop_assert!(url::Url::parse(redirect_url.trim()).is_ok());
                     if let Outcome::Code(code) = &redirect.outcome {
-                        prop_assert!(!code.is_empty());
+                        prop_assert!(!code.secret().is_empty());
                     }
                 }
                 Err(Error::InvalidRedirect(message)) => prop_assert!(!message.is_empty()),
@@ -677,14 +686,14 @@ fn callback_invariants(input: RedirectInput, reached: &[Reached; 2]) -> Result<(
                     description,
                     uri,
                 }),
-                (None, Some(code)) if !code.is_empty() => Some(Outcome::Code(code)),
+                (None, Some(code)) if !code.is_empty() => Some(Outcome::Code(code.into())),
                 _ => None,
             };
             match (expected, result) {
                 (Some(outcome), Ok(redirect)) => {
                     reached[usize::from(matches!(outcome, Outcome::Error { .. }))].hit();
                     prop_assert_eq!(redirect.outcome, outcome);
-                    prop_assert_eq!(redirect.state, state);
+                    prop_assert_eq!(redirect.state, state.map(State::from));
                 }
                 (None, Err(Error::InvalidRedirect(_))) => {}
                 (expected, got) => {
@@ -910,17 +919,17 @@ fn config_invariants(input: ConfigInput, reached: &[Reached; 2]) -> Result<(), T
     reached[0].hit();
 
     let credentials = Credentials {
-        client_secret: input.client_secret.clone(),
-        password: input.password.clone(),
+        client_secret: input.client_secret.clone().map(ClientSecret::from),
+        password: input.password.clone().map(Password::from),
     };
     let steps = [
         Step::NewToken,
         Step::ExchangeCode {
-            code: input.code.clone(),
-            pkce_verifier: input.verifier.clone(),
+            code: input.code.clone().into(),
+            pkce_verifier: input.verifier.clone().into(),
         },
         Step::Refresh {
-            refresh_token: input.refresh_token.clone(),
+            refresh_token: input.refresh_token.clone().into(),
         },
     ];
     for step in &steps {

@@ -2,6 +2,8 @@
 //! by the component inside wasmtime, and by the native build of the same code, with the same
 //! result.
 
+#![cfg(not(target_arch = "wasm32"))]
+
 mod common;
 
 use common::{Host, START, plugin};
@@ -1634,12 +1636,12 @@ fn in_wasmtime(host: &Host, case: &Case) -> Outcome {
     };
     match plugin().parse_token_response(&host.services, &config, &sent, &response) {
         Ok(t) => Outcome::Token {
-            access_token: t.access_token,
+            access_token: t.access_token.into_secret(),
             token_type: t.token_type,
             expires_at: t.expires_at,
-            refresh_token: t.refresh_token,
+            refresh_token: t.refresh_token.map(|r| r.into_secret()),
             scope: t.scope,
-            extra: t.extra_fields,
+            extra: t.extra_fields.to_vec(),
         },
         Err(CallError::OAuth(OauthError::Provider(e))) => Outcome::Provider {
             status: e.status,
@@ -1668,12 +1670,12 @@ fn natively(case: &Case) -> Outcome {
         oauth2_plugin::provider_text::Redactor::none,
     ) {
         Ok(t) => Outcome::Token {
-            access_token: t.access_token,
+            access_token: t.access_token.into_secret(),
             token_type: t.token_type,
             expires_at: t.expires_at,
-            refresh_token: t.refresh_token,
+            refresh_token: t.refresh_token.map(|r| r.into_secret()),
             scope: t.scope,
-            extra: t.extra,
+            extra: t.extra.to_vec(),
         },
         Err(NativeError::Provider(e)) => Outcome::Provider {
             status: e.status,

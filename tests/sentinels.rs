@@ -419,9 +419,12 @@ fn stored_secrets(label: &str, entries: &[(String, String)]) -> Vec<Secret> {
         if name.starts_with("oauth2/token/") {
             let cached = lib::token_cache::CachedToken::decode(value).expect("a cached token");
             for (kind, token) in [
-                ("access token", cached.access_token),
-                ("refresh token", cached.refresh_token),
-                ("ID token", cached.id_token),
+                ("access token", cached.access_token.map(|t| t.into_secret())),
+                (
+                    "refresh token",
+                    cached.refresh_token.map(|t| t.into_secret()),
+                ),
+                ("ID token", cached.id_token.map(|t| t.into_secret())),
             ] {
                 if let Some(token) = token {
                     secrets.push((format!("{label} {kind}"), token));
@@ -429,7 +432,10 @@ fn stored_secrets(label: &str, entries: &[(String, String)]) -> Vec<Secret> {
             }
         } else if name.starts_with("oauth2/pending/") {
             let pending = lib::token_cache::PendingAuthorization::decode(value).expect("pending");
-            secrets.push((format!("{label} PKCE verifier"), pending.pkce_verifier));
+            secrets.push((
+                format!("{label} PKCE verifier"),
+                pending.pkce_verifier.into_secret(),
+            ));
         }
     }
     secrets
@@ -744,7 +750,12 @@ fn component_paths_leak_no_secret() {
         let token = plugin.ensure_token(&host.services, &config);
         out.result(&label, &token);
         let token = token.expect("a token");
-        assert!(token.access_token.starts_with("SENTINEL-access-token-"));
+        assert!(
+            token
+                .access_token
+                .secret()
+                .starts_with("SENTINEL-access-token-")
+        );
         assert!(token.id_token.is_some(), "the issuer adds an ID token");
         summaries(&mut out, &mut revealed, &label, &token);
 
@@ -875,7 +886,7 @@ fn component_paths_leak_no_secret() {
     captured.extend(stored_secrets("component pending", &host.snapshot()));
     let redirect = consent(&host, &start.url);
     captured.push(("component authorization code".into(), code_of(&redirect)));
-    let forged = redirect.replace(&format!("state={}", start.state), "state=forged");
+    let forged = redirect.replace(&format!("state={}", start.state.secret()), "state=forged");
     let result = plugin.complete_authorization(&host.services, &code_config, &forged);
     out.result("component forged redirect", &result);
     assert!(matches!(
@@ -1081,7 +1092,7 @@ fn component_paths_leak_no_secret() {
 
     for (token, text) in &revealed {
         assert!(
-            text.contains(&token.access_token),
+            text.contains(token.access_token.secret()),
             "reveal shows the token: {text}"
         );
     }
@@ -1100,17 +1111,20 @@ fn component_paths_leak_no_secret() {
 fn check_reveals(revealed: &[(Token, String)]) {
     for (token, text) in revealed {
         // `--reveal` shows the access token and the extra fields, credentials among them.
-        let shown: Vec<&String> = std::iter::once(&token.access_token)
-            .chain(token.extra_fields.iter().map(|(_, value)| value))
+        let shown: Vec<&str> = std::iter::once(token.access_token.secret())
+            .chain(token.extra_fields.iter().map(|(_, value)| value.as_str()))
             .collect();
         let mut others = fixed_secrets();
         others.retain(|(_, value)| !shown.iter().any(|s| s.contains(value.as_str())));
         for (kind, value) in [
-            ("refresh token", &token.refresh_token),
-            ("ID token", &token.id_token),
+            (
+                "refresh token",
+                token.refresh_token.as_ref().map(|t| t.secret()),
+            ),
+            ("ID token", token.id_token.as_ref().map(|t| t.secret())),
         ] {
             if let Some(value) = value {
-                others.push((kind.to_owned(), value.clone()));
+                others.push((kind.to_owned(), value.to_owned()));
             }
         }
         let leaks = find_leaks(
@@ -1376,6 +1390,7 @@ fn library_paths_leak_no_secret() {
             token
                 .unwrap()
                 .access_token
+                .secret()
                 .starts_with("SENTINEL-access-token-")
         );
         let decorated = decorate_request(&config, &host, native_api_request(&provider));
@@ -1479,7 +1494,7 @@ fn library_paths_leak_no_secret() {
     captured.push(("library authorization code".into(), code_of(&location)));
     let parsed = lib::callback::parse(&location, REDIRECT_URI);
     out.result("library callback::parse", &parsed);
-    let forged = location.replace(&format!("state={}", start.state), "state=forged");
+    let forged = location.replace(&format!("state={}", start.state.secret()), "state=forged");
     let result = complete_authorization(&code_config, &host, &forged);
     out.result("library forged redirect", &result);
     assert_eq!(result, Err(Error::StateMismatch));

@@ -147,7 +147,7 @@ impl Demo<'_> {
         let listener = CallbackListener::bind(redirect_uri)?.with_timeout(Duration::from_secs(10));
         let token = std::thread::scope(|scope| -> anyhow::Result<Token> {
             let browser = scope.spawn(|| self.browser(&start.url));
-            let redirect = listener.wait(&start.state)?;
+            let redirect = listener.wait(start.state.secret())?;
             let result =
                 self.plugin
                     .complete_authorization(&self.services, &config, redirect.url());

@@ -597,7 +597,7 @@ fn authorize(connection: &ConnectionArgs, timeout: Duration) -> anyhow::Result<E
     drop(stdout);
     eprintln!("waiting for the browser on {redirect_uri} ...");
 
-    let redirect = listener.wait(&start.state)?;
+    let redirect = listener.wait(start.state.secret())?;
     match session
         .plugin
         .complete_authorization(&session.services, &session.config, redirect.url())

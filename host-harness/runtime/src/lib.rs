@@ -24,6 +24,6 @@ pub use errors::CallError;
 pub use file_store::FileStore;
 pub use http_client::{HttpClient, UreqClient};
 pub use message::{Headers, HttpRequest, HttpResponse};
-pub use plugin::{Instance, Plugin, Services, Token};
+pub use plugin::{AuthorizationStart, Instance, Plugin, Services, Token};
 pub use secret_store::{MemoryStore, SecretStore};
 pub use token_store::TokenStore;

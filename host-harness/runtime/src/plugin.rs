@@ -5,15 +5,14 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use oauth2_plugin::extra_fields;
+use oauth2_plugin::extra_fields::{self, ExtraFields};
+use oauth2_plugin::secret::{AccessToken, IdToken, RefreshToken, State};
 use wasmtime::component::{Component, InstancePre, Linker};
 use wasmtime::{
     Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store,
 };
 
-use crate::bindings::{
-    self as wit, AuthorizationStart, ConfigProblem, ConnectionConfig, TokenStep, WitToken,
-};
+use crate::bindings::{self as wit, ConfigProblem, ConnectionConfig, TokenStep, WitToken};
 use crate::clock::Clock;
 use crate::compiled_cache;
 use crate::errors::CallError;
@@ -45,34 +44,43 @@ impl fmt::Debug for Services {
     }
 }
 
-/// A token as the host hands it on; `Debug` hides the credentials.
-#[derive(Clone, PartialEq, Eq)]
+/// A token as the host hands it on.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Token {
-    pub access_token: String,
+    pub access_token: AccessToken,
     pub token_type: String,
     /// Unix seconds.
     pub expires_at: Option<u64>,
-    pub refresh_token: Option<String>,
+    pub refresh_token: Option<RefreshToken>,
     pub scope: Option<String>,
-    pub id_token: Option<String>,
+    pub id_token: Option<IdToken>,
     /// Response fields beyond RFC 6749's (Salesforce's `instance_url`), sorted by name.
-    pub extra_fields: Vec<(String, String)>,
+    pub extra_fields: ExtraFields,
+}
+
+/// Where the user goes to consent, and the `state` the redirect must bring back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthorizationStart {
+    /// The authorization URL, carrying the state and the PKCE challenge.
+    pub url: String,
+    pub state: State,
 }
 
 impl From<WitToken> for Token {
     fn from(t: WitToken) -> Self {
         Self {
-            access_token: t.access_token,
+            access_token: AccessToken::new(t.access_token),
             token_type: t.token_type,
             expires_at: t.expires_at,
-            refresh_token: t.refresh_token,
+            refresh_token: t.refresh_token.map(RefreshToken::new),
             scope: t.scope,
-            id_token: t.id_token,
-            extra_fields: t
-                .extra_fields
-                .into_iter()
-                .map(|p| (p.name, p.value))
-                .collect(),
+            id_token: t.id_token.map(IdToken::new),
+            extra_fields: ExtraFields(
+                t.extra_fields
+                    .into_iter()
+                    .map(|p| (p.name, p.value))
+                    .collect(),
+            ),
         }
     }
 }
@@ -88,33 +96,18 @@ impl Token {
             "expires_at": self.expires_at,
             "scope": self.scope,
         });
-        if !self.extra_fields.is_empty() {
+        if !self.extra_fields.0.is_empty() {
             summary["extra_fields"] = if reveal {
-                extra_fields::revealed(&self.extra_fields)
+                extra_fields::revealed(&self.extra_fields.0)
             } else {
-                extra_fields::shown(&self.extra_fields)
+                extra_fields::shown(&self.extra_fields.0)
             }
             .into();
         }
         if reveal {
-            summary["access_token"] = self.access_token.clone().into();
+            summary["access_token"] = self.access_token.secret().into();
         }
         summary
-    }
-}
-
-impl fmt::Debug for Token {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let redacted = |present: bool| if present { "<redacted>" } else { "<none>" };
-        f.debug_struct("Token")
-            .field("access_token", &redacted(true))
-            .field("token_type", &self.token_type)
-            .field("expires_at", &self.expires_at)
-            .field("refresh_token", &redacted(self.refresh_token.is_some()))
-            .field("scope", &self.scope)
-            .field("id_token", &redacted(self.id_token.is_some()))
-            .field("extra_fields", &extra_fields::shown(&self.extra_fields))
-            .finish()
     }
 }
 
@@ -447,7 +440,11 @@ impl Instance {
         config: &ConnectionConfig,
     ) -> Result<AuthorizationStart, CallError> {
         let (result,) = self.call(config, |e| &e.begin_authorization, (config,))?;
-        result.map_err(CallError::OAuth)
+        let start = result.map_err(CallError::OAuth)?;
+        Ok(AuthorizationStart {
+            url: start.url,
+            state: State::new(start.state),
+        })
     }
 
     /// Finishes the authorization-code flow from the browser's redirect URL.
@@ -555,11 +552,11 @@ mod tests {
             refresh_token: Some("rt-sentinel".into()),
             scope: Some("api".into()),
             id_token: Some("id-sentinel".into()),
-            extra_fields: vec![
+            extra_fields: ExtraFields(vec![
                 ("instance_url".into(), "https://na1.example.com".into()),
                 ("signature".into(), "sig-sentinel".into()),
                 ("bot_access_token".into(), "xoxb-sentinel".into()),
-            ],
+            ]),
         };
         for shown in [token.summary(false).to_string(), format!("{token:?}")] {
             assert!(!shown.contains("sentinel"), "{shown}");

@@ -207,7 +207,7 @@ pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
     random::insecure::add_to_linker::<_, WasiRandom>(l, random_ctx)?;
     random::insecure_seed::add_to_linker::<_, WasiRandom>(l, random_ctx)?;
 
-    // Streams are how Rust's std writes to stderr.
+    // Streams are how Rust's std writes to stderr, which goes nowhere.
     sync::io::error::add_to_linker::<_, HasSelf<ResourceTable>>(l, table)?;
     sync::io::poll::add_to_linker::<_, HasSelf<ResourceTable>>(l, table)?;
     sync::io::streams::add_to_linker::<_, HasSelf<ResourceTable>>(l, table)?;
@@ -235,9 +235,10 @@ fn table(state: &mut HostState) -> &mut ResourceTable {
 }
 
 fn wasi_ctx(wasi: &mut Option<WasiCtx>) -> &mut WasiCtx {
-    // No environment, arguments, preopens or stdin/stdout: only stderr, so a guest's panic
-    // message reaches the operator.
-    wasi.get_or_insert_with(|| WasiCtx::builder().inherit_stderr().build())
+    // No environment, arguments, preopens or stdio: what a guest writes is hostile text (escape
+    // sequences, the secrets it was given) and the host's streams are the operator's terminal
+    // and logs. A guest's panic reaches the caller as a trap; its message is lost.
+    wasi.get_or_insert_with(|| WasiCtx::builder().build())
 }
 
 impl WasiView for HostState {

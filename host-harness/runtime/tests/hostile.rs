@@ -1,7 +1,7 @@
 //! The sandbox holds against a component written to attack its host (`tests/fixtures/
 //! hostile-guest`): a loop that never ends, an allocation that never stops, a request to a URL
-//! other than the token endpoint, and a look at the environment and arguments. Each
-//! is stopped or finds nothing, and the same `Plugin` then serves the next call. A component
+//! other than the token endpoint, a look at the environment and arguments, and writes to stdout
+//! and stderr. Each is stopped or finds nothing, and the same `Plugin` then serves the next call. A component
 //! that imports more than the host offers is refused before it runs.
 
 use std::path::PathBuf;
@@ -126,6 +126,48 @@ fn a_guest_that_allocates_without_end_is_stopped_at_its_memory_limit() {
         other => panic!("expected the memory limit, got {other:?}"),
     }
     still_serves(hostile());
+}
+
+/// The guest's text is hostile (escape sequences, the secrets it was given) and the host's
+/// streams are the operator's terminal and logs: what the guest writes reaches neither. The
+/// check needs the host's real stdout and stderr, so the test runs itself in a child process.
+#[test]
+fn a_guests_output_reaches_none_of_the_hosts_streams() {
+    const NAME: &str = "a_guests_output_reaches_none_of_the_hosts_streams";
+    const CHILD: &str = "OAUTH2_HOSTILE_OUTPUT_CHILD";
+    if std::env::var_os(CHILD).is_some() {
+        let result = hostile().complete_authorization(
+            &services(),
+            &config("https://idp.example.com/token"),
+            "https://app.example.com/callback",
+        );
+        let Err(CallError::OAuth(OauthError::InvalidRedirect(seen))) = result else {
+            panic!("the hostile guest reports its writes, got {result:?}")
+        };
+        assert_eq!(
+            seen, "stdout=true stderr=true",
+            "the writes succeed, into nothing"
+        );
+        return;
+    }
+    let output = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
+        .env(CHILD, "1")
+        .output()
+        .expect("the test binary runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "child failed:\n{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("1 passed"),
+        "the child ran the call:\n{stdout}"
+    );
+    for (name, text) in [("stdout", &stdout), ("stderr", &stderr)] {
+        assert!(
+            !text.contains("SENTINEL-guest-output") && !text.contains("hostile title"),
+            "the guest wrote to the host's {name}:\n{text}"
+        );
+    }
 }
 
 #[test]

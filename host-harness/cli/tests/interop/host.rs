@@ -124,7 +124,7 @@ impl Host {
             .expect("authorization begins");
         let driver = consent::start(server, Driver::CookieJar, &start.url);
         let redirect = listener
-            .wait(&start.state)
+            .wait(start.state.secret())
             .unwrap_or_else(|e| panic!("{e}; consent driver said:\n{}", driver.stderr()));
         let completed = plugin().complete_authorization(&self.services, config, redirect.url());
         redirect.respond_success("authorized");
