@@ -1,4 +1,4 @@
-//! Where the lifecycle keeps tokens and pending authorizations in the host's secret store.
+//! Where and how the lifecycle keeps tokens and pending authorizations in the host's token store.
 
 use crate::prelude::*;
 
@@ -38,7 +38,7 @@ pub fn pending_key(state: &str) -> String {
 
 /// A connection's cached token. The access token is absent after `forget-token`, when only the
 /// refresh token is worth keeping.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct CachedToken {
     pub access_token: Option<AccessToken>,
     pub token_type: String,
@@ -51,8 +51,27 @@ pub struct CachedToken {
     /// The `expires_in_unit` that `expires_at` was computed with. The store key leaves it out,
     /// so that correcting the unit keeps the refresh token; a token read under another unit is
     /// stale. `None` in entries written before it was recorded, which count as matching.
-    #[serde(serialize_with = "unit_name", skip_serializing_if = "Option::is_none")]
     pub expires_in_unit: Option<TimeUnit>,
+}
+
+/// The first line of a token entry: what [`CachedAccess`] reads.
+#[derive(Serialize)]
+struct AccessLine<'a> {
+    access_token: Option<&'a AccessToken>,
+    issued_at: u64,
+    expires_at: Option<u64>,
+    #[serde(serialize_with = "unit_name", skip_serializing_if = "Option::is_none")]
+    expires_in_unit: Option<TimeUnit>,
+}
+
+/// The second line of a token entry: the rest of the token.
+#[derive(Serialize)]
+struct RestLine<'a> {
+    token_type: &'a str,
+    refresh_token: Option<&'a RefreshToken>,
+    scope: Option<&'a str>,
+    id_token: Option<&'a IdToken>,
+    extra: &'a ExtraFields,
 }
 
 fn unit_name<S: serde::Serializer>(unit: &Option<TimeUnit>, s: S) -> Result<S::Ok, S::Error> {
@@ -103,34 +122,65 @@ impl CachedToken {
     /// Reads a store entry; an entry that does not parse counts as no token, so a corrupted or
     /// foreign value makes the lifecycle fetch anew instead of failing forever.
     pub fn decode(value: &str) -> Option<Self> {
-        let fields = Fields::parse(value)?;
+        let (first, second);
+        let (access, rest) = match value.split_once('\n') {
+            Some((access, rest)) => {
+                (first, second) = (Fields::parse(access)?, Fields::parse(rest)?);
+                (&first, &second)
+            }
+            // Written before the entry had two lines: one object holds every field.
+            None => {
+                first = Fields::parse(value)?;
+                (&first, &first)
+            }
+        };
         Some(CachedToken {
-            access_token: fields
+            access_token: access
                 .optional_string("access_token")?
                 .map(AccessToken::new),
-            token_type: fields.string("token_type")?,
-            issued_at: fields.number("issued_at")?,
-            expires_at: fields.optional_number("expires_at")?,
-            refresh_token: fields
-                .optional_string("refresh_token")?
-                .map(RefreshToken::new),
-            scope: fields.optional_string("scope")?,
-            id_token: fields.optional_string("id_token")?.map(IdToken::new),
-            extra: ExtraFields(fields.pairs("extra")?),
-            expires_in_unit: match fields.optional_string("expires_in_unit")? {
+            issued_at: access.number("issued_at")?,
+            expires_at: access.optional_number("expires_at")?,
+            expires_in_unit: match access.optional_string("expires_in_unit")? {
                 Some(name) => Some(unit_named(&name)?),
                 None => None,
             },
+            token_type: rest.string("token_type")?,
+            refresh_token: rest
+                .optional_string("refresh_token")?
+                .map(RefreshToken::new),
+            scope: rest.optional_string("scope")?,
+            id_token: rest.optional_string("id_token")?.map(IdToken::new),
+            extra: ExtraFields(rest.pairs("extra")?),
         })
     }
 
+    /// Two lines of JSON: first what every connector step reads ([`CachedAccess`]), then the
+    /// rest. A step parses the few hundred bytes of the first line instead of the whole entry,
+    /// which with a refresh and an ID token was a tenth of the step inside the component. JSON
+    /// escapes a line break inside a string, so the first one ends the first line.
     pub fn encode(&self) -> String {
-        serde_json::to_string(self).expect("a cached token always serializes")
+        let access = AccessLine {
+            access_token: self.access_token.as_ref(),
+            issued_at: self.issued_at,
+            expires_at: self.expires_at,
+            expires_in_unit: self.expires_in_unit,
+        };
+        let rest = RestLine {
+            token_type: &self.token_type,
+            refresh_token: self.refresh_token.as_ref(),
+            scope: self.scope.as_deref(),
+            id_token: self.id_token.as_ref(),
+            extra: &self.extra,
+        };
+        let mut entry = serde_json::to_string(&access).expect("an access line serializes");
+        entry.push('\n');
+        entry.push_str(&serde_json::to_string(&rest).expect("a token serializes"));
+        entry
     }
 }
 
-/// What decorating a request reads of a cached token, borrowed from the store entry: every
-/// connector step decodes it, and the other fields are skipped instead of copied.
+/// What decorating a request reads of a cached token: the entry's first line, borrowed from it.
+/// Every connector step decodes it.
 #[derive(Deserialize)]
 pub struct CachedAccess<'a> {
     #[serde(borrow)]
@@ -144,8 +194,10 @@ pub struct CachedAccess<'a> {
 impl<'a> CachedAccess<'a> {
     /// Reads a store entry written by [`CachedToken::encode`]; anything else is no token.
     pub fn decode(value: &'a str) -> Option<Self> {
+        // An entry written before the entry had two lines is one object holding every field.
+        let access = value.split_once('\n').map_or(value, |(access, _)| access);
         // The byte reader, which parsing token responses needs anyway.
-        serde_json::from_slice(value.as_bytes()).ok()
+        serde_json::from_slice(access.as_bytes()).ok()
     }
 
     /// The access token, when the entry has one that is fresh at `now` by the lifetime read
@@ -281,6 +333,33 @@ mod tests {
             ..cached
         };
         assert!(forgotten.usable(20, Seconds).is_none());
+    }
+
+    /// The first line carries only what a connector step needs; entries written as one
+    /// object before there were two lines still read in full, refresh token and all.
+    #[test]
+    fn the_access_line_comes_first_and_one_line_entries_still_read() {
+        let one_line = r#"{"access_token":"at\nx","token_type":"Bearer","issued_at":10,"expires_at":3610,"refresh_token":"rt","scope":"read","id_token":null,"extra":[],"expires_in_unit":"seconds"}"#;
+        let cached = CachedToken::decode(one_line).unwrap();
+        assert_eq!(cached.refresh_token.as_ref().unwrap(), "rt");
+        assert_eq!(cached.usable(20, Seconds).unwrap().access_token, "at\nx");
+        assert_eq!(
+            CachedAccess::decode(one_line)
+                .unwrap()
+                .fresh_access_token(20, Seconds),
+            Some("at\nx")
+        );
+
+        let entry = cached.encode();
+        let (access, rest) = entry.split_once('\n').unwrap();
+        assert!(
+            access.contains("at\\nx") && !access.contains("rt"),
+            "{access}"
+        );
+        assert!(rest.contains("\"refresh_token\":\"rt\""), "{rest}");
+        let back = CachedToken::decode(&entry).unwrap();
+        assert_eq!(back.usable(20, Seconds).unwrap().access_token, "at\nx");
+        assert_eq!(back.refresh_token.unwrap(), "rt");
     }
 
     #[test]

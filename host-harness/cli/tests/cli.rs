@@ -911,7 +911,9 @@ fn processes_that_find_the_token_expired_together_refresh_it_once() {
     let store = scratch.store();
     let out = oauth2_host(&["token", "--config", &config, "--store", &store], None);
     assert!(out.status.success(), "{}", stderr(&out));
-    std::thread::sleep(Duration::from_millis(1_800));
+    // Expiry is kept in whole seconds: only after three has the two-second token expired
+    // whatever fraction of a second it was issued at.
+    std::thread::sleep(Duration::from_secs(3));
 
     let api = format!("{}/api/me", provider.base_url());
     let children: Vec<_> = (0..6)

@@ -1,17 +1,22 @@
-//! The per-step cost of the component against the native build of the same logic and against
-//! oauth2-rs. `cargo bench -p oauth2-runtime` (figures in BENCHMARKS.md); `-- --quick` for a
-//! short run. Nothing here touches the network: every token comes from the secret store, and
-//! an HTTP import that is called at all fails the run.
+//! The per-step cost of the component against the engine's floor, the native build of the same
+//! logic and oauth2-rs. `cargo bench -p oauth2-runtime` (figures in BENCHMARKS.md); `-- --quick`
+//! for a short run. Nothing here touches the network: every token comes from the token store,
+//! and an HTTP import that is called at all fails the run.
 //!
 //! Groups (benchmark ids are `group/function`):
 //! - `step`: a fresh `Store` + instance + `decorate-request` with a cached, valid token, through
-//!   the public [`Plugin`] API (what a connector step costs).
-//! - `decorate-warm`: the same call on an instance that is already there (`Plugin::instance`).
+//!   the public [`Plugin`] API (what a connector step costs); `step/floor`, the same call into
+//!   `tests/fixtures/floor-guest`, a component whose exports answer at once (the engine's own
+//!   cost of a step); `step/instantiate-only`, the fresh `Store` and instance alone.
+//! - `decorate-warm`: `authorization-headers` on an instance that is already there.
 //! - `decorate-native`: `lifecycle::decorate_request` of the rlib with an in-memory host.
 //! - `parse`: `parse-token-response` on a 1 KB response with an id token: wasm, native, oauth2-rs;
 //!   and on the smallest token response, wasm and native (`*-minimal`): the cost of a call.
 //! - `build`: `build-token-request` for each grant: wasm and native.
 //! - `throughput`: decorations with 2 threads sharing one `Plugin`; time per decoration.
+//!
+//! After them, [`ratios`] prints `step / floor` and `step / native`, each from blocks of calls
+//! alternated between the two, so the machine's drift hits both alike.
 //!
 //! `OAUTH2_BENCH_BASELINE=old.wasm cargo bench -p oauth2-runtime --bench plugin` runs none of
 //! these: it compares the embedded component with another build of it ([`compare`]).
@@ -367,8 +372,16 @@ impl Host for FakeHost {
     }
 }
 
+#[path = "../tests/fixtures/mod.rs"]
+mod fixtures;
+
 fn plugin() -> Plugin {
     Plugin::embedded().expect("the embedded component loads")
+}
+
+/// The floor component: the contract's exports, each answering at once.
+fn floor() -> Plugin {
+    Plugin::from_file(&fixtures::build("floor-guest")).expect("the floor component loads")
 }
 
 fn authorization(request: &HttpRequest) -> Option<&str> {
@@ -399,15 +412,22 @@ fn fixture_checks() {
 
 fn bench_step(c: &mut Criterion) {
     let plugin = plugin();
+    let floor = floor();
     let config = wit_config(GrantType::ClientCredentials);
     let services = services(&config);
     let request = api_request();
     let decorated = plugin
         .decorate_request(&services, &config, &request)
         .unwrap();
+    let value = authorization(&decorated).unwrap_or_default();
+    assert!(value.starts_with("Bearer eyJ"), "{value}");
+    // The floor answers with a header as long, so lifting it costs the same.
+    let floor_decorated = floor
+        .decorate_request(&services, &config, &request)
+        .unwrap();
     assert_eq!(
-        authorization(&decorated).map(|v| v.starts_with("Bearer eyJ")),
-        Some(true)
+        authorization(&floor_decorated).map(str::len),
+        Some(value.len())
     );
 
     let mut group = c.benchmark_group("step");
@@ -418,7 +438,13 @@ fn bench_step(c: &mut Criterion) {
                 .unwrap()
         })
     });
-    // The fresh Store and instance alone: the floor of `step`.
+    group.bench_function("floor", |b| {
+        b.iter(|| {
+            floor
+                .decorate_request(&services, black_box(&config), black_box(&request))
+                .unwrap()
+        })
+    });
     group.bench_function("instantiate-only", |b| {
         b.iter(|| black_box(plugin.instance(&services).unwrap()))
     });
@@ -636,10 +662,48 @@ fn bench_throughput(c: &mut Criterion) {
 const ROUNDS: usize = 7;
 const CALLS: u32 = 20_000;
 
+/// `step / floor` and `step / native`: a step through the component against the same call into
+/// the floor component, and against the native build of the same logic with an in-memory host.
+fn ratios() {
+    let (plugin, floor) = (plugin(), floor());
+    let config = wit_config(GrantType::ClientCredentials);
+    let services = services(&config);
+    let request = api_request();
+    let native = native_config(&config);
+    let host = FakeHost::new(&config);
+    let native_request = native_request(&request);
+    let step = |plugin: &Plugin| {
+        black_box(
+            plugin
+                .decorate_request(&services, black_box(&config), black_box(&request))
+                .unwrap(),
+        );
+    };
+    let mut native_step = || {
+        black_box(
+            lifecycle::decorate_request(black_box(&native), &host, native_request.clone()).unwrap(),
+        );
+    };
+    alternate(
+        "step / floor",
+        [
+            ("step", &mut || step(&plugin)),
+            ("floor", &mut || step(&floor)),
+        ],
+    );
+    alternate(
+        "step / native",
+        [
+            ("step", &mut || step(&plugin)),
+            ("native", &mut native_step),
+        ],
+    );
+}
+
 /// The embedded component against `baseline`, another build of it, in one process: a step, a
 /// warm decoration and a warm parse, each in blocks of calls alternated between the two. This
-/// machine's speed drifts between runs by more than many changes here are worth (BENCHMARKS.md);
-/// alternating makes the drift hit both builds alike. Prints the medians and their ratio.
+/// machine's speed drifts between runs by more than many changes here are worth; alternating
+/// makes the drift hit both builds alike. Prints the medians and their ratio.
 fn compare(baseline: &Path) {
     let ours = plugin();
     let theirs = Plugin::from_file(baseline)
@@ -681,26 +745,35 @@ fn compare(baseline: &Path) {
                 .unwrap(),
         );
     };
-    alternate("step", [&mut || step(&ours), &mut || step(&theirs)]);
+    alternate(
+        "step",
+        [
+            ("embedded", &mut || step(&ours)),
+            ("baseline", &mut || step(&theirs)),
+        ],
+    );
     alternate(
         "decorate-warm",
-        [&mut || warm(&mut our_instance), &mut || {
-            warm(&mut their_instance)
-        }],
+        [
+            ("embedded", &mut || warm(&mut our_instance)),
+            ("baseline", &mut || warm(&mut their_instance)),
+        ],
     );
     alternate(
         "parse-warm",
-        [&mut || parse(&mut our_instance), &mut || {
-            parse(&mut their_instance)
-        }],
+        [
+            ("embedded", &mut || parse(&mut our_instance)),
+            ("baseline", &mut || parse(&mut their_instance)),
+        ],
     );
 }
 
-/// Medians of [`ROUNDS`] blocks of [`CALLS`] calls of each of `calls`, the blocks alternated.
-fn alternate(name: &str, mut calls: [&mut dyn FnMut(); 2]) {
+/// Medians of [`ROUNDS`] blocks of [`CALLS`] calls of each of `calls`, the blocks alternated,
+/// and the first's over the second's.
+fn alternate(name: &str, mut calls: [(&str, &mut dyn FnMut()); 2]) {
     let mut times = [Vec::with_capacity(ROUNDS), Vec::with_capacity(ROUNDS)];
     for _ in 0..ROUNDS {
-        for (call, times) in calls.iter_mut().zip(&mut times) {
+        for ((_, call), times) in calls.iter_mut().zip(&mut times) {
             let start = Instant::now();
             for _ in 0..CALLS {
                 call();
@@ -708,13 +781,14 @@ fn alternate(name: &str, mut calls: [&mut dyn FnMut(); 2]) {
             times.push(start.elapsed().as_secs_f64() * 1e6 / f64::from(CALLS));
         }
     }
-    let [ours, theirs] = times.map(|mut times| {
+    let [first, second] = times.map(|mut times| {
         times.sort_by(f64::total_cmp);
         times[ROUNDS / 2]
     });
+    let [(a, _), (b, _)] = &calls;
     println!(
-        "{name:<14} embedded {ours:>6.2} µs   baseline {theirs:>6.2} µs   ratio {:.3}",
-        ours / theirs
+        "{name:<14} {a} {first:>6.2} µs   {b} {second:>6.2} µs   ratio {:.3}",
+        first / second
     );
 }
 
@@ -736,6 +810,7 @@ fn main() {
         None => {
             benches();
             Criterion::default().configure_from_args().final_summary();
+            ratios();
         }
     }
 }

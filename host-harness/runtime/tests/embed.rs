@@ -20,3 +20,21 @@ fn the_embedding_example_gets_a_token_and_calls_the_api() {
     assert!(!outcome.retried);
     assert_eq!(provider.token_request_count("client_credentials"), 1);
 }
+
+/// The guide shows the example whole: a change to one without the other fails here.
+#[test]
+fn the_embedding_guide_shows_the_example_as_it_is() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    let guide = std::fs::read_to_string(format!("{root}/docs/embedding.md")).unwrap();
+    let example = include_str!("../examples/embed.rs");
+    let (_, shown) = guide
+        .split_once("<!-- host-harness/runtime/examples/embed.rs: start -->\n```rust\n")
+        .expect("the guide marks where the example starts");
+    let (shown, _) = shown
+        .split_once("```\n<!-- host-harness/runtime/examples/embed.rs: end -->")
+        .expect("the guide marks where the example ends");
+    assert!(
+        shown == example,
+        "docs/embedding.md shows an old copy of examples/embed.rs; paste the file in again"
+    );
+}

@@ -4,7 +4,6 @@
 //! and stderr. Each is stopped or finds nothing, and the same `Plugin` then serves the next call. A component
 //! that imports more than the host offers is refused before it runs.
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::sync::{Arc, OnceLock, mpsc};
 use std::time::{Duration, Instant};
@@ -16,30 +15,14 @@ use oauth2_runtime::{
 };
 use oauth2_test_provider::{Provider, ProviderConfig};
 
-/// The hostile component, built once per test run into its own target directory.
+mod fixtures;
+
+/// The hostile component, built once per test run.
 fn hostile() -> &'static Plugin {
     static PLUGIN: OnceLock<Plugin> = OnceLock::new();
     PLUGIN.get_or_init(|| {
-        let crate_dir =
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hostile-guest");
-        let target_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/fixtures");
-        let status = Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "--release",
-                "--target",
-                "wasm32-wasip2",
-                "--manifest-path",
-            ])
-            .arg(crate_dir.join("Cargo.toml"))
-            .env("CARGO_TARGET_DIR", &target_dir)
-            .env_remove("RUSTFLAGS")
-            .env_remove("CARGO_ENCODED_RUSTFLAGS")
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "building the hostile guest failed");
-        let wasm = target_dir.join("wasm32-wasip2/release/hostile_guest.wasm");
-        Plugin::from_file(&wasm).expect("the hostile guest loads: it imports only what is allowed")
+        Plugin::from_file(&fixtures::build("hostile-guest"))
+            .expect("the hostile guest loads: it imports only what is allowed")
     })
 }
 

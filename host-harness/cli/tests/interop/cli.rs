@@ -123,7 +123,7 @@ impl Scratch {
                 continue;
             }
             if name.starts_with("oauth2/") {
-                let entry: Value = serde_json::from_str(&value).expect("an oauth2 entry is JSON");
+                let entry = host::entry_fields(&value);
                 let fields = SECRET_FIELDS.iter().filter_map(|f| entry[f].as_str());
                 seen.extend(fields.map(str::to_owned));
             } else {

@@ -135,13 +135,26 @@ impl Host {
     }
 }
 
-/// The `oauth2/token/<connection>` entries of a secret store's contents, parsed.
+/// The `oauth2/token/<connection>` entries of a token store's contents, parsed.
 pub fn token_entries(entries: impl IntoIterator<Item = (String, String)>) -> Vec<Value> {
     entries
         .into_iter()
         .filter(|(name, _)| name.starts_with("oauth2/token/"))
-        .map(|(_, value)| serde_json::from_str(&value).expect("a token entry is JSON"))
+        .map(|(_, value)| entry_fields(&value))
         .collect()
+}
+
+/// The fields of one of the component's store entries: a JSON object per line (a token entry
+/// has two, what a connector step reads and then the rest), merged.
+pub fn entry_fields(value: &str) -> Value {
+    let mut fields = serde_json::Map::new();
+    for line in value.lines() {
+        match serde_json::from_str(line) {
+            Ok(Value::Object(line)) => fields.extend(line),
+            other => panic!("a store entry's line is a JSON object: {other:?}"),
+        }
+    }
+    Value::Object(fields)
 }
 
 /// The one token entry among `tokens`.
