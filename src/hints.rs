@@ -1,7 +1,5 @@
 //! What to check for each failure a user can meet: the one table every hint comes from, and
-//! the README's troubleshooting section is generated from.
-
-use crate::prelude::*;
+//! docs/troubleshooting.md is generated from.
 
 use crate::config::GrantType;
 
@@ -78,7 +76,7 @@ pub enum Unreadable {
 /// One row of the table.
 pub struct Hint {
     pub failure: Failure,
-    /// What the user sees, as the README's table says it.
+    /// What the user sees, as docs/troubleshooting.md's table says it.
     pub seen: &'static str,
     /// What to check.
     pub advice: &'static str,
@@ -335,29 +333,29 @@ pub fn for_api_too_large() -> &'static str {
     lookup(|f| *f == Failure::ApiTooLarge)
 }
 
-/// The README's troubleshooting table, generated from [`TABLE`].
-pub fn troubleshooting_markdown() -> String {
-    let mut out = String::from("| what you see | what to check |\n|---|---|\n");
-    for hint in TABLE {
-        out.push_str(&format!(
-            "| {} | {} |\n",
-            hint.seen,
-            capitalized(hint.advice)
-        ));
-    }
-    out
-}
-
-fn capitalized(text: &str) -> String {
-    let mut chars = text.chars();
-    chars.next().map_or_else(String::new, |first| {
-        first.to_uppercase().chain(chars).collect()
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// docs/troubleshooting.md's table, generated from [`TABLE`].
+    fn troubleshooting_markdown() -> String {
+        let mut out = String::from("| what you see | what to check |\n|---|---|\n");
+        for hint in TABLE {
+            out.push_str(&format!(
+                "| {} | {} |\n",
+                hint.seen,
+                capitalized(hint.advice)
+            ));
+        }
+        out
+    }
+
+    fn capitalized(text: &str) -> String {
+        let mut chars = text.chars();
+        chars.next().map_or_else(String::new, |first| {
+            first.to_uppercase().chain(chars).collect()
+        })
+    }
 
     #[test]
     fn situation_specific_hints_come_first_and_fall_back_to_any() {
@@ -392,20 +390,23 @@ mod tests {
     }
 
     #[test]
-    fn the_readme_troubleshooting_section_is_the_table() {
-        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
-            .expect("README.md");
+    fn the_troubleshooting_page_is_the_table() {
+        let page = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/docs/troubleshooting.md"
+        ))
+        .expect("docs/troubleshooting.md");
         let start = "<!-- generated from src/hints.rs: start -->\n";
         let end = "<!-- generated from src/hints.rs: end -->";
-        let section = readme
+        let section = page
             .split_once(start)
             .and_then(|(_, rest)| rest.split_once(end))
             .map(|(section, _)| section)
-            .expect("the README has the generated troubleshooting section");
+            .expect("docs/troubleshooting.md has the generated section");
         let expected = troubleshooting_markdown();
         assert!(
             section == expected,
-            "README.md's troubleshooting table is out of date; replace it with:\n{expected}"
+            "docs/troubleshooting.md's table is out of date; replace it with:\n{expected}"
         );
     }
 

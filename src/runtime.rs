@@ -14,7 +14,7 @@ unsafe extern "C" {
 
 /// wasi-libc's `malloc`, as std uses it on WASI. It starts in the free part of the initial
 /// memory (`__heap_base` to `__heap_end`); an allocator that begins by growing the memory, as the
-/// `dlmalloc` crate does, costs every fresh instance a page and 9 µs (BENCHMARKS.md).
+/// `dlmalloc` crate does, costs every fresh instance a page and 9 µs in the step benchmark.
 struct LibcHeap;
 
 /// The alignment std relies on `malloc` giving on wasm32 (wasi-libc's gives 16); larger ones go

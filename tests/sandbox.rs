@@ -79,7 +79,7 @@ fn the_component_stays_within_400_kib() {
 }
 
 /// A connector step instantiates the component afresh: its linear memory is what each step
-/// pays for (BENCHMARKS.md). The initial memory, and what the hot path grows it to, stay
+/// pays for. The initial memory, and what the hot path grows it to, stay
 /// within 1 MiB.
 #[test]
 fn a_fresh_instance_and_the_hot_path_stay_within_one_mib_of_memory() {

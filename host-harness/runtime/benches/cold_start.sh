@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Cold start of `oauth2-host token` with a cached token, as a whole process, measured by hyperfine
-# without and with the compiled-component cache (BENCHMARKS.md, figure 7).
+# without and with the compiled-component cache (BENCHMARKS.md).
 #
 #   host-harness/runtime/benches/cold_start.sh            # builds target/release/oauth2-host if needed
 #   OAUTH2_HOST=/path/to/oauth2-host host-harness/runtime/benches/cold_start.sh

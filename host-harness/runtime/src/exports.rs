@@ -2,7 +2,7 @@
 //! index in each call's instance, so instantiating type-checks nothing.
 //!
 //! The generated bindings type-check every export on every instantiation (`GuestIndices::load`),
-//! which was a third of a fresh instance's cost (BENCHMARKS.md). So the exports are called
+//! which was a third of a fresh instance's cost in the step benchmark. So the exports are called
 //! through this table instead, and each entry is checked at compile time against the generated
 //! bindings' own method for it: a signature that differs from the WIT does not build.
 //!

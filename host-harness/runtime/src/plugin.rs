@@ -131,7 +131,7 @@ fn engine() -> anyhow::Result<Engine> {
         // faults and madvise calls, which otherwise serialise concurrent calls on the process's
         // address-space lock. PAGEMAP_SCAN (Linux 6.7+) finds the pages the instance wrote, so
         // only those are reset; without it the whole kept region is, which was a fifth of a
-        // step (BENCHMARKS.md).
+        // step.
         .linear_memory_keep_resident(KEEP_RESIDENT)
         .table_keep_resident(KEEP_RESIDENT)
         .pagemap_scan(Enabled::Auto);

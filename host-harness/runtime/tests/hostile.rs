@@ -1,8 +1,8 @@
 //! The sandbox holds against a component written to attack its host (`tests/fixtures/
 //! hostile-guest`): a loop that never ends, an allocation that never stops, a request to a URL
 //! other than the token endpoint, a look at the environment and arguments, and writes to stdout
-//! and stderr. Each is stopped or finds nothing, and the same `Plugin` then serves the next call. A component
-//! that imports more than the host offers is refused before it runs.
+//! and stderr. Each is stopped or finds nothing, and the same `Plugin` then serves the next call.
+//! A component that imports more than the host offers is refused before it runs.
 
 use std::process::Command;
 use std::sync::{Arc, OnceLock, mpsc};

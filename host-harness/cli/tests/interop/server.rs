@@ -206,7 +206,7 @@ impl Server {
         }
     }
 
-    /// A connection file's content (the README's format) for `grant` as `client`. Secrets are
+    /// A connection file's content (docs/configuration.md's format) for `grant` as `client`. Secrets are
     /// named, never given: each client's secret is stored under its client ID and the password
     /// under `alice-password` (see `Host::new` and `Scratch::new`).
     pub fn connection(&self, grant: &str, client: Client) -> Value {
