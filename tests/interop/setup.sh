@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the interop tests run against, from the lock files beside this script: npm
 # oidc-provider and playwright-core, PyPI Authlib + Flask in a virtual environment, and Debian's
-# chromium. Safe to run again: it reinstalls only what changed.
+# chromium and redis-server (the shared token store's tests start their own on a free loopback
+# port). Safe to run again: it reinstalls only what changed.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 
@@ -27,10 +28,13 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 
-if [ ! -x /usr/bin/chromium ]; then
+missing=()
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -x /usr/bin/redis-server ] || missing+=(redis-server)
+if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-echo "interop setup: oidc-provider, playwright-core, Authlib and chromium are ready"
+echo "interop setup: oidc-provider, playwright-core, Authlib, chromium and redis-server are ready"

@@ -15,11 +15,15 @@ use oauth2_plugin::provider_text::{escape_controls, is_unsafe_char};
 use oauth2_runtime::api_call;
 use oauth2_runtime::http_client::WithDeadline;
 use oauth2_runtime::{
-    ConnectionConfig, FileStore, HttpRequest, Pair, Plugin, SecretStore, Services, SystemClock,
-    UreqClient,
+    ConnectionConfig, FileStore, HttpRequest, Pair, Plugin, RedisStore, SealingKeys, SecretStore,
+    Services, SystemClock, TokenStore, UreqClient,
 };
 
 const DEFAULT_STORE: &str = ".oauth2-host/store.json";
+
+/// The Redis password, for a `--store` URL that names none: a password in the URL would be in
+/// the process list for every local user to read.
+const REDIS_PASSWORD_VARIABLE: &str = "OAUTH2_HOST_REDIS_PASSWORD";
 
 /// The longest duration a user may ask for.
 const MAX_SECONDS: u64 = 3600;
@@ -91,6 +95,11 @@ enum Command {
         #[command(flatten)]
         component: ComponentArg,
     },
+    /// Manages the key that encrypts a shared (Redis) store's values.
+    StoreKey {
+        #[command(subcommand)]
+        action: StoreKeyAction,
+    },
     /// Lists the provider presets a connection file can name, or shows one in full.
     Presets {
         /// The preset to show.
@@ -109,16 +118,62 @@ enum SecretAction {
     },
 }
 
+#[derive(Subcommand)]
+enum StoreKeyAction {
+    /// Writes a new random key to a file only you can read; point OAUTH2_HOST_STORE_KEY_FILE
+    /// at it on every worker that shares the store.
+    New {
+        /// The key file to create (an existing file is never overwritten).
+        #[arg(long, value_name = "FILE")]
+        output: PathBuf,
+    },
+}
+
 #[derive(Args)]
 struct StoreArg {
-    /// The store file: your secrets and the component's token state.
-    #[arg(long, value_name = "PATH", default_value = DEFAULT_STORE)]
-    store: PathBuf,
+    /// Where your secrets and the component's token state live: a file, or a Redis shared by
+    /// many workers, `redis://[USER@]HOST[:PORT][/DB]` (`rediss://` for TLS; the password from
+    /// OAUTH2_HOST_REDIS_PASSWORD), its values encrypted with the key in the file
+    /// OAUTH2_HOST_STORE_KEY_FILE names.
+    #[arg(long, value_name = "PATH|URL", default_value = DEFAULT_STORE)]
+    store: String,
+}
+
+/// A store in both its roles, and its name for messages.
+struct OpenStore {
+    secrets: Arc<dyn SecretStore>,
+    tokens: Arc<dyn TokenStore>,
+    shown: String,
 }
 
 impl StoreArg {
-    fn open(&self) -> anyhow::Result<FileStore> {
-        FileStore::open(&self.store).map_err(|e| anyhow!(e))
+    fn open(&self) -> anyhow::Result<OpenStore> {
+        let lowered = self.store.to_ascii_lowercase();
+        if !(lowered.starts_with("redis://") || lowered.starts_with("rediss://")) {
+            let store = Arc::new(FileStore::open(&self.store).map_err(|e| anyhow!(e))?);
+            return Ok(OpenStore {
+                secrets: store.clone(),
+                tokens: store,
+                shown: self.store.clone(),
+            });
+        }
+        let mut url = url::Url::parse(&self.store).context("--store")?;
+        if url.password().is_none()
+            && let Some(password) = std::env::var_os(REDIS_PASSWORD_VARIABLE)
+        {
+            let password = password
+                .into_string()
+                .map_err(|_| anyhow!("{REDIS_PASSWORD_VARIABLE} is not UTF-8"))?;
+            url.set_password(Some(&password))
+                .map_err(|()| anyhow!("--store: this URL cannot carry a password"))?;
+        }
+        let keys = SealingKeys::from_env()?;
+        let store = Arc::new(RedisStore::open(url.as_str(), keys).map_err(|e| anyhow!(e))?);
+        Ok(OpenStore {
+            secrets: store.clone(),
+            shown: store.url().to_owned(),
+            tokens: store,
+        })
     }
 }
 
@@ -166,11 +221,11 @@ impl ConnectionArgs {
         };
         let http = Arc::new(WithDeadline::new(client, self.deadline));
         let _ = HTTP.set((Arc::clone(&http), self.deadline));
-        let store = Arc::new(self.store.open()?);
+        let store = self.store.open()?;
         Ok(Services {
             http,
-            secrets: store.clone(),
-            tokens: store,
+            secrets: store.secrets,
+            tokens: store.tokens,
             clock: Arc::new(SystemClock),
         })
     }
@@ -227,6 +282,9 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             store,
             component,
         } => check(&config, &store, &component),
+        Command::StoreKey {
+            action: StoreKeyAction::New { output },
+        } => store_key_new(&output),
         Command::Presets { name } => presets(name.as_deref()),
     }
 }
@@ -297,8 +355,8 @@ fn secret_set(name: &str, store: &StoreArg) -> anyhow::Result<ExitCode> {
             "no secret value on stdin (pipe it in, e.g. printf %s \"$SECRET\" | oauth2-host secret set {name})"
         );
     }
-    store.set(name, value).map_err(|e| anyhow!(e))?;
-    eprintln!("stored secret \"{name}\" in {}", store.path().display());
+    store.secrets.set(name, value).map_err(|e| anyhow!(e))?;
+    eprintln!("stored secret \"{name}\" in {}", store.shown);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -451,6 +509,28 @@ fn call(
     })
 }
 
+/// Creates a key file: one random key in base64, mode 0600, never over an existing file.
+fn store_key_new(output: &Path) -> anyhow::Result<ExitCode> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let line = SealingKeys::new_key_line().context("randomness for the key")?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(output)
+        .with_context(|| format!("creating the key file {}", output.display()))?;
+    writeln!(file, "{line}")
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("writing the key file {}", output.display()))?;
+    eprintln!(
+        "wrote a new store key to {}: set OAUTH2_HOST_STORE_KEY_FILE={} on every worker that \
+         shares the store, and keep a copy where you keep other secrets",
+        output.display(),
+        output.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Checks a config file without contacting the provider: the file's keys, the preset, the
 /// component's rules for the grant, and that every secret it names is in the store.
 fn check(path: &Path, store: &StoreArg, component: &ComponentArg) -> anyhow::Result<ExitCode> {
@@ -477,11 +557,11 @@ fn check(path: &Path, store: &StoreArg, component: &ComponentArg) -> anyhow::Res
                         let Some(name) = name.as_deref().filter(|n| !n.trim().is_empty()) else {
                             continue;
                         };
-                        match store.get(name) {
+                        match store.secrets.get(name) {
                             Ok(Some(_)) => {}
                             Ok(None) => problems.push(format!(
                                 "{key}: the secret \"{name}\" is not in {} (add it with: oauth2-host secret set {name})",
-                                store.path().display()
+                                store.shown
                             )),
                             Err(e) => problems.push(format!("{key}: the store failed: {e}")),
                         }

@@ -8,6 +8,9 @@ use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+#[path = "../../runtime/tests/redis_server/mod.rs"]
+mod redis_server;
+
 use oauth2_runtime::{HttpClient, HttpRequest, UreqClient};
 use oauth2_test_provider::{Answer, Provider, ProviderConfig, Scripted};
 
@@ -62,8 +65,14 @@ impl Drop for Scratch {
 }
 
 fn oauth2_host(args: &[&str], stdin: Option<&str>) -> Output {
+    oauth2_host_with(args, stdin, &[])
+}
+
+/// `oauth2-host` with these environment variables set.
+fn oauth2_host_with(args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_oauth2-host"))
         .args(args)
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -1013,4 +1022,92 @@ fn output_cut_short_by_the_reader_ends_quietly() {
         "{}",
         stderr(&out)
     );
+}
+
+/// Every command on a shared Redis store, as a platform's workers would run them: the
+/// password and the key file from the environment, values encrypted at rest, the token reused
+/// across processes, and clear errors without a key or with a wrong password.
+#[test]
+fn every_command_works_on_a_redis_store() {
+    let server = redis_server::RedisServer::start();
+    let provider = Provider::start(ProviderConfig::demo("http://127.0.0.1:9/callback")).unwrap();
+    let scratch = Scratch::new("redis");
+    let key_file = scratch.0.join("store.key").display().to_string();
+    let out = oauth2_host(&["store-key", "new", "--output", &key_file], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let key = std::fs::read_to_string(&key_file).unwrap();
+    assert!(!stdout(&out).contains(key.trim()) && !stderr(&out).contains(key.trim()));
+    let again = oauth2_host(&["store-key", "new", "--output", &key_file], None);
+    assert!(
+        !again.status.success(),
+        "an existing key file is never overwritten"
+    );
+    assert_eq!(std::fs::read_to_string(&key_file).unwrap(), key);
+
+    let url = server
+        .url()
+        .replace(&format!(":{}@", redis_server::PASSWORD), "@");
+    let env = [
+        ("OAUTH2_HOST_STORE_KEY_FILE", key_file.as_str()),
+        ("OAUTH2_HOST_REDIS_PASSWORD", redis_server::PASSWORD),
+    ];
+    let run = |args: &[&str], stdin: Option<&str>| {
+        let mut args = args.to_vec();
+        args.extend(["--store", url.as_str()]);
+        oauth2_host_with(&args, stdin, &env)
+    };
+    let out = run(
+        &["secret", "set", "demo-client-secret"],
+        Some(CLIENT_SECRET),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains(&url), "{}", stderr(&out));
+    let config = scratch.write_config(config(&provider, "client_credentials"));
+    let out = run(&["check", "--config", &config], None);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+
+    let out = run(&["token", "--config", &config, "--reveal"], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let revealed: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let access_token = revealed["access_token"].as_str().unwrap().to_owned();
+    let api = format!("{}/api/me", provider.base_url());
+    let out = run(&["call", "--config", &config, &api], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_no_secrets(&out, &[&access_token]);
+    assert_eq!(
+        provider.token_request_count("client_credentials"),
+        1,
+        "the second process found the first one's token in Redis"
+    );
+    for (name, value) in server.dump() {
+        assert!(value.starts_with("v1."), "{name} is not sealed");
+        for secret in [CLIENT_SECRET, access_token.as_str()] {
+            assert!(!value.contains(secret) && !name.contains(secret), "{name}");
+        }
+    }
+
+    let no_key = oauth2_host_with(
+        &["token", "--config", &config, "--store", &url],
+        None,
+        &[("OAUTH2_HOST_REDIS_PASSWORD", redis_server::PASSWORD)],
+    );
+    assert!(!no_key.status.success());
+    let said = stderr(&no_key);
+    assert!(said.contains("OAUTH2_HOST_STORE_KEY_FILE"), "{said}");
+    assert!(said.contains("oauth2-host store-key new"), "{said}");
+
+    let wrong_password = oauth2_host_with(
+        &["token", "--config", &config, "--store", &url],
+        None,
+        &[
+            ("OAUTH2_HOST_STORE_KEY_FILE", key_file.as_str()),
+            ("OAUTH2_HOST_REDIS_PASSWORD", "not-the-redis-password"),
+        ],
+    );
+    assert!(!wrong_password.status.success());
+    let said = stderr(&wrong_password);
+    assert!(said.contains("Redis at redis://"), "{said}");
+    assert!(!said.contains("not-the-redis-password"), "{said}");
 }

@@ -159,8 +159,10 @@ pub struct ProviderConfig {
     pub resource_owner: String,
     /// `expires_in` of every access token.
     pub access_token_lifetime_secs: u64,
-    /// When on, each refresh returns a new refresh token and invalidates the one used; when off,
-    /// the response has no refresh token and the one used stays valid.
+    /// When on, each refresh returns a new refresh token and invalidates the one used, and a
+    /// used one presented again revokes every token of its grant (OAuth 2.1's refresh token
+    /// reuse detection, as oidc-provider does); when off, the response has no refresh token and
+    /// the one used stays valid.
     pub rotate_refresh_tokens: bool,
     /// Grants whose responses carry a refresh token, for clients allowed the refresh grant.
     pub refresh_token_grants: Vec<GrantType>,
@@ -355,6 +357,29 @@ impl Provider {
     pub fn reject_next_token_request(&self, error: &str, description: &str) {
         let response = token_error_response(error, description);
         self.shared.lock().injected.push_back(response);
+    }
+
+    /// How many used refresh tokens were presented again (each revoked its grant).
+    pub fn refresh_replays(&self) -> usize {
+        self.shared.lock().refresh_replays
+    }
+
+    /// The refresh tokens valid now.
+    pub fn live_refresh_tokens(&self) -> Vec<String> {
+        self.shared.lock().refresh_tokens.keys().cloned().collect()
+    }
+
+    /// The access and refresh tokens issued so far that are still known (valid, or rotated
+    /// away), for tests that look for them where they must not be.
+    pub fn known_tokens(&self) -> Vec<String> {
+        let state = self.shared.lock();
+        state
+            .access_tokens
+            .keys()
+            .chain(state.refresh_tokens.keys())
+            .chain(state.used_refresh_tokens.keys())
+            .cloned()
+            .collect()
     }
 
     /// Invalidates every access and refresh token issued so far.
@@ -603,6 +628,9 @@ struct State {
     codes: HashMap<String, Code>,
     /// Codes already exchanged, with the family of the tokens they gave.
     redeemed_codes: HashMap<String, u64>,
+    /// Refresh tokens rotated away, with their family.
+    used_refresh_tokens: HashMap<String, u64>,
+    refresh_replays: usize,
     /// Authorization requests waiting for the user's decision, by the id on the consent page.
     pending_consents: HashMap<String, Authorization>,
     next_family: u64,
@@ -1011,6 +1039,14 @@ impl Shared {
         let value = form
             .get("refresh_token")
             .ok_or_else(|| OAuthError::new("invalid_request", "refresh_token is missing"))?;
+        if let Some(&family) = state.used_refresh_tokens.get(value) {
+            state.revoke_family(family);
+            state.refresh_replays += 1;
+            return Err(OAuthError::new(
+                "invalid_grant",
+                "refresh token already used: every token of its grant is revoked",
+            ));
+        }
         let grant = state.refresh_tokens.get(value).ok_or_else(|| {
             OAuthError::new("invalid_grant", "unknown, used or revoked refresh token")
         })?;
@@ -1027,6 +1063,9 @@ impl Shared {
             ..grant.clone()
         };
         let rotated = if self.config.rotate_refresh_tokens {
+            state
+                .used_refresh_tokens
+                .insert(value.to_owned(), grant.family);
             state.refresh_tokens.remove(value)
         } else {
             None
@@ -1959,8 +1998,6 @@ mod tests {
             Some(REDACTED)
         );
 
-        let reused = refresh(&provider, &first_refresh);
-        assert_eq!(reused.error(), (400, "invalid_grant".to_owned()));
         // The rotated token keeps the original scope.
         let third = refresh(&provider, &second_refresh);
         assert_eq!(third.json()["scope"], "read write");
@@ -1968,7 +2005,20 @@ mod tests {
             api(&provider, bearer(&second_access).as_deref()).status,
             200
         );
-        assert_eq!(provider.token_request_count("refresh_token"), 3);
+        assert_eq!(provider.refresh_replays(), 0);
+
+        // A used refresh token coming back revokes every token of its grant.
+        let reused = refresh(&provider, &first_refresh);
+        assert_eq!(reused.error(), (400, "invalid_grant".to_owned()));
+        assert_eq!(provider.refresh_replays(), 1);
+        assert_eq!(
+            api(&provider, bearer(&third.access_token()).as_deref()).status,
+            401
+        );
+        let after = refresh(&provider, &third.refresh_token().expect("rotated"));
+        assert_eq!(after.error(), (400, "invalid_grant".to_owned()));
+        assert!(provider.live_refresh_tokens().is_empty());
+        assert_eq!(provider.token_request_count("refresh_token"), 4);
 
         let other_client = token(
             &provider,

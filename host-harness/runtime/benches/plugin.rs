@@ -13,10 +13,14 @@
 //! - `parse`: `parse-token-response` on a 1 KB response with an id token: wasm, native, oauth2-rs;
 //!   and on the smallest token response, wasm and native (`*-minimal`): the cost of a call.
 //! - `build`: `build-token-request` for each grant: wasm and native.
-//! - `throughput`: decorations with 2 threads sharing one `Plugin`; time per decoration.
+//! - `throughput`: decorations with 2 threads sharing one `Plugin`, the token in memory and in
+//!   Redis (near cache on); time per decoration.
+//! - `store`: the step with the token in `MemoryStore`, and in a `RedisStore` on a real
+//!   redis-server on loopback, with its near cache (`redis-near`) and without (`redis-direct`).
 //!
-//! After them, [`ratios`] prints `step / floor` and `step / native`, each from blocks of calls
-//! alternated between the two, so the machine's drift hits both alike.
+//! After them, [`ratios`] prints `step / floor`, `step / native` and the Redis step over the
+//! memory step, each from blocks of calls alternated between the two, so the machine's drift hits
+//! both alike; [`processes`] prints decorations per second of 4 processes sharing one Redis.
 //!
 //! `OAUTH2_BENCH_BASELINE=old.wasm cargo bench -p oauth2-runtime --bench plugin` runs none of
 //! these: it compares the embedded component with another build of it ([`compare`]).
@@ -28,7 +32,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use criterion::{BenchmarkId, Criterion, criterion_group};
+use criterion::{BenchmarkId, Criterion};
 use oauth2_plugin::error::StoreError;
 use oauth2_plugin::lifecycle::{self, Host};
 use oauth2_plugin::provider_text::Redactor;
@@ -37,9 +41,13 @@ use oauth2_plugin::token_request::{self, AuthMethod, Credentials, Step};
 use oauth2_plugin::{config as native_config, http as native_http, token_response};
 use oauth2_runtime::{
     ClientAuth, ConnectionConfig, GrantType, HttpClient, HttpRequest, HttpResponse, Instance,
-    ManualClock, MemoryStore, Pair, Plugin, SecretStore, Services, TokenStep, TokenStore,
-    TransportError,
+    ManualClock, MemoryStore, Pair, Plugin, RedisStore, SealingKeys, SecretStore, Services,
+    TokenStep, TokenStore, TransportError,
 };
+
+#[path = "../tests/redis_server/mod.rs"]
+mod redis_server;
+use redis_server::RedisServer;
 
 /// The benchmarks' "now", Unix seconds; the cached token was issued then and lives a day.
 const NOW: u64 = 1_700_000_000;
@@ -297,6 +305,22 @@ fn services(config: &ConnectionConfig) -> Services {
         secrets: store.clone(),
         tokens: store,
         clock: Arc::new(ManualClock::at_unix(NOW)),
+    }
+}
+
+/// [`services`] with the token state in Redis instead, near cache on or off.
+fn redis_services(config: &ConnectionConfig, url: &str, near: bool) -> Services {
+    let memory = services(config);
+    let keys = SealingKeys::from_keys(&[[5; 32]]);
+    let mut store = RedisStore::open(url, keys).unwrap();
+    if !near {
+        store = store.with_near_cache(Duration::ZERO);
+    }
+    let (key, value) = cached_token_entry(config);
+    TokenStore::set(&store, &key, &value, None).unwrap();
+    Services {
+        tokens: Arc::new(store),
+        ..memory
     }
 }
 
@@ -625,37 +649,69 @@ fn bench_build(c: &mut Criterion) {
     group.finish();
 }
 
-fn bench_throughput(c: &mut Criterion) {
+fn bench_throughput(c: &mut Criterion, redis: &RedisServer) {
     const THREADS: u64 = 2;
     let plugin = plugin();
     let config = wit_config(GrantType::ClientCredentials);
-    let services = services(&config);
     let request = api_request();
     let mut group = c.benchmark_group("throughput");
     // One iteration is one decoration; criterion's time per iteration is wall time divided by
     // the decorations both threads made together, so decorations/s = 1 / that time.
-    group.bench_function("decorate-2-threads", |b| {
-        b.iter_custom(|iters| {
-            let start = Instant::now();
-            std::thread::scope(|scope| {
-                for t in 0..THREADS {
-                    let share = iters / THREADS + u64::from(t < iters % THREADS);
-                    let (plugin, services, config, request) =
-                        (&plugin, &services, &config, &request);
-                    scope.spawn(move || {
-                        for _ in 0..share {
-                            black_box(
-                                plugin
-                                    .decorate_request(services, config, black_box(request))
-                                    .unwrap(),
-                            );
-                        }
-                    });
-                }
-            });
-            start.elapsed()
-        })
-    });
+    for (name, services) in [
+        ("decorate-2-threads", services(&config)),
+        (
+            "decorate-2-threads-redis",
+            redis_services(&config, &redis.url(), true),
+        ),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let start = Instant::now();
+                std::thread::scope(|scope| {
+                    for t in 0..THREADS {
+                        let share = iters / THREADS + u64::from(t < iters % THREADS);
+                        let (plugin, services, config, request) =
+                            (&plugin, &services, &config, &request);
+                        scope.spawn(move || {
+                            for _ in 0..share {
+                                black_box(
+                                    plugin
+                                        .decorate_request(services, config, black_box(request))
+                                        .unwrap(),
+                                );
+                            }
+                        });
+                    }
+                });
+                start.elapsed()
+            })
+        });
+    }
+    group.finish();
+}
+
+fn bench_store(c: &mut Criterion, redis: &RedisServer) {
+    let plugin = plugin();
+    let config = wit_config(GrantType::ClientCredentials);
+    let request = api_request();
+    let mut group = c.benchmark_group("store");
+    for (name, services) in [
+        ("memory", services(&config)),
+        ("redis-near", redis_services(&config, &redis.url(), true)),
+        ("redis-direct", redis_services(&config, &redis.url(), false)),
+    ] {
+        let decorated = plugin
+            .decorate_request(&services, &config, &request)
+            .unwrap();
+        assert!(authorization(&decorated).is_some_and(|v| v.starts_with("Bearer eyJ")));
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                plugin
+                    .decorate_request(&services, black_box(&config), black_box(&request))
+                    .unwrap()
+            })
+        });
+    }
     group.finish();
 }
 
@@ -663,8 +719,9 @@ const ROUNDS: usize = 7;
 const CALLS: u32 = 20_000;
 
 /// `step / floor` and `step / native`: a step through the component against the same call into
-/// the floor component, and against the native build of the same logic with an in-memory host.
-fn ratios() {
+/// the floor component, and against the native build of the same logic with an in-memory host;
+/// then the step with its token in Redis against the same step with `MemoryStore`.
+fn ratios(redis: &RedisServer) {
     let (plugin, floor) = (plugin(), floor());
     let config = wit_config(GrantType::ClientCredentials);
     let services = services(&config);
@@ -698,6 +755,97 @@ fn ratios() {
             ("native", &mut native_step),
         ],
     );
+    for (name, near) in [
+        ("redis-near / memory", true),
+        ("redis-direct / memory", false),
+    ] {
+        let redis_services = redis_services(&config, &redis.url(), near);
+        let with = |services: &Services| {
+            black_box(
+                plugin
+                    .decorate_request(services, black_box(&config), black_box(&request))
+                    .unwrap(),
+            );
+        };
+        alternate(
+            name,
+            [
+                ("redis", &mut || with(&redis_services)),
+                ("memory", &mut || with(&services)),
+            ],
+        );
+    }
+}
+
+const WORKER_ENV: &str = "OAUTH2_BENCH_REDIS_WORKER";
+const PROCESSES: u32 = 4;
+const PER_PROCESS: u32 = 20_000;
+
+/// Decorations per second of [`PROCESSES`] processes (this benchmark run again) sharing one
+/// Redis, near cache on and off. Each compiles the component, then all start their decorations
+/// at one moment; the rate is all their decorations over the time until the last one ends.
+fn processes(redis: &RedisServer) {
+    for near in [true, false] {
+        let start_at = unix_micros() + 3_000_000;
+        let children: Vec<_> = (0..PROCESSES)
+            .map(|_| {
+                std::process::Command::new(std::env::current_exe().unwrap())
+                    .env(WORKER_ENV, format!("{}#{near}#{start_at}", redis.url()))
+                    .stdout(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let mut last_end = 0;
+        for child in children {
+            let output = child.wait_with_output().unwrap();
+            assert!(output.status.success(), "a worker failed");
+            let end: u64 = String::from_utf8_lossy(&output.stdout)
+                .trim()
+                .parse()
+                .unwrap();
+            last_end = last_end.max(end);
+        }
+        let seconds = last_end.saturating_sub(start_at) as f64 / 1e6;
+        println!(
+            "{PROCESSES} processes, Redis with{} near cache: {:>8.0} decorations/s",
+            if near { "" } else { "out" },
+            f64::from(PROCESSES * PER_PROCESS) / seconds
+        );
+    }
+}
+
+fn unix_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64
+}
+
+/// One of [`processes`]' workers: waits for the common start, makes [`PER_PROCESS`]
+/// decorations on one thread, and prints when it ended (Unix microseconds).
+fn worker(spec: &str) {
+    let mut parts = spec.rsplitn(3, '#');
+    let (start_at, near, url) = (
+        parts.next().unwrap().parse::<u64>().unwrap(),
+        parts.next().unwrap() == "true",
+        parts.next().unwrap(),
+    );
+    let plugin = plugin();
+    let config = wit_config(GrantType::ClientCredentials);
+    let services = redis_services(&config, url, near);
+    let request = api_request();
+    std::thread::sleep(Duration::from_micros(
+        start_at.saturating_sub(unix_micros()),
+    ));
+    for _ in 0..PER_PROCESS {
+        black_box(
+            plugin
+                .decorate_request(&services, &config, black_box(&request))
+                .unwrap(),
+        );
+    }
+    println!("{}", unix_micros());
 }
 
 /// The embedded component against `baseline`, another build of it, in one process: a step, a
@@ -792,25 +940,24 @@ fn alternate(name: &str, mut calls: [(&str, &mut dyn FnMut()); 2]) {
     );
 }
 
-fn all(c: &mut Criterion) {
-    fixture_checks();
-    bench_step(c);
-    bench_decorate_warm(c);
-    bench_decorate_native(c);
-    bench_parse(c);
-    bench_build(c);
-    bench_throughput(c);
-}
-
-criterion_group!(benches, all);
-
 fn main() {
-    match std::env::var_os("OAUTH2_BENCH_BASELINE") {
-        Some(baseline) => compare(Path::new(&baseline)),
-        None => {
-            benches();
-            Criterion::default().configure_from_args().final_summary();
-            ratios();
-        }
+    if let Ok(spec) = std::env::var(WORKER_ENV) {
+        return worker(&spec);
     }
+    if let Some(baseline) = std::env::var_os("OAUTH2_BENCH_BASELINE") {
+        return compare(Path::new(&baseline));
+    }
+    let redis = RedisServer::start();
+    let mut criterion = Criterion::default().configure_from_args();
+    fixture_checks();
+    bench_step(&mut criterion);
+    bench_decorate_warm(&mut criterion);
+    bench_decorate_native(&mut criterion);
+    bench_parse(&mut criterion);
+    bench_build(&mut criterion);
+    bench_throughput(&mut criterion, &redis);
+    bench_store(&mut criterion, &redis);
+    criterion.final_summary();
+    ratios(&redis);
+    processes(&redis);
 }

@@ -372,7 +372,7 @@ fn write_private(path: &Path, contents: &Contents) -> io::Result<()> {
 
 /// Opens without following a symbolic link at `path` and without blocking on a FIFO, so
 /// neither a planted link nor a pipe can redirect or hang the store.
-fn open_no_follow(options: &mut OpenOptions, path: &Path) -> io::Result<File> {
+pub(crate) fn open_no_follow(options: &mut OpenOptions, path: &Path) -> io::Result<File> {
     options
         .custom_flags((OFlags::NOFOLLOW | OFlags::NONBLOCK).bits() as i32)
         .open(path)
@@ -391,7 +391,7 @@ fn open_lock_file(path: &Path, create: bool) -> io::Result<File> {
 }
 
 /// Refuses an opened file that is not a regular file of this user, private to them.
-fn check_private_file(file: &File, path: &Path, what: &str) -> Result<(), String> {
+pub(crate) fn check_private_file(file: &File, path: &Path, what: &str) -> Result<(), String> {
     let metadata = file
         .metadata()
         .map_err(|e| format!("{what} {}: {e}", path.display()))?;

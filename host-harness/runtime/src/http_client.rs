@@ -23,7 +23,8 @@ pub trait HttpClient: Send + Sync {
 /// Largest response body accepted; token responses are a few KiB.
 pub const MAX_BODY_BYTES: u64 = 1024 * 1024;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-const OVERALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// The longest one request may take, from connecting to its last byte.
+pub const OVERALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A blocking client on ureq: no redirects followed, every status returned as a response.
 ///

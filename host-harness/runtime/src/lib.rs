@@ -11,7 +11,11 @@ pub mod file_store;
 pub mod http_client;
 pub mod message;
 pub mod plugin;
+#[cfg(feature = "redis")]
+pub mod redis_store;
 mod sandbox;
+#[cfg(feature = "redis")]
+pub mod sealing;
 pub mod secret_store;
 pub mod token_store;
 
@@ -25,5 +29,9 @@ pub use file_store::FileStore;
 pub use http_client::{HttpClient, UreqClient};
 pub use message::{Headers, HttpRequest, HttpResponse};
 pub use plugin::{AuthorizationStart, Instance, Plugin, Services, Token};
+#[cfg(feature = "redis")]
+pub use redis_store::RedisStore;
+#[cfg(feature = "redis")]
+pub use sealing::SealingKeys;
 pub use secret_store::{MemoryStore, SecretStore};
 pub use token_store::TokenStore;

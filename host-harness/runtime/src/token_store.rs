@@ -93,6 +93,11 @@ impl KeyLocks {
         })
     }
 
+    /// Whether a thread of this process holds `key` now.
+    pub fn is_held(&self, key: &str) -> bool {
+        lock_table(&self.held).contains(key)
+    }
+
     /// How many names are locked now.
     pub fn len(&self) -> usize {
         lock_table(&self.held).len()
