@@ -11,12 +11,14 @@ use clap::{Args, Parser, Subcommand};
 use oauth2_host::callback::CallbackListener;
 use oauth2_host::config_file::{self, ConfigFileError};
 use oauth2_host::presets;
+use oauth2_host::ui::{self, Ui};
+use oauth2_host::validate;
 use oauth2_plugin::provider_text::{escape_controls, is_unsafe_char};
 use oauth2_runtime::api_call;
 use oauth2_runtime::http_client::WithDeadline;
 use oauth2_runtime::{
     ConnectionConfig, FileStore, HttpRequest, Pair, Plugin, RedisStore, SealingKeys, SecretStore,
-    Services, SystemClock, TokenStore, UreqClient,
+    Services, SystemClock, Token, TokenStore, UreqClient,
 };
 
 const DEFAULT_STORE: &str = ".oauth2-host/store.json";
@@ -95,6 +97,13 @@ enum Command {
         #[command(flatten)]
         component: ComponentArg,
     },
+    /// Validates a connection as a user would: configuration, token (or consent), the API called
+    /// with it, then the token's expiry played forward and the API called again. Prints a
+    /// checklist; exits 0 only when every step passed.
+    Validate(ValidateArgs),
+    /// Serves a local page (127.0.0.1 only) to fill in a connection, store its secrets, test it
+    /// and save it. Prints the page's address, with its launch token, on stdout.
+    Ui(UiArgs),
     /// Manages the key that encrypts a shared (Redis) store's values.
     StoreKey {
         #[command(subcommand)]
@@ -116,6 +125,45 @@ enum SecretAction {
         #[command(flatten)]
         store: StoreArg,
     },
+}
+
+#[derive(Args)]
+struct ValidateArgs {
+    #[command(flatten)]
+    connection: ConnectionArgs,
+    /// A protected API URL to call with the token (GET).
+    #[arg(long, value_name = "URL")]
+    api: String,
+    /// The status the API must answer (default: any 2xx).
+    #[arg(long, value_name = "STATUS")]
+    expect_status: Option<u16>,
+    /// A field the API's JSON answer must hold, as a JSON pointer and a value (`/sub=alice`,
+    /// `/active=true`); may repeat.
+    #[arg(long, value_name = "POINTER=VALUE", value_parser = validate::parse_expectation)]
+    expect_json: Vec<(String, String)>,
+    /// How long to wait for the browser's consent, in seconds (1 to 3600).
+    #[arg(long, value_name = "SECONDS", value_parser = seconds, default_value = "300")]
+    timeout: Duration,
+    /// Print the checklist as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct UiArgs {
+    #[command(flatten)]
+    store: StoreArg,
+    #[command(flatten)]
+    component: ComponentArg,
+    /// Do not open the page in the browser; only print its address.
+    #[arg(long)]
+    no_open: bool,
+    /// Where "Save" writes connection files (default: the current directory).
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// The port to listen on, on 127.0.0.1 (default: any free one).
+    #[arg(long, value_name = "PORT", default_value = "0")]
+    port: u16,
 }
 
 #[derive(Subcommand)]
@@ -213,14 +261,16 @@ impl ConnectionArgs {
         config_file::load(&self.config).with_context(|| self.config.display().to_string())
     }
 
-    fn services(&self) -> anyhow::Result<Services> {
+    /// The services, with `--deadline` counted from now plus `wait`, the time the command may
+    /// spend waiting for the user (the consent in the browser) rather than for the network.
+    fn services(&self, wait: Duration) -> anyhow::Result<Services> {
         let client = match &self.ca_cert {
             Some(path) => UreqClient::with_extra_ca(path)
                 .with_context(|| format!("--ca-cert {}", path.display()))?,
             None => UreqClient::new(),
         };
-        let http = Arc::new(WithDeadline::new(client, self.deadline));
-        let _ = HTTP.set((Arc::clone(&http), self.deadline));
+        let http = Arc::new(WithDeadline::new(client, self.deadline + wait));
+        let _ = HTTP.set((Arc::clone(&http), self.deadline + wait));
         let store = self.store.open()?;
         Ok(Services {
             http,
@@ -282,6 +332,8 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             store,
             component,
         } => check(&config, &store, &component),
+        Command::Validate(args) => validate(&args),
+        Command::Ui(args) => ui(&args),
         Command::StoreKey {
             action: StoreKeyAction::New { output },
         } => store_key_new(&output),
@@ -322,24 +374,41 @@ struct Session {
 
 impl Session {
     fn open(connection: &ConnectionArgs) -> anyhow::Result<Self> {
+        Self::open_waiting(connection, Duration::ZERO)
+    }
+
+    /// As [`Session::open`], for a command that may wait `wait` for the user.
+    fn open_waiting(connection: &ConnectionArgs, wait: Duration) -> anyhow::Result<Self> {
+        let (session, problems) = Self::open_unchecked(connection, wait)?;
+        // Every problem at once, so a pasted configuration is fixed in one round.
+        if !problems.is_empty() {
+            bail!("config: {}", problems.join("; "));
+        }
+        Ok(session)
+    }
+
+    /// The session, and every problem the component finds in the configuration.
+    fn open_unchecked(
+        connection: &ConnectionArgs,
+        wait: Duration,
+    ) -> anyhow::Result<(Self, Vec<String>)> {
         // The config and store are checked before the slower component compilation.
         let config = connection.config()?;
-        let services = connection.services()?;
+        let services = connection.services(wait)?;
         let plugin = connection.component.plugin()?;
-        // Every problem at once, so a pasted configuration is fixed in one round.
-        let problems = plugin.validate_config(&services, &config)?;
-        if !problems.is_empty() {
-            let list: Vec<String> = problems
-                .iter()
-                .map(|p| format!("{}: {}", p.field, p.message))
-                .collect();
-            bail!("config: {}", list.join("; "));
-        }
-        Ok(Self {
-            plugin,
-            services,
-            config,
-        })
+        let problems = plugin
+            .validate_config(&services, &config)?
+            .iter()
+            .map(|p| format!("{}: {}", p.field, p.message))
+            .collect();
+        Ok((
+            Self {
+                plugin,
+                services,
+                config,
+            },
+            problems,
+        ))
     }
 }
 
@@ -658,7 +727,32 @@ fn demo(component: &ComponentArg) -> anyhow::Result<ExitCode> {
 }
 
 fn authorize(connection: &ConnectionArgs, timeout: Duration) -> anyhow::Result<ExitCode> {
-    let session = Session::open(connection)?;
+    let session = Session::open_waiting(connection, timeout)?;
+    let token = consent(&session, &session.services, timeout, &|url| {
+        let mut stdout = io::stdout().lock();
+        writeln!(stdout, "{url}")?;
+        stdout.flush()
+    })?;
+    // The token's type and scope are the provider's words: shown, never obeyed.
+    eprintln!(
+        "authorized: {} token stored, expires_at {}, scope {}",
+        escape_controls(&token.token_type),
+        token
+            .expires_at
+            .map_or_else(|| "unknown".to_owned(), |at| at.to_string()),
+        escape_controls(token.scope.as_deref().unwrap_or("(not stated)"))
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The authorization-code consent: shows the URL to open with `show`, waits for the browser's
+/// redirect, exchanges the code and stores the token.
+fn consent(
+    session: &Session,
+    services: &Services,
+    timeout: Duration,
+    show: &dyn Fn(&str) -> io::Result<()>,
+) -> anyhow::Result<Token> {
     let redirect_uri = session
         .config
         .redirect_uri
@@ -669,31 +763,18 @@ fn authorize(connection: &ConnectionArgs, timeout: Duration) -> anyhow::Result<E
     let listener = CallbackListener::bind(redirect_uri)?.with_timeout(timeout);
     let start = session
         .plugin
-        .begin_authorization(&session.services, &session.config)?;
-
-    let mut stdout = io::stdout().lock();
-    writeln!(stdout, "{}", start.url)?;
-    stdout.flush()?;
-    drop(stdout);
+        .begin_authorization(services, &session.config)?;
+    show(&start.url)?;
     eprintln!("waiting for the browser on {redirect_uri} ...");
 
     let redirect = listener.wait(start.state.secret())?;
     match session
         .plugin
-        .complete_authorization(&session.services, &session.config, redirect.url())
+        .complete_authorization(services, &session.config, redirect.url())
     {
         Ok(token) => {
             redirect.respond_success("The token is stored. You can return to the terminal.");
-            // The token's type and scope are the provider's words: shown, never obeyed.
-            eprintln!(
-                "authorized: {} token stored, expires_at {}, scope {}",
-                escape_controls(&token.token_type),
-                token
-                    .expires_at
-                    .map_or_else(|| "unknown".to_owned(), |at| at.to_string()),
-                escape_controls(token.scope.as_deref().unwrap_or("(not stated)"))
-            );
-            Ok(ExitCode::SUCCESS)
+            Ok(token)
         }
         Err(error) => {
             // The browser is told why too; the message names codes and hints, never secrets.
@@ -701,4 +782,117 @@ fn authorize(connection: &ConnectionArgs, timeout: Duration) -> anyhow::Result<E
             Err(error.into())
         }
     }
+}
+
+/// The whole validation as one checklist on stdout (JSON with `--json`); exit 0 only when every
+/// step passed.
+fn validate(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
+    let connection = &args.connection;
+    let expect = validate::Expectations {
+        status: args.expect_status,
+        json: args.expect_json.clone(),
+    };
+    let (session, problems) = match Session::open_unchecked(connection, args.timeout) {
+        Ok(opened) => opened,
+        Err(error) => {
+            let report = validate::Report::failed("configuration", format!("{error:#}"));
+            return print_report(&report, args.json);
+        }
+    };
+    let consent = |services: &Services| {
+        consent(&session, services, args.timeout, &|url| {
+            // As `authorize` does, the URL alone on a line of stdout, ahead of the
+            // checklist; with --json, stdout holds only the JSON.
+            if args.json {
+                eprintln!("open this URL in your browser to consent:\n{url}");
+                Ok(())
+            } else {
+                let mut stdout = io::stdout().lock();
+                writeln!(stdout, "{url}")?;
+                stdout.flush()
+            }
+        })
+    };
+    let checks = validate::Checks {
+        problems,
+        api_url: &args.api,
+        expect: &expect,
+        consent: &consent,
+        progress: &|_| {},
+    };
+    let report = validate::run(&session.plugin, &session.services, &session.config, &checks);
+    print_report(&report, args.json)
+}
+
+fn print_report(report: &validate::Report<'_>, json: bool) -> anyhow::Result<ExitCode> {
+    let mut stdout = io::stdout().lock();
+    if json {
+        writeln!(stdout, "{}", terminal_json(&serde_json::to_value(report)?))?;
+    } else {
+        write!(stdout, "{}", report.to_text())?;
+    }
+    Ok(if report.passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Serves the connection page until the process is stopped.
+fn ui(args: &UiArgs) -> anyhow::Result<ExitCode> {
+    let store = args.store.open()?;
+    let services = Services {
+        http: Arc::new(UreqClient::new()),
+        secrets: store.secrets,
+        tokens: store.tokens,
+        clock: Arc::new(SystemClock),
+    };
+    let plugin = args.component.plugin()?;
+    let listener = std::net::TcpListener::bind(("127.0.0.1", args.port))
+        .with_context(|| format!("listening on 127.0.0.1:{}", args.port))?;
+    let dir = args.dir.clone().unwrap_or_else(|| PathBuf::from("."));
+    let page = Arc::new(Ui::new(plugin, services, dir, &listener)?);
+    let url = page.url();
+    let mut stdout = io::stdout().lock();
+    writeln!(stdout, "{url}")?;
+    stdout.flush()?;
+    drop(stdout);
+    eprintln!("the connection page is served on 127.0.0.1 only, until you stop this command");
+    if !args.no_open
+        && let Err(error) = open_in_browser(&url)
+    {
+        eprintln!("could not open a browser ({error}): open the address above yourself");
+    }
+    ui::serve(page, listener)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Opens `url` through a private file that redirects to it, so the launch token never appears
+/// on a command line, where other local users could read it.
+fn open_in_browser(url: &str) -> io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let dir = std::env::temp_dir().join(format!("oauth2-host-ui-{}", std::process::id()));
+    std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
+    let launch = dir.join("open.html");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&launch)?;
+    writeln!(
+        file,
+        "<!doctype html><meta http-equiv=\"refresh\" content=\"0;url={url}\"><a href=\"{url}\">open</a>"
+    )?;
+    let opener = if cfg!(target_os = "macos") {
+        "open"
+    } else {
+        "xdg-open"
+    };
+    std::process::Command::new(opener)
+        .arg(&launch)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map(drop)
 }

@@ -1111,3 +1111,214 @@ fn every_command_works_on_a_redis_store() {
     assert!(said.contains("Redis at redis://"), "{said}");
     assert!(!said.contains("not-the-redis-password"), "{said}");
 }
+
+/// `validate` runs the whole checklist: a pass for each grant the form has without a browser,
+/// and a failure at each step that names what to check.
+#[test]
+fn validate_runs_the_checklist_and_fails_at_the_step_that_breaks() {
+    let provider = Provider::start(ProviderConfig::demo("http://127.0.0.1:9/callback")).unwrap();
+    let api = format!("{}/api/me", provider.base_url());
+    let (scratch, cc) = ready("validate", &provider, "client_credentials");
+    let store = scratch.store();
+    let validate = |config: &str, extra: &[&str]| {
+        let mut args = vec![
+            "validate", "--config", config, "--store", &store, "--api", &api,
+        ];
+        args.extend_from_slice(extra);
+        oauth2_host(&args, None)
+    };
+
+    let out = validate(&cc, &["--expect-json", "/sub=demo-client"]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}{}", stderr(&out));
+    for line in [
+        "[pass] configuration: client_credentials",
+        "[pass] token: fetched with client_credentials",
+        "[pass] API call: HTTP 200",
+        "[pass] after expiry: no refresh token: a new token was fetched with client_credentials",
+        "[pass] API call after expiry: HTTP 200",
+        "every step passed",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in:\n{text}");
+    }
+    assert_no_secrets(&out, &[]);
+
+    scratch.set_secret("alice-password", PASSWORD);
+    let pw = scratch.write_config(serde_json::json!({
+        "grant_type": "password",
+        "token_url": provider.token_url(),
+        "client_id": "demo-client",
+        "client_secret": "demo-client-secret",
+        "username": "alice",
+        "password": "alice-password",
+    }));
+    let out = validate(&pw, &["--json", "--expect-json", "/sub=alice"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(report["passed"], true);
+    let steps = report["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 5, "{report}");
+    assert_eq!(
+        steps[3]["detail"],
+        "refreshed; the provider rotated the refresh token and the new one is stored"
+    );
+    assert_eq!(provider.token_request_count("refresh_token"), 1);
+    assert_no_secrets(&out, &[]);
+
+    // A failure at each step, with what to check. (Every config is written to one file.)
+    let cc = scratch.write_config(config(&provider, "client_credentials"));
+    let out = validate(&cc, &["--expect-status", "204"]);
+    let text = stdout(&out);
+    assert!(!out.status.success());
+    assert!(text.contains("[FAIL] API call: HTTP 200"), "{text}");
+    assert!(text.contains("expected status 204"), "{text}");
+    assert!(
+        !text.contains("after expiry"),
+        "later steps are left out: {text}"
+    );
+
+    let out = validate(&cc, &["--expect-json", "/sub=someone-else"]);
+    let text = stdout(&out);
+    assert!(
+        text.contains("expected /sub = someone-else, found \"demo-client\""),
+        "{text}"
+    );
+
+    scratch.set_secret("demo-client-secret", "not-the-secret");
+    let fresh = scratch.write_config(serde_json::json!({
+        "grant_type": "client_credentials",
+        "token_url": provider.token_url(),
+        "client_id": "demo-client",
+        "client_secret": "demo-client-secret",
+        "scope": "write",
+    }));
+    let out = validate(&fresh, &[]);
+    let text = stdout(&out);
+    assert!(!out.status.success());
+    assert!(text.contains("[FAIL] token:"), "{text}");
+    assert!(text.contains("invalid_client"), "{text}");
+    assert!(text.contains("client ID and client secret"), "{text}");
+    assert!(!text.contains("not-the-secret"), "{text}");
+
+    let bad = scratch.write_config(serde_json::json!({
+        "grant_type": "client_credentials",
+        "token_url": "http://login.example.com/token",
+        "client_id": "demo-client",
+    }));
+    let out = validate(&bad, &[]);
+    let text = stdout(&out);
+    assert!(!out.status.success());
+    assert!(text.contains("[FAIL] configuration:"), "{text}");
+    assert!(text.contains("token_url"), "{text}");
+    assert!(!text.contains("[pass] token"), "{text}");
+}
+
+/// Authorization code against a provider that issues no refresh token: the consent and the
+/// first call pass, and the step after the expiry fails with what to do about it.
+#[test]
+fn validate_fails_after_expiry_when_no_refresh_token_comes() {
+    let callback_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let redirect_uri = format!("http://127.0.0.1:{callback_port}/callback");
+    let mut provider_config = ProviderConfig::demo(&redirect_uri);
+    provider_config.refresh_token_grants.clear();
+    let provider = Provider::start(provider_config).unwrap();
+    let scratch = Scratch::new("validate-no-refresh");
+    scratch.set_secret("demo-client-secret", CLIENT_SECRET);
+    let mut settings = config(&provider, "authorization_code");
+    settings["authorization_url"] = provider.authorization_url().into();
+    settings["redirect_uri"] = redirect_uri.clone().into();
+    let config = scratch.write_config(settings);
+    let api = format!("{}/api/me", provider.base_url());
+    let store = scratch.store();
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_oauth2-host"))
+        .args([
+            "validate", "--config", &config, "--store", &store, "--api", &api,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut url = String::new();
+    stdout.read_line(&mut url).unwrap();
+    assert!(url.starts_with(&provider.authorization_url()), "{url}");
+    // The browser's part: the provider consents at once and redirects to the listener.
+    let http = UreqClient::new();
+    let consent = http.send(&get(url.trim())).unwrap();
+    let location = consent
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("location"))
+        .unwrap()
+        .value
+        .clone();
+    assert_eq!(http.send(&get(&location)).unwrap().status, 200);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    let out = wait_with_timeout(child, Duration::from_secs(30));
+    assert!(!out.status.success(), "{rest}");
+    for line in [
+        "[pass] token: fetched with authorization_code",
+        "[pass] API call: HTTP 200",
+        "[FAIL] after expiry:",
+        "authorize",
+        "validation failed",
+    ] {
+        assert!(rest.contains(line), "missing {line:?} in:\n{rest}");
+    }
+}
+
+/// The time a user takes to consent is theirs: `--deadline` counts the network's time only.
+#[test]
+fn a_slow_consent_does_not_use_up_the_deadline() {
+    let callback_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let redirect_uri = format!("http://127.0.0.1:{callback_port}/callback");
+    let provider = Provider::start(ProviderConfig::demo(&redirect_uri)).unwrap();
+    let scratch = Scratch::new("slow-consent");
+    scratch.set_secret("demo-client-secret", CLIENT_SECRET);
+    let mut settings = config(&provider, "authorization_code");
+    settings["authorization_url"] = provider.authorization_url().into();
+    settings["redirect_uri"] = redirect_uri.into();
+    let config = scratch.write_config(settings);
+    let store = scratch.store();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_oauth2-host"))
+        .args([
+            "authorize",
+            "--config",
+            &config,
+            "--store",
+            &store,
+            "--deadline",
+            "1",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut url = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut url)
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1_500));
+    let http = UreqClient::new();
+    let consent = http.send(&get(url.trim())).unwrap();
+    let location = consent
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("location"))
+        .unwrap()
+        .value
+        .clone();
+    http.send(&get(&location)).unwrap();
+    let out = wait_with_timeout(child, Duration::from_secs(30));
+    assert!(out.status.success(), "{}", stderr(&out));
+}

@@ -144,6 +144,32 @@ impl Scratch {
         }
     }
 
+    /// `oauth2-host validate` of an authorization-code connection, with consent given by
+    /// `driver` at the URL it prints: returns how validate ended, and how the driver did.
+    pub fn validate_with_consent(
+        &self,
+        server: &Server,
+        connection: &str,
+        driver: Driver,
+    ) -> (Outcome, Outcome) {
+        let api = server.api_url();
+        let args = [
+            "validate",
+            "--config",
+            connection,
+            "--api",
+            &api,
+            "--timeout",
+            "30",
+        ];
+        let mut validate = self.spawn(&args, None, true);
+        let url = validate.next_line(LIMIT);
+        let consent = consent::start(server, driver, &url).finish(consent::LIMIT);
+        let out = validate.finish(Duration::from_secs(30) + LIMIT);
+        self.assert_no_secrets(&out, false);
+        (out, consent)
+    }
+
     /// `oauth2-host authorize` with consent given by `driver`: returns how authorize ended, and
     /// how the driver did.
     pub fn authorize(

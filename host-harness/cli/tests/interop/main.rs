@@ -37,3 +37,4 @@ mod refresh;
 mod revocation;
 mod special_secret;
 mod tls;
+mod validate;
