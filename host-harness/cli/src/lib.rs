@@ -4,6 +4,7 @@
 
 pub mod callback;
 pub mod config_file;
+pub mod consent;
 pub mod demo;
 pub mod presets;
 pub mod ui;

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use clap::{Args, Parser, Subcommand};
-use oauth2_host::callback::CallbackListener;
 use oauth2_host::config_file::{self, ConfigFileError};
 use oauth2_host::presets;
 use oauth2_host::ui::{self, Ui};
@@ -745,43 +744,21 @@ fn authorize(connection: &ConnectionArgs, timeout: Duration) -> anyhow::Result<E
     Ok(ExitCode::SUCCESS)
 }
 
-/// The authorization-code consent: shows the URL to open with `show`, waits for the browser's
-/// redirect, exchanges the code and stores the token.
+/// The consent for `session`'s connection, from the terminal.
 fn consent(
     session: &Session,
     services: &Services,
     timeout: Duration,
     show: &dyn Fn(&str) -> io::Result<()>,
 ) -> anyhow::Result<Token> {
-    let redirect_uri = session
-        .config
-        .redirect_uri
-        .as_deref()
-        .ok_or_else(|| anyhow!("config: redirect_uri: required for authorize"))?;
-    // Listen before showing the URL, so a fast browser cannot arrive before the listener, and
-    // before beginning, so a busy port leaves no pending authorization behind.
-    let listener = CallbackListener::bind(redirect_uri)?.with_timeout(timeout);
-    let start = session
-        .plugin
-        .begin_authorization(services, &session.config)?;
-    show(&start.url)?;
-    eprintln!("waiting for the browser on {redirect_uri} ...");
-
-    let redirect = listener.wait(start.state.secret())?;
-    match session
-        .plugin
-        .complete_authorization(services, &session.config, redirect.url())
-    {
-        Ok(token) => {
-            redirect.respond_success("The token is stored. You can return to the terminal.");
-            Ok(token)
-        }
-        Err(error) => {
-            // The browser is told why too; the message names codes and hints, never secrets.
-            redirect.respond_failure(&error.to_string());
-            Err(error.into())
-        }
-    }
+    oauth2_host::consent::run(
+        &session.plugin,
+        services,
+        &session.config,
+        timeout,
+        show,
+        "The token is stored. You can return to the terminal.",
+    )
 }
 
 /// The whole validation as one checklist on stdout (JSON with `--json`); exit 0 only when every

@@ -18,9 +18,8 @@ use oauth2_runtime::{Plugin, Services, Token};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::callback::CallbackListener;
 use crate::validate::{self, Checks, Expectations, Step};
-use crate::{config_file, presets};
+use crate::{config_file, consent, presets};
 
 const PAGE: &str = include_str!("ui/index.html");
 const SCRIPT: &str = include_str!("ui/app.js");
@@ -216,37 +215,27 @@ impl Ui {
         run.consent_url = None;
     }
 
-    /// The consent for a validation: the page opens the URL in a new tab, and the browser
-    /// comes back to the redirect URI's listener.
+    /// The consent for a validation: the page sees the URL in the run and opens it in a new
+    /// tab; the browser comes back to the redirect URI's listener.
     fn consent(
         &self,
         services: &Services,
         config: &oauth2_runtime::ConnectionConfig,
         run: &Mutex<Run>,
     ) -> anyhow::Result<Token> {
-        let redirect_uri = config
-            .redirect_uri
-            .as_deref()
-            .ok_or_else(|| anyhow::anyhow!("redirect_uri: required for authorization code"))?;
-        let listener = CallbackListener::bind(redirect_uri)?.with_timeout(CONSENT_TIMEOUT);
-        let start = self.plugin.begin_authorization(services, config)?;
-        lock(run).consent_url = Some(start.url.clone());
-        let redirect = listener.wait(start.state.secret());
+        let token = consent::run(
+            &self.plugin,
+            services,
+            config,
+            CONSENT_TIMEOUT,
+            &|url| {
+                lock(run).consent_url = Some(url.to_owned());
+                Ok(())
+            },
+            "The token is stored. You can close this tab.",
+        );
         lock(run).consent_url = None;
-        let redirect = redirect?;
-        match self
-            .plugin
-            .complete_authorization(services, config, redirect.url())
-        {
-            Ok(token) => {
-                redirect.respond_success("The token is stored. You can close this tab.");
-                Ok(token)
-            }
-            Err(error) => {
-                redirect.respond_failure(&error.to_string());
-                Err(error.into())
-            }
-        }
+        token
     }
 
     /// Every problem in a connection, by the key it concerns: the component's rules, and the
@@ -413,6 +402,25 @@ async fn list_presets(State(ui): Shared, method: Method, headers: HeaderMap, uri
     .await
 }
 
+/// One write to the API: guarded like [`api`], its body read as a JSON object, and an error
+/// from `answer` sent back as a 400 that says what is wrong.
+async fn api_write(
+    ui: Arc<Ui>,
+    method: Method,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+    answer: impl FnOnce(&Arc<Ui>, &Value) -> Result<Response, String> + Send + 'static,
+) -> Response {
+    api(ui, method, headers, uri, move |ui| {
+        body_json(&body)
+            .map_err(str::to_owned)
+            .and_then(|request| answer(ui, &request))
+            .unwrap_or_else(|message| bad_request(&message))
+    })
+    .await
+}
+
 async fn check(
     State(ui): Shared,
     method: Method,
@@ -420,27 +428,22 @@ async fn check(
     uri: Uri,
     body: Bytes,
 ) -> Response {
-    api(ui, method, headers, uri, move |ui| {
-        let request = match body_json(&body) {
-            Ok(request) => request,
-            Err(why) => return bad_request(why),
-        };
-        let text = match connection_text(&request) {
-            Ok(text) => text,
-            Err(message) => return bad_request(&message),
-        };
-        let problems: Vec<(String, String)> = match config_file::parse(&text) {
+    api_write(ui, method, headers, uri, body, |ui, request| {
+        let text = connection_text(request)?;
+        let problems: Vec<Value> = match config_file::parse(&text) {
             Ok(config) => ui.problems(&config),
             Err(config_file::ConfigFileError::Problems(found)) => {
                 found.into_iter().map(|p| (p.key, p.message)).collect()
             }
             Err(other) => vec![("config".into(), other.to_string())],
-        };
-        let problems: Vec<Value> = problems
-            .into_iter()
-            .map(|(key, message)| json!({ "key": key, "message": message }))
-            .collect();
-        json_response(StatusCode::OK, &json!({ "problems": problems }))
+        }
+        .into_iter()
+        .map(|(key, message)| json!({ "key": key, "message": message }))
+        .collect();
+        Ok(json_response(
+            StatusCode::OK,
+            &json!({ "problems": problems }),
+        ))
     })
     .await
 }
@@ -452,27 +455,18 @@ async fn store_secret(
     uri: Uri,
     body: Bytes,
 ) -> Response {
-    api(ui, method, headers, uri, move |ui| {
-        let request = match body_json(&body) {
-            Ok(request) => request,
-            Err(why) => return bad_request(why),
-        };
+    api_write(ui, method, headers, uri, body, |ui, request| {
         let (Some(name), Some(value)) = (request["name"].as_str(), request["value"].as_str())
         else {
-            return bad_request("a secret needs a name and a value");
+            return Err("a secret needs a name and a value".into());
         };
         let name = name.trim();
         if name.is_empty() || value.is_empty() {
-            return bad_request("a secret needs a name and a value");
+            return Err("a secret needs a name and a value".into());
         }
-        match ui.services.secrets.set(name, value) {
-            // The value never comes back, not even in part.
-            Ok(()) => json_response(StatusCode::OK, &json!({ "stored": name })),
-            Err(error) => json_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                &json!({ "error": error }),
-            ),
-        }
+        ui.services.secrets.set(name, value)?;
+        // The value never comes back, not even in part.
+        Ok(json_response(StatusCode::OK, &json!({ "stored": name })))
     })
     .await
 }
@@ -484,15 +478,9 @@ async fn start_validation(
     uri: Uri,
     body: Bytes,
 ) -> Response {
-    api(ui, method, headers, uri, move |ui| {
-        let request = match body_json(&body) {
-            Ok(request) => request,
-            Err(why) => return bad_request(why),
-        };
-        match ui.start_run(&request) {
-            Ok(id) => json_response(StatusCode::OK, &json!({ "run": id })),
-            Err(message) => bad_request(&message),
-        }
+    api_write(ui, method, headers, uri, body, |ui, request| {
+        let id = ui.start_run(request)?;
+        Ok(json_response(StatusCode::OK, &json!({ "run": id })))
     })
     .await
 }
@@ -521,38 +509,29 @@ async fn save(
     uri: Uri,
     body: Bytes,
 ) -> Response {
-    api(ui, method, headers, uri, move |ui| {
-        let request = match body_json(&body) {
-            Ok(request) => request,
-            Err(why) => return bad_request(why),
-        };
-        let text = match connection_text(&request) {
-            Ok(text) => text,
-            Err(message) => return bad_request(&message),
-        };
-        let Some(file) = request["file"].as_str().and_then(file_name) else {
-            return bad_request(
-                "the file name takes letters, digits, '.', '-' and '_', ends in .json and does \
-                 not start with a dot",
-            );
-        };
-        if let Err(error) = config_file::parse(&text) {
-            return bad_request(&error.to_string());
-        }
+    api_write(ui, method, headers, uri, body, |ui, request| {
+        let text = connection_text(request)?;
+        let file = request["file"].as_str().and_then(file_name).ok_or(
+            "the file name takes letters, digits, '.', '-' and '_', ends in .json and does not \
+             start with a dot",
+        )?;
+        config_file::parse(&text).map_err(|e| e.to_string())?;
         let path = ui.dir.join(file);
         let pretty = serde_json::from_str::<Value>(&text)
             .and_then(|value| serde_json::to_string_pretty(&value))
             .unwrap_or(text);
-        match write_new(&path, &pretty, request["overwrite"].as_bool() == Some(true)) {
-            Ok(()) => json_response(
-                StatusCode::OK,
-                &json!({ "saved": path.display().to_string() }),
-            ),
-            Err(error) => json_response(
-                StatusCode::CONFLICT,
-                &json!({ "error": format!("{}: {error}", path.display()) }),
-            ),
-        }
+        Ok(
+            match write_new(&path, &pretty, request["overwrite"].as_bool() == Some(true)) {
+                Ok(()) => json_response(
+                    StatusCode::OK,
+                    &json!({ "saved": path.display().to_string() }),
+                ),
+                Err(error) => json_response(
+                    StatusCode::CONFLICT,
+                    &json!({ "error": format!("{}: {error}", path.display()) }),
+                ),
+            },
+        )
     })
     .await
 }

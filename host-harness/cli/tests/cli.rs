@@ -239,19 +239,8 @@ fn call_sends_the_token_and_retries_once_after_401() {
 
 #[test]
 fn authorize_completes_when_the_browser_comes_back() {
-    let callback_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let redirect_uri = format!("http://127.0.0.1:{callback_port}/callback");
-    let provider = Provider::start(ProviderConfig::demo(&redirect_uri)).unwrap();
-    let scratch = Scratch::new("authorize");
-    scratch.set_secret("demo-client-secret", CLIENT_SECRET);
-    let mut settings = config(&provider, "authorization_code");
-    settings["authorization_url"] = provider.authorization_url().into();
-    settings["redirect_uri"] = redirect_uri.clone().into();
-    let config = scratch.write_config(settings);
+    let (provider, scratch, config, redirect_uri) =
+        authorization_code_connection("authorize", |_| {});
     let store = scratch.store();
 
     let mut child = Command::new(env!("CARGO_BIN_EXE_oauth2-host"))
@@ -278,20 +267,8 @@ fn authorize_completes_when_the_browser_comes_back() {
     }
 
     // The browser: the provider consents and redirects, the redirect reaches oauth2-host.
-    let consent = http.send(&get(url.trim())).unwrap();
-    assert_eq!(consent.status, 302);
-    let location = consent
-        .headers
-        .iter()
-        .find(|h| h.name.eq_ignore_ascii_case("location"))
-        .unwrap();
-    assert!(
-        location.value.starts_with(&redirect_uri),
-        "{}",
-        location.value
-    );
-    let page = http.send(&get(&location.value)).unwrap();
-    assert_eq!(page.status, 200, "{}", String::from_utf8_lossy(&page.body));
+    let location = consent_at(&url);
+    assert!(location.starts_with(&redirect_uri), "{location}");
 
     let out = wait_with_timeout(child, Duration::from_secs(30));
     assert!(out.status.success(), "{}", stderr(&out));
@@ -375,6 +352,49 @@ fn get(url: &str) -> HttpRequest {
 
 /// Waits for the child, killing it if it overstays: a hung `authorize` must fail the test, not
 /// hang the suite.
+/// An authorization-code connection to a provider made from `ProviderConfig::demo` (changed by
+/// `adjust`), with its redirect URI on a free loopback port: the provider, the scratch folder
+/// with the client secret stored, the connection file and the redirect URI.
+fn authorization_code_connection(
+    name: &str,
+    adjust: impl FnOnce(&mut ProviderConfig),
+) -> (Provider, Scratch, String, String) {
+    let callback_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let redirect_uri = format!("http://127.0.0.1:{callback_port}/callback");
+    let mut provider_config = ProviderConfig::demo(&redirect_uri);
+    adjust(&mut provider_config);
+    let provider = Provider::start(provider_config).unwrap();
+    let scratch = Scratch::new(name);
+    scratch.set_secret("demo-client-secret", CLIENT_SECRET);
+    let mut settings = config(&provider, "authorization_code");
+    settings["authorization_url"] = provider.authorization_url().into();
+    settings["redirect_uri"] = redirect_uri.clone().into();
+    let config = scratch.write_config(settings);
+    (provider, scratch, config, redirect_uri)
+}
+
+/// The browser's part with a provider that consents at once: the authorization URL answers
+/// with a redirect, which is followed to the waiting listener. Returns the redirect's target.
+fn consent_at(url: &str) -> String {
+    let http = UreqClient::new();
+    let consent = http.send(&get(url.trim())).unwrap();
+    assert_eq!(consent.status, 302);
+    let location = consent
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("location"))
+        .unwrap()
+        .value
+        .clone();
+    let page = http.send(&get(&location)).unwrap();
+    assert_eq!(page.status, 200, "{}", String::from_utf8_lossy(&page.body));
+    location
+}
+
 fn wait_with_timeout(mut child: std::process::Child, limit: Duration) -> Output {
     let deadline = std::time::Instant::now() + limit;
     while child.try_wait().unwrap().is_none() {
@@ -1217,21 +1237,10 @@ fn validate_runs_the_checklist_and_fails_at_the_step_that_breaks() {
 /// first call pass, and the step after the expiry fails with what to do about it.
 #[test]
 fn validate_fails_after_expiry_when_no_refresh_token_comes() {
-    let callback_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let redirect_uri = format!("http://127.0.0.1:{callback_port}/callback");
-    let mut provider_config = ProviderConfig::demo(&redirect_uri);
-    provider_config.refresh_token_grants.clear();
-    let provider = Provider::start(provider_config).unwrap();
-    let scratch = Scratch::new("validate-no-refresh");
-    scratch.set_secret("demo-client-secret", CLIENT_SECRET);
-    let mut settings = config(&provider, "authorization_code");
-    settings["authorization_url"] = provider.authorization_url().into();
-    settings["redirect_uri"] = redirect_uri.clone().into();
-    let config = scratch.write_config(settings);
+    let (provider, scratch, config, _) =
+        authorization_code_connection("validate-no-refresh", |provider| {
+            provider.refresh_token_grants.clear();
+        });
     let api = format!("{}/api/me", provider.base_url());
     let store = scratch.store();
 
@@ -1247,17 +1256,7 @@ fn validate_fails_after_expiry_when_no_refresh_token_comes() {
     let mut url = String::new();
     stdout.read_line(&mut url).unwrap();
     assert!(url.starts_with(&provider.authorization_url()), "{url}");
-    // The browser's part: the provider consents at once and redirects to the listener.
-    let http = UreqClient::new();
-    let consent = http.send(&get(url.trim())).unwrap();
-    let location = consent
-        .headers
-        .iter()
-        .find(|h| h.name.eq_ignore_ascii_case("location"))
-        .unwrap()
-        .value
-        .clone();
-    assert_eq!(http.send(&get(&location)).unwrap().status, 200);
+    consent_at(&url);
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
     let out = wait_with_timeout(child, Duration::from_secs(30));
@@ -1276,19 +1275,7 @@ fn validate_fails_after_expiry_when_no_refresh_token_comes() {
 /// The time a user takes to consent is theirs: `--deadline` counts the network's time only.
 #[test]
 fn a_slow_consent_does_not_use_up_the_deadline() {
-    let callback_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let redirect_uri = format!("http://127.0.0.1:{callback_port}/callback");
-    let provider = Provider::start(ProviderConfig::demo(&redirect_uri)).unwrap();
-    let scratch = Scratch::new("slow-consent");
-    scratch.set_secret("demo-client-secret", CLIENT_SECRET);
-    let mut settings = config(&provider, "authorization_code");
-    settings["authorization_url"] = provider.authorization_url().into();
-    settings["redirect_uri"] = redirect_uri.into();
-    let config = scratch.write_config(settings);
+    let (_provider, scratch, config, _) = authorization_code_connection("slow-consent", |_| {});
     let store = scratch.store();
     let mut child = Command::new(env!("CARGO_BIN_EXE_oauth2-host"))
         .args([
@@ -1309,16 +1296,7 @@ fn a_slow_consent_does_not_use_up_the_deadline() {
         .read_line(&mut url)
         .unwrap();
     std::thread::sleep(Duration::from_millis(1_500));
-    let http = UreqClient::new();
-    let consent = http.send(&get(url.trim())).unwrap();
-    let location = consent
-        .headers
-        .iter()
-        .find(|h| h.name.eq_ignore_ascii_case("location"))
-        .unwrap()
-        .value
-        .clone();
-    http.send(&get(&location)).unwrap();
+    consent_at(&url);
     let out = wait_with_timeout(child, Duration::from_secs(30));
     assert!(out.status.success(), "{}", stderr(&out));
 }
