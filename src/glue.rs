@@ -179,8 +179,12 @@ impl Guest for Component {
             .map_err(error_to_wit)
     }
 
-    fn forget_token(config: wit::ConnectionConfig) -> Result<(), wit::OauthError> {
-        lifecycle::forget_token(&config_from_wit(config), &Imports).map_err(error_to_wit)
+    fn forget_token(
+        config: wit::ConnectionConfig,
+        refused: Option<String>,
+    ) -> Result<(), wit::OauthError> {
+        lifecycle::forget_token(&config_from_wit(config), &Imports, refused.as_deref())
+            .map_err(error_to_wit)
     }
 }
 

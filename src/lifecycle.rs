@@ -236,15 +236,27 @@ fn authorization(config: &Config, access_token: &str) -> String {
 
 /// Drops the access token after the API refused it, keeping the refresh token so the next
 /// `ensure_token` refreshes where it can. Under the connection's lock, and only if the entry is
-/// still the one read, so a refresh under way is not undone.
-pub fn forget_token(config: &Config, host: &impl Host) -> Result<(), Error> {
+/// still the one read, so a refresh under way is not undone. With `refused`, the
+/// `Authorization` value the API refused, only a token that still gives that value is dropped:
+/// one that another worker stored since is kept.
+pub fn forget_token(config: &Config, host: &impl Host, refused: Option<&str>) -> Result<(), Error> {
     config.check()?;
     let key = token_key(config);
     let _held = lock(host, &key)?;
     let Some(entry) = read_entry(host, &key)? else {
         return Ok(());
     };
-    let kept = CachedToken::decode(&entry)
+    let cached = CachedToken::decode(&entry);
+    if let Some(refused) = refused {
+        let stored = cached
+            .as_ref()
+            .and_then(|cached| cached.access_token.as_ref())
+            .map(|token| authorization(config, token.secret()));
+        if stored.as_deref() != Some(refused) {
+            return Ok(());
+        }
+    }
+    let kept = cached
         .filter(|cached| cached.refresh_token.is_some())
         .map(|cached| {
             CachedToken {
@@ -869,7 +881,7 @@ mod tests {
             r#"{"access_token":"at1","expires_in":3600,"refresh_token":"rt1"}"#,
         );
         ensure_token(&c, &host).unwrap();
-        forget_token(&c, &host).unwrap();
+        forget_token(&c, &host, None).unwrap();
         let cached = host.cached(&c).unwrap();
         assert_eq!(
             (
@@ -885,8 +897,31 @@ mod tests {
         let c = config(GrantType::ClientCredentials);
         host.reply(200, r#"{"access_token":"cc1","expires_in":3600}"#);
         ensure_token(&c, &host).unwrap();
-        forget_token(&c, &host).unwrap();
+        forget_token(&c, &host, None).unwrap();
         assert!(host.cached(&c).is_none(), "nothing worth keeping");
+    }
+
+    #[test]
+    fn forget_drops_only_the_token_that_was_refused() {
+        let c = config(GrantType::Password);
+        let host = FakeHost::new();
+        host.reply(
+            200,
+            r#"{"access_token":"at1","expires_in":3600,"refresh_token":"rt1"}"#,
+        );
+        ensure_token(&c, &host).unwrap();
+        // Another worker met the 401 first and stored a new token.
+        forget_token(&c, &host, Some("Bearer at1")).unwrap();
+        host.reply(200, r#"{"access_token":"at2","expires_in":3600}"#);
+        assert_eq!(ensure_token(&c, &host).unwrap().access_token, "at2");
+
+        // This worker's 401 was for the old token: the new one stays.
+        forget_token(&c, &host, Some("Bearer at1")).unwrap();
+        assert_eq!(ensure_token(&c, &host).unwrap().access_token, "at2");
+        assert_eq!(host.sent_forms().len(), 2, "no third token request");
+
+        forget_token(&c, &host, Some("Bearer at2")).unwrap();
+        assert_eq!(host.cached(&c).unwrap().access_token, None);
     }
 
     #[test]
@@ -1085,7 +1120,7 @@ mod tests {
         );
 
         // The next token request starts with what worked: one request.
-        forget_token(&c, &host).unwrap();
+        forget_token(&c, &host, None).unwrap();
         host.reply(200, r#"{"access_token":"at2","expires_in":3600}"#);
         assert_eq!(ensure_token(&c, &host).unwrap().access_token, "at2");
         assert_eq!(host.sent.borrow().len(), 3);
@@ -1307,7 +1342,7 @@ mod tests {
             r#"{"access_token":"at1","expires_in":60,"refresh_token":"rt1"}"#,
         );
         ensure_token(&c, &host).unwrap();
-        forget_token(&c, &host).unwrap();
+        forget_token(&c, &host, None).unwrap();
         host.reply(200, r#"{"access_token":"at2","expires_in":60}"#);
         decorate_request(&c, &host, api_request()).unwrap();
         assert_eq!(*host.locked.borrow(), [key.clone(), key.clone(), key]);

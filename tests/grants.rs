@@ -178,12 +178,34 @@ fn forget_token_after_401_refreshes_or_refetches() {
         "the cached token is still served"
     );
     for config in [&password, &client] {
-        plugin().forget_token(&host.services, config).unwrap();
+        plugin().forget_token(&host.services, config, None).unwrap();
         assert_eq!(call_api(&provider, &host, config).0, 200);
     }
     assert_eq!(provider.token_request_count("refresh_token"), 1);
     assert_eq!(provider.token_request_count("client_credentials"), 2);
     assert_eq!(provider.token_request_count("password"), 1);
+}
+
+/// Two steps that sent the same token both meet a 401: the first to forget it gets a new one,
+/// and the second, whose `forget-token` names the token it sent, keeps that new one.
+#[test]
+fn steps_that_meet_the_same_401_fetch_one_new_token() {
+    let provider = start_provider();
+    let host = Host::new();
+    let client = config(&provider, GrantType::ClientCredentials);
+    let sent = plugin()
+        .ensure_token(&host.services, &client)
+        .unwrap()
+        .access_token;
+    let refused = format!("Bearer {}", sent.secret());
+    provider.expire_all_access_tokens();
+    for _ in 0..2 {
+        plugin()
+            .forget_token(&host.services, &client, Some(&refused))
+            .unwrap();
+        assert_eq!(call_api(&provider, &host, &client).0, 200);
+    }
+    assert_eq!(provider.token_request_count("client_credentials"), 2);
 }
 
 #[test]

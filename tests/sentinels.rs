@@ -842,7 +842,7 @@ fn component_paths_leak_no_secret() {
         let (status, body) = call_api(&provider, &host, config);
         assert_eq!(status, 401);
         out.text(&format!("component 401 for {label}"), body);
-        let forgotten = plugin.forget_token(&host.services, config);
+        let forgotten = plugin.forget_token(&host.services, config, None);
         out.result(&format!("component forget_token {label}"), &forgotten);
         forgotten.unwrap();
         let again = plugin.ensure_token(&host.services, config);
@@ -1450,7 +1450,7 @@ fn library_paths_leak_no_secret() {
     );
     out.result("library build_token_request refresh", &built);
     built.unwrap();
-    let forgotten = forget_token(&password, &host);
+    let forgotten = forget_token(&password, &host, None);
     out.result("library forget_token", &forgotten);
     forgotten.unwrap();
     let headers = authorization_headers(&password, &host, &native_api_request(&provider).url);

@@ -190,7 +190,7 @@ pub fn run<'a>(
     // The access token's expiry, played forward: the component drops it and keeps the refresh
     // token, as it does after a 401, so the next step must refresh or fetch anew.
     let before = token.refresh_token.as_ref().map(|t| t.secret().to_owned());
-    if let Err(error) = plugin.forget_token(&services, config) {
+    if let Err(error) = plugin.forget_token(&services, config, None) {
         report.push("after expiry", Err(error.to_string()));
         return report;
     }

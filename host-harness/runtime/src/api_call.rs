@@ -67,34 +67,41 @@ pub fn call(
     config: &ConnectionConfig,
     request: &HttpRequest,
 ) -> Result<Outcome, ApiCallError> {
-    let response = send_decorated(plugin, services, config, request)?;
+    let (response, sent) = send_decorated(plugin, services, config, request)?;
     if response.status != 401 {
         return Ok(Outcome {
             response,
             retried: false,
         });
     }
-    plugin.forget_token(services, config)?;
+    plugin.forget_token(services, config, sent.as_deref())?;
     Ok(Outcome {
-        response: send_decorated(plugin, services, config, request)?,
+        response: send_decorated(plugin, services, config, request)?.0,
         retried: true,
     })
 }
 
+/// The answer, and the `Authorization` value the request carried.
 fn send_decorated(
     plugin: &Plugin,
     services: &Services,
     config: &ConnectionConfig,
     request: &HttpRequest,
-) -> Result<HttpResponse, ApiCallError> {
+) -> Result<(HttpResponse, Option<String>), ApiCallError> {
     let decorated = plugin.decorate_request(services, config, request)?;
-    services
+    let sent = decorated
+        .headers
+        .iter()
+        .find(|header| header.name.eq_ignore_ascii_case("authorization"))
+        .map(|header| header.value.clone());
+    let response = services
         .http
         .send(&decorated)
         .map_err(|error| ApiCallError::Transport {
             url: request.url.clone(),
             error,
-        })
+        })?;
+    Ok((response, sent))
 }
 
 #[cfg(test)]

@@ -107,7 +107,8 @@ grant_exports! {
         call_complete_authorization(config: &'a ConnectionConfig, redirect_url: &'a str)
             -> Result<WitToken, OauthError>;
     forget_token: ForgetToken = "forget-token",
-        call_forget_token(config: &'a ConnectionConfig) -> Result<(), OauthError>;
+        call_forget_token(config: &'a ConnectionConfig, refused: Option<&'a str>)
+            -> Result<(), OauthError>;
 }
 
 /// An export whose signature matched `E`'s types when the component was loaded.

@@ -319,13 +319,16 @@ impl Plugin {
             .complete_authorization(config, redirect_url)
     }
 
-    /// Drops the cached access token after the API refused it. One fresh instance.
+    /// Drops the cached access token after the API refused `refused` (the `Authorization`
+    /// value it was sent), unless another worker replaced that token already; with `None`,
+    /// whatever is stored. One fresh instance.
     pub fn forget_token(
         &self,
         services: &Services,
         config: &ConnectionConfig,
+        refused: Option<&str>,
     ) -> Result<(), CallError> {
-        self.instance(services)?.forget_token(config)
+        self.instance(services)?.forget_token(config, refused)
     }
 
     /// An instance for several calls in a row, such as the steps of one connector run: it
@@ -461,9 +464,13 @@ impl Instance {
         result.map(Token::from).map_err(CallError::OAuth)
     }
 
-    /// Drops the cached access token after the API refused it.
-    pub fn forget_token(&mut self, config: &ConnectionConfig) -> Result<(), CallError> {
-        let (result,) = self.call(config, |e| &e.forget_token, (config,))?;
+    /// Drops the cached access token after the API refused it (see [`Plugin::forget_token`]).
+    pub fn forget_token(
+        &mut self,
+        config: &ConnectionConfig,
+        refused: Option<&str>,
+    ) -> Result<(), CallError> {
+        let (result,) = self.call(config, |e| &e.forget_token, (config, refused))?;
         result.map_err(CallError::OAuth)
     }
 

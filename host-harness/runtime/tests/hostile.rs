@@ -208,6 +208,7 @@ fn a_guest_cannot_fill_the_token_store_or_hoard_locks() {
     let Err(CallError::OAuth(OauthError::InvalidRedirect(seen))) = hostile().forget_token(
         &services_with(store.clone()),
         &config("https://idp.example.com/token"),
+        None,
     ) else {
         panic!("the hostile guest reports what the host allowed")
     };

@@ -143,7 +143,7 @@ fn request_body_client_is_remembered(kind: Kind) {
 
     let config = host::config(&connection(&server, client));
     plugin()
-        .forget_token(&host.services, &config)
+        .forget_token(&host.services, &config, None)
         .expect("the token is forgotten");
     assert!(
         host.tokens().is_empty(),

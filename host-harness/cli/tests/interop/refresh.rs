@@ -51,7 +51,9 @@ fn rotation(kind: Kind) {
 
     // The stored refresh token is live: forgetting the access token makes the next decoration
     // refresh with it.
-    plugin().forget_token(&host.services, &config).unwrap();
+    plugin()
+        .forget_token(&host.services, &config, None)
+        .unwrap();
     assert_eq!(
         host.get(&config, &server.api_url()).status,
         200,
@@ -73,7 +75,9 @@ fn rotation(kind: Kind) {
     );
     assert_eq!(host::json(&response)["error"], "invalid_grant");
 
-    plugin().forget_token(&host.services, &config).unwrap();
+    plugin()
+        .forget_token(&host.services, &config, None)
+        .unwrap();
     let next = plugin().decorate_request(&host.services, &config, &host::get(&server.api_url()));
     match kind {
         // Authlib revokes only the replayed token: the rotated one still refreshes.
