@@ -184,6 +184,10 @@ struct StoreArg {
     /// OAUTH2_HOST_STORE_KEY_FILE names.
     #[arg(long, value_name = "PATH|URL", default_value = DEFAULT_STORE)]
     store: String,
+    /// For a rediss:// store whose certificate a private CA signed: that CA's certificates
+    /// (PEM), trusted instead of the system's.
+    #[arg(long, value_name = "PEM")]
+    store_ca_cert: Option<PathBuf>,
 }
 
 /// A store in both its roles, and its name for messages.
@@ -197,6 +201,9 @@ impl StoreArg {
     fn open(&self) -> anyhow::Result<OpenStore> {
         let lowered = self.store.to_ascii_lowercase();
         if !(lowered.starts_with("redis://") || lowered.starts_with("rediss://")) {
+            if self.store_ca_cert.is_some() {
+                bail!("--store-ca-cert is for a rediss:// store, not a file");
+            }
             let store = Arc::new(FileStore::open(&self.store).map_err(|e| anyhow!(e))?);
             return Ok(OpenStore {
                 secrets: store.clone(),
@@ -215,7 +222,21 @@ impl StoreArg {
                 .map_err(|()| anyhow!("--store: this URL cannot carry a password"))?;
         }
         let keys = SealingKeys::from_env()?;
-        let store = Arc::new(RedisStore::open(url.as_str(), keys).map_err(|e| anyhow!(e))?);
+        let store = match &self.store_ca_cert {
+            None => RedisStore::open(url.as_str(), keys),
+            Some(path) => {
+                let ca = std::fs::read(path)
+                    .with_context(|| format!("--store-ca-cert {}", path.display()))?;
+                RedisStore::open_trusting(url.as_str(), keys, &ca)
+            }
+        };
+        let store = Arc::new(store.map_err(|e| {
+            if e.contains("certificate") && self.store_ca_cert.is_none() {
+                anyhow!("{e} (a server with a private CA's certificate: give the CA with --store-ca-cert PEM)")
+            } else {
+                anyhow!(e)
+            }
+        })?);
         Ok(OpenStore {
             secrets: store.clone(),
             shown: store.url().to_owned(),

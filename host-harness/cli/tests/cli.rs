@@ -1300,3 +1300,63 @@ fn a_slow_consent_does_not_use_up_the_deadline() {
     let out = wait_with_timeout(child, Duration::from_secs(30));
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+/// A `rediss://` store whose certificate a private CA signed: refused without the CA, used
+/// with `--store-ca-cert`.
+#[test]
+fn a_rediss_store_with_a_private_ca() {
+    let kit = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop/authlib");
+    let python = kit.join(".venv/bin/python");
+    assert!(python.exists(), "run tests/interop/setup.sh");
+    let scratch = Scratch::new("rediss");
+    let certs = scratch.0.join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    let made = Command::new(python)
+        .arg(kit.join("make_ca.py"))
+        .arg(&certs)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let server = redis_server::RedisServer::start_tls(&certs);
+    let key_file = scratch.0.join("store.key").display().to_string();
+    assert!(
+        oauth2_host(&["store-key", "new", "--output", &key_file], None)
+            .status
+            .success()
+    );
+    let url = server.url();
+    let env = [("OAUTH2_HOST_STORE_KEY_FILE", key_file.as_str())];
+
+    let out = oauth2_host_with(&["secret", "set", "s", "--store", &url], Some("v"), &env);
+    assert!(
+        !out.status.success(),
+        "the system does not trust the test's CA"
+    );
+    assert!(
+        stderr(&out).contains("Redis at rediss://"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        !stderr(&out).contains(redis_server::PASSWORD),
+        "{}",
+        stderr(&out)
+    );
+
+    let ca = certs.join("ca.pem").display().to_string();
+    let out = oauth2_host_with(
+        &[
+            "secret",
+            "set",
+            "s",
+            "--store",
+            &url,
+            "--store-ca-cert",
+            &ca,
+        ],
+        Some("v"),
+        &env,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("stored secret"), "{}", stderr(&out));
+}

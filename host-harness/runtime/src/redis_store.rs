@@ -112,9 +112,19 @@ impl fmt::Debug for RedisStore {
 
 impl RedisStore {
     /// A store on the Redis at `url` (`redis://[user[:password]@]host[:port][/db]`, or
-    /// `rediss://` for TLS), sealing with `keys`. Connects now, so a wrong address or password
-    /// is reported before any work starts.
+    /// `rediss://` for TLS, checked against the system's CA certificates), sealing with `keys`.
+    /// Connects now, so a wrong address or password is reported before any work starts.
     pub fn open(url: &str, keys: SealingKeys) -> Result<Self, String> {
+        Self::open_with(url, keys, None)
+    }
+
+    /// As [`open`](Self::open), for a `rediss://` server whose certificate a private CA
+    /// signed: `ca_pem` holds that CA's certificates, trusted instead of the system's.
+    pub fn open_trusting(url: &str, keys: SealingKeys, ca_pem: &[u8]) -> Result<Self, String> {
+        Self::open_with(url, keys, Some(ca_pem.to_vec()))
+    }
+
+    fn open_with(url: &str, keys: SealingKeys, ca_pem: Option<Vec<u8>>) -> Result<Self, String> {
         let parsed = Url::parse(url).map_err(|e| format!("Redis URL: {e}"))?;
         let mut shown = parsed.clone();
         let _ = shown.set_password(None);
@@ -130,7 +140,22 @@ impl RedisStore {
                  is refused; give the server a certificate the system trusts"
             ));
         }
-        let client = Client::open(url).map_err(|e| format!("Redis URL {shown}: {e}"))?;
+        let client = match ca_pem {
+            None => Client::open(url),
+            Some(_) if parsed.scheme() != "rediss" => {
+                return Err(format!(
+                    "Redis URL {shown}: a CA certificate is for rediss:// (TLS) only"
+                ));
+            }
+            Some(root_cert) => Client::build_with_tls(
+                url,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(root_cert),
+                },
+            ),
+        }
+        .map_err(|e| format!("Redis URL {shown}: {e}"))?;
         let store = Self {
             shared: Arc::new(Shared {
                 client,

@@ -284,3 +284,52 @@ fn a_key_file_must_be_private_and_hold_keys() {
     assert!(!err.contains("garbage-key-material"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A throwaway CA and a certificate for 127.0.0.1 it signed, made by the interop kit's script
+/// (which `tests/interop/setup.sh` installs with its Python environment).
+fn make_certs(label: &str) -> std::path::PathBuf {
+    let kit = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop/authlib");
+    let python = kit.join(".venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run tests/interop/setup.sh",
+        python.display()
+    );
+    let dir = std::env::temp_dir().join(format!("oauth2-redis-tls-{label}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let status = std::process::Command::new(python)
+        .arg(kit.join("make_ca.py"))
+        .arg(&dir)
+        .status()
+        .unwrap();
+    assert!(status.success(), "make_ca.py failed");
+    dir
+}
+
+#[test]
+fn rediss_with_a_private_ca_is_trusted_only_when_given() {
+    let certs = make_certs("store");
+    let server = RedisServer::start_tls(&certs);
+    assert!(server.url().starts_with("rediss://"));
+    let ca = std::fs::read(certs.join("ca.pem")).unwrap();
+
+    let store = RedisStore::open_trusting(&server.url(), keys(1), &ca).expect("TLS with the CA");
+    TokenStore::set(&store, "oauth2/token/ffff", "over TLS", None).unwrap();
+    assert_eq!(
+        TokenStore::get(&store, "oauth2/token/ffff")
+            .unwrap()
+            .as_deref(),
+        Some("over TLS")
+    );
+
+    // The system's CA certificates do not know the test's CA.
+    let err = RedisStore::open(&server.url(), keys(1)).unwrap_err();
+    assert!(err.starts_with("Redis at rediss://"), "{err}");
+    assert!(!err.contains(PASSWORD), "{err}");
+
+    let plain = server.url().replacen("rediss://", "redis://", 1);
+    let err = RedisStore::open_trusting(&plain, keys(1), &ca).unwrap_err();
+    assert!(err.contains("rediss:// (TLS) only"), "{err}");
+    std::fs::remove_dir_all(&certs).unwrap();
+}

@@ -17,11 +17,23 @@ pub struct RedisServer {
     child: Option<Child>,
     port: u16,
     dir: PathBuf,
+    /// Serving TLS only, with `cert.pem` and `key.pem` from this folder.
+    tls: Option<PathBuf>,
 }
 
 impl RedisServer {
     /// Starts a server; fails the test when redis-server is not installed.
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// A server that speaks TLS only, with the certificate and key in `certs` (`cert.pem`,
+    /// `key.pem`); `url` is then `rediss://`.
+    pub fn start_tls(certs: &std::path::Path) -> Self {
+        Self::start_with(Some(certs.to_owned()))
+    }
+
+    fn start_with(tls: Option<PathBuf>) -> Self {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let dir = std::env::temp_dir().join(format!(
             "oauth2-redis-{}-{}",
@@ -39,15 +51,26 @@ impl RedisServer {
             child: None,
             port,
             dir,
+            tls,
         };
         server.run();
         server
     }
 
     fn run(&mut self) {
-        let child = Command::new("redis-server")
-            .arg("--port")
-            .arg(self.port.to_string())
+        let mut command = Command::new("redis-server");
+        match &self.tls {
+            None => command.arg("--port").arg(self.port.to_string()),
+            Some(certs) => command
+                .args(["--port", "0", "--tls-port"])
+                .arg(self.port.to_string())
+                .arg("--tls-cert-file")
+                .arg(certs.join("cert.pem"))
+                .arg("--tls-key-file")
+                .arg(certs.join("key.pem"))
+                .args(["--tls-auth-clients", "no"]),
+        };
+        let child = command
             .args(["--bind", "127.0.0.1", "--daemonize", "no", "--save", ""])
             // Every write reaches the disk before it is acknowledged, so a restart loses none.
             .args(["--appendonly", "yes", "--appendfsync", "always"])
@@ -76,9 +99,22 @@ impl RedisServer {
                 )
             });
         self.child = Some(child);
-        let url = self.url();
+        let url = self.url().replacen("rediss://", "redis://", 1);
         let started = Instant::now();
         loop {
+            if self.tls.is_some() {
+                // No client here trusts the test's CA: the port taking connections will do.
+                if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                    return;
+                }
+                assert!(
+                    started.elapsed() < Duration::from_secs(10),
+                    "redis-server did not listen on port {} within 10 s",
+                    self.port
+                );
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            }
             let ready = redis::Client::open(url.as_str())
                 .and_then(|client| client.get_connection_with_timeout(Duration::from_secs(1)))
                 .and_then(|mut con| redis::cmd("PING").query::<String>(&mut con));
@@ -94,9 +130,14 @@ impl RedisServer {
         }
     }
 
-    /// `redis://USER:PASSWORD@127.0.0.1:PORT/0`.
+    /// `redis://USER:PASSWORD@127.0.0.1:PORT/0` (`rediss://` for a TLS server).
     pub fn url(&self) -> String {
-        format!("redis://{USER}:{PASSWORD}@127.0.0.1:{}/0", self.port)
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://{USER}:{PASSWORD}@127.0.0.1:{}/0", self.port)
     }
 
     /// A direct connection, for looking at what the store wrote.
