@@ -1,6 +1,7 @@
 // Completes an authorization server's login and consent pages in a real browser: Debian's headless
-// Chromium (/usr/bin/chromium), driven by playwright-core. Used by the interop tests (issue 3, case 3b)
-// against oidc-provider's dev interactions and the Authlib/Flask server.
+// Chromium (/usr/bin/chromium), driven by playwright-core. Used by the interop tests' browser consent
+// (host-harness/cli/tests/interop/authorization_code.rs) against oidc-provider's dev interactions
+// and the Authlib/Flask server.
 //
 //   node consent.mjs AUTH_URL [--deny] [--user alice] [--password wonderland]
 //                    [--redirect-prefix URL] [--screenshot PATH] [--timeout SECONDS]

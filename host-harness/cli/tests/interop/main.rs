@@ -1,4 +1,4 @@
-//! Interop suite (issue 3): the component, driven through the harness library and through the
+//! Interop suite: the component, driven through the harness library and through the
 //! `oauth2-host` command, agrees with two independent real authorization servers on loopback,
 //! npm oidc-provider and PyPI Authlib (also over https with a CA made at test time), with the
 //! consent pages completed by cookie-jar HTTP clients and by headless Chromium. A token counts
