@@ -12,6 +12,8 @@ use crate::secret::{AuthorizationCode, State};
 pub struct Redirect {
     /// The `state` to check before anything else is trusted.
     pub state: Option<State>,
+    /// The issuer the response names (RFC 9207 §2).
+    pub iss: Option<String>,
     pub outcome: Outcome,
 }
 
@@ -50,9 +52,11 @@ pub fn parse(redirect_url: &str, redirect_uri: &str) -> Result<Redirect, Error> 
     let mut error = None;
     let mut description = None;
     let mut uri = None;
+    let mut iss = None;
     for (name, value) in url.query_pairs() {
         let slot = match name.as_ref() {
             "state" => &mut state,
+            "iss" => &mut iss,
             "code" => &mut code,
             "error" => &mut error,
             "error_description" => &mut description,
@@ -80,6 +84,7 @@ pub fn parse(redirect_url: &str, redirect_uri: &str) -> Result<Redirect, Error> 
     };
     Ok(Redirect {
         state: state.map(State::new),
+        iss,
         outcome,
     })
 }
@@ -98,7 +103,14 @@ mod tests {
         )
         .unwrap();
         assert_eq!(r.state, Some("s t".into()));
+        assert_eq!(r.iss, None);
         assert_eq!(r.outcome, Outcome::Code("abc+1".into()));
+        let r = parse(
+            "http://127.0.0.1:8765/callback?code=a&state=s&iss=https%3A%2F%2Fidp.example.com",
+            REDIRECT_URI,
+        )
+        .unwrap();
+        assert_eq!(r.iss.as_deref(), Some("https://idp.example.com"));
     }
 
     #[test]
@@ -130,6 +142,7 @@ mod tests {
             "http://127.0.0.1:8765/callback?code=&state=s",
             "http://127.0.0.1:8765/callback?code=a&code=b&state=s",
             "http://127.0.0.1:8765/callback?code=a&state=s&state=t",
+            "http://127.0.0.1:8765/callback?code=a&state=s&iss=x&iss=y",
         ] {
             assert!(
                 matches!(parse(bad, REDIRECT_URI), Err(Error::InvalidRedirect(_))),

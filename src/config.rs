@@ -13,21 +13,37 @@ pub enum GrantType {
     ClientCredentials,
     Password,
     AuthorizationCode,
+    /// RFC 7523 §2.1.
+    JwtBearer,
+    /// RFC 8628.
+    DeviceCode,
 }
 
 impl GrantType {
-    /// The `grant_type` value on the wire and in the user's configuration.
+    /// The name in the user's configuration.
     pub fn as_str(self) -> &'static str {
         match self {
             GrantType::ClientCredentials => "client_credentials",
             GrantType::Password => "password",
             GrantType::AuthorizationCode => "authorization_code",
+            GrantType::JwtBearer => "jwt_bearer",
+            GrantType::DeviceCode => "device_code",
         }
     }
 
-    /// Grants the client can run again on its own whenever it needs a token.
+    /// The `grant_type` value on the wire.
+    pub fn wire_name(self) -> &'static str {
+        match self {
+            GrantType::JwtBearer => "urn:ietf:params:oauth:grant-type:jwt-bearer",
+            GrantType::DeviceCode => "urn:ietf:params:oauth:grant-type:device_code",
+            other => other.as_str(),
+        }
+    }
+
+    /// Grants the client can run again on its own whenever it needs a token; the others need
+    /// the user.
     pub fn is_repeatable(self) -> bool {
-        !matches!(self, GrantType::AuthorizationCode)
+        !matches!(self, GrantType::AuthorizationCode | GrantType::DeviceCode)
     }
 }
 
@@ -42,6 +58,10 @@ pub enum ClientAuth {
     /// `id:secret` as they are, for providers that do not decode Basic credentials.
     BasicUnencoded,
     RequestBody,
+    /// RFC 7523 §2.2, signed by the host with the connection's signing key.
+    PrivateKeyJwt,
+    /// OpenID Connect Core §9, HS256 over the client secret.
+    ClientSecretJwt,
 }
 
 impl ClientAuth {
@@ -52,8 +72,39 @@ impl ClientAuth {
             ClientAuth::Basic => "basic",
             ClientAuth::BasicUnencoded => "basic_unencoded",
             ClientAuth::RequestBody => "request_body",
+            ClientAuth::PrivateKeyJwt => "private_key_jwt",
+            ClientAuth::ClientSecretJwt => "client_secret_jwt",
         }
     }
+}
+
+/// A JWS algorithm the host signs with (RFC 7518 §3.1).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SigningAlgorithm {
+    #[default]
+    Rs256,
+    Ps256,
+    Es256,
+}
+
+impl SigningAlgorithm {
+    /// The JWS `alg` value, which is also the configuration's name for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SigningAlgorithm::Rs256 => "RS256",
+            SigningAlgorithm::Ps256 => "PS256",
+            SigningAlgorithm::Es256 => "ES256",
+        }
+    }
+}
+
+/// The host's key that signs the connection's JWTs; the component knows only its name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SigningKey {
+    pub name: String,
+    pub algorithm: SigningAlgorithm,
+    /// The JWT header's `kid`, when the configuration gives one.
+    pub key_id: Option<String>,
 }
 
 /// The unit a provider counts token lifetimes in.
@@ -129,6 +180,15 @@ pub struct Config {
     /// Origins the access token may be sent to; empty for any `https` origin (or `http` on a
     /// loopback host).
     pub api_origins: Vec<String>,
+    pub signing_key: Option<SigningKey>,
+    /// The `aud` of the JWTs the client signs, when not the token URL.
+    pub assertion_audience: Option<String>,
+    /// The `sub` of a JWT bearer grant's assertion.
+    pub subject: Option<String>,
+    pub device_authorization_url: Option<String>,
+    pub revocation_url: Option<String>,
+    /// The issuer an authorization response's `iss` must name (RFC 9207).
+    pub issuer: Option<String>,
 }
 
 /// One problem in a configuration, named by the key the user writes.
@@ -165,6 +225,12 @@ const RESERVED_PARAMS: &[&str] = &[
     "scope",
     "audience",
     "resource",
+    "assertion",
+    "client_assertion",
+    "client_assertion_type",
+    "device_code",
+    "token",
+    "token_type_hint",
 ];
 
 /// Whether `name` is one of [`RESERVED_PARAMS`], in any case: a server that reads names
@@ -177,6 +243,23 @@ fn is_reserved_param(name: &str) -> bool {
 pub const DEFAULT_HEADER_PREFIX: &str = "Bearer";
 
 impl Config {
+    /// Whether the client authenticates with a client assertion the host signs: configured so,
+    /// or `auto` with a signing key on a grant whose JWT is not the grant itself.
+    pub fn signs_client_assertions(&self) -> bool {
+        match self.client_auth {
+            ClientAuth::PrivateKeyJwt => true,
+            ClientAuth::Auto => {
+                self.signing_key.is_some() && self.grant_type != GrantType::JwtBearer
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether the client authenticates with a JWT: one the host signs, or `client_secret_jwt`.
+    pub fn uses_client_assertions(&self) -> bool {
+        self.client_auth == ClientAuth::ClientSecretJwt || self.signs_client_assertions()
+    }
+
     /// The word put before the access token in the `Authorization` header.
     pub fn header_prefix(&self) -> &str {
         self.header_prefix
@@ -226,7 +309,7 @@ impl Config {
         }
         match self.grant_type {
             GrantType::ClientCredentials => {
-                if self.client_secret_name.is_none() {
+                if self.client_secret_name.is_none() && !self.signs_client_assertions() {
                     problems.push(ConfigProblem::new(
                         "client_secret",
                         "is required for client_credentials: name the secret holding the client secret",
@@ -267,6 +350,74 @@ impl Config {
                     )),
                     Some(url) => problems.extend(endpoint("redirect_uri", url).err()),
                 }
+            }
+            GrantType::JwtBearer => {
+                if self.signing_key.is_none() {
+                    problems.push(ConfigProblem::new(
+                        "private_key",
+                        "is required for jwt_bearer: name the key that signs the assertion",
+                    ));
+                }
+            }
+            GrantType::DeviceCode => {
+                if self.device_authorization_url.is_none() {
+                    problems.push(ConfigProblem::new(
+                        "device_authorization_url",
+                        "is required for device_code: the provider's device authorization endpoint",
+                    ));
+                }
+            }
+        }
+        for (field, url) in [
+            ("device_authorization_url", &self.device_authorization_url),
+            ("revocation_url", &self.revocation_url),
+        ] {
+            if let Some(url) = url {
+                match endpoint(field, url) {
+                    Err(problem) => problems.push(problem),
+                    Ok(url) => problems.extend(reserved_param_problem(field, &url)),
+                }
+            }
+        }
+        match self.client_auth {
+            ClientAuth::PrivateKeyJwt if self.signing_key.is_none() => {
+                problems.push(ConfigProblem::new(
+                    "private_key",
+                    "is required for client_auth private_key_jwt: name the key that signs the client assertion",
+                ));
+            }
+            ClientAuth::ClientSecretJwt if self.client_secret_name.is_none() => {
+                problems.push(ConfigProblem::new(
+                    "client_secret",
+                    "is required for client_auth client_secret_jwt: the assertion is signed with it",
+                ));
+            }
+            _ => {}
+        }
+        if let Some(key) = &self.signing_key {
+            if key.name.trim().is_empty() {
+                problems.push(ConfigProblem::new(
+                    "private_key",
+                    "names no key: give the name of the secret holding the PEM private key",
+                ));
+            }
+            if key.key_id.as_deref().is_some_and(str::is_empty) {
+                problems.push(ConfigProblem::new(
+                    "key_id",
+                    "is empty: remove it or give the key's ID",
+                ));
+            }
+        }
+        for (field, value) in [
+            ("assertion_audience", &self.assertion_audience),
+            ("subject", &self.subject),
+            ("issuer", &self.issuer),
+        ] {
+            if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
+                problems.push(ConfigProblem::new(
+                    field,
+                    "is empty: remove it or give a value",
+                ));
             }
         }
         problems.extend(self.header_prefix_problem());
@@ -421,23 +572,56 @@ impl Config {
         field(self.scope.as_deref().unwrap_or(""));
         field(self.audience.as_deref().unwrap_or(""));
         field(&self.response_format.token_path);
-        // Unstable sorts: equal items are identical text, so the order is a stable sort's, and
-        // the standard library's stable sort would cost the component 6 KB more.
+        // Written only when set, so that adding these settings left every earlier key as it was.
+        if let Some(subject) = &self.subject {
+            field("subject");
+            field(subject);
+        }
+        // Unstable sorts: equal items are identical text, so the order is a stable sort's.
         let mut resources: Vec<_> = self.resource.iter().collect();
-        resources.sort_unstable();
+        heapsort(&mut resources);
         for resource in resources {
             field(resource);
         }
         for params in [&self.extra_params, &self.authorization_params] {
             field("");
             let mut sorted: Vec<_> = params.iter().collect();
-            sorted.sort_unstable();
+            heapsort(&mut sorted);
             for (name, value) in sorted {
                 field(name);
                 field(value);
             }
         }
         hex(prefix, &hash.finalize()[..16])
+    }
+}
+
+/// `sort_unstable` without the standard library's pattern-defeating quicksort, which costs the
+/// component 5 KB for each type it sorts. The lists are a connection's resource indicators and
+/// parameters, a handful of items; a heapsort keeps a long one at O(n log n) all the same.
+fn heapsort<T: Ord>(v: &mut [T]) {
+    fn sift_down<T: Ord>(v: &mut [T], mut node: usize, end: usize) {
+        loop {
+            let mut child = 2 * node + 1;
+            if child >= end {
+                return;
+            }
+            if child + 1 < end && v[child] < v[child + 1] {
+                child += 1;
+            }
+            if v[node] >= v[child] {
+                return;
+            }
+            v.swap(node, child);
+            node = child;
+        }
+    }
+    for node in (0..v.len() / 2).rev() {
+        sift_down(v, node, v.len());
+    }
+    for end in (1..v.len()).rev() {
+        v.swap(0, end);
+        sift_down(v, 0, end);
     }
 }
 
@@ -581,6 +765,24 @@ pub fn endpoint(field: &str, value: &str) -> Result<Url, ConfigProblem> {
 pub(crate) mod tests {
     use super::*;
 
+    #[test]
+    fn heapsort_sorts_as_sort_unstable_does() {
+        let mut seed = 7u32;
+        for len in 0..40 {
+            let mut items: Vec<(String, String)> = (0..len)
+                .map(|_| {
+                    seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                    let n = seed >> 16;
+                    (format!("k{}", n % 5), format!("v{}", n % 3))
+                })
+                .collect();
+            let mut expected = items.clone();
+            expected.sort_unstable();
+            heapsort(&mut items);
+            assert_eq!(items, expected, "{len} items");
+        }
+    }
+
     pub(crate) fn config(grant_type: GrantType) -> Config {
         Config {
             grant_type,
@@ -600,6 +802,12 @@ pub(crate) mod tests {
             authorization_params: vec![],
             response_format: ResponseFormat::default(),
             api_origins: vec![],
+            signing_key: None,
+            assertion_audience: None,
+            subject: None,
+            device_authorization_url: None,
+            revocation_url: None,
+            issuer: None,
         }
     }
 

@@ -30,6 +30,17 @@ pub enum StoreError {
     LockTimeout(u32),
 }
 
+/// Why the host could not sign with the connection's key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SigningError {
+    /// The host holds no key of that name.
+    UnknownKey(String),
+    /// The key cannot sign with the configured algorithm; the host's message.
+    WrongAlgorithm(String),
+    /// The key could not be read or used; the host's message.
+    UnusableKey(String),
+}
+
 /// An OAuth error reported by the provider.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProviderError {
@@ -70,6 +81,12 @@ pub enum Error {
     RandomnessUnavailable(String),
     /// The request's URL may not receive the connection's token.
     ApiUrlRefused(String),
+    Signing(SigningError),
+    /// An authorization response without the configured issuer's `iss` (RFC 9207).
+    IssuerMismatch {
+        expected: String,
+        received: Option<String>,
+    },
 }
 
 impl Error {
@@ -101,6 +118,15 @@ impl Error {
             Error::InvalidRedirect(m) => Error::InvalidRedirect(clean(m)),
             Error::RandomnessUnavailable(m) => Error::RandomnessUnavailable(clean(m)),
             Error::ApiUrlRefused(m) => Error::ApiUrlRefused(clean(m)),
+            Error::Signing(e) => Error::Signing(match e {
+                SigningError::UnknownKey(m) => SigningError::UnknownKey(clean(m)),
+                SigningError::WrongAlgorithm(m) => SigningError::WrongAlgorithm(clean(m)),
+                SigningError::UnusableKey(m) => SigningError::UnusableKey(clean(m)),
+            }),
+            Error::IssuerMismatch { expected, received } => Error::IssuerMismatch {
+                expected,
+                received: received.map(clean),
+            },
             other @ (Error::InvalidConfig(_)
             | Error::MissingSecret { .. }
             | Error::TokenStore(StoreError::LockTimeout(_))
@@ -206,6 +232,30 @@ impl fmt::Display for Error {
             Error::InvalidRedirect(m) => write!(f, "unusable redirect: {m}"),
             Error::RandomnessUnavailable(m) => write!(f, "no secure randomness from the host: {m}"),
             Error::ApiUrlRefused(m) => write!(f, "the token may not be sent there: {m}"),
+            Error::Signing(SigningError::UnknownKey(m)) => {
+                write!(
+                    f,
+                    "the host holds no such signing key: {m} (check private_key)"
+                )
+            }
+            Error::Signing(SigningError::WrongAlgorithm(m)) => {
+                write!(f, "the signing key does not fit signing_alg: {m}")
+            }
+            Error::Signing(SigningError::UnusableKey(m)) => {
+                write!(f, "the signing key is unusable: {m}")
+            }
+            Error::IssuerMismatch { expected, received } => match received {
+                Some(received) => write!(
+                    f,
+                    "the authorization response came from issuer {received:?}, not the configured {expected:?}: \
+                     the code was not used (a mix-up attack, or issuer is wrong)"
+                ),
+                None => write!(
+                    f,
+                    "the authorization response carries no iss, but issuer {expected:?} is configured: \
+                     the code was not used (remove issuer if the provider does not send iss, RFC 9207)"
+                ),
+            },
         }
     }
 }

@@ -2,12 +2,18 @@
 //! gives the lifecycle the host's imports.
 
 use crate::config::{
-    ClientAuth, Config, ConfigProblem, GrantType, ResponseFormat, ScopeSeparator, TimeUnit,
+    ClientAuth, Config, ConfigProblem, GrantType, ResponseFormat, ScopeSeparator, SigningAlgorithm,
+    SigningKey, TimeUnit,
 };
-use crate::error::{Error, ProviderError, ResponseProblem, StoreError, TransportError};
+use crate::device::{self, Poll};
+use crate::error::{
+    Error, ProviderError, ResponseProblem, SigningError, StoreError, TransportError,
+};
 use crate::http::{HttpRequest, HttpResponse};
+use crate::jwt::KeyDescription;
 use crate::lifecycle::{self, Host};
 use crate::prelude::*;
+use crate::revocation::{self, Outcome};
 use crate::secret::{IdToken, RefreshToken};
 use crate::token::Token;
 use crate::token_request::Step;
@@ -21,7 +27,7 @@ wit_bindgen::generate!({
 
 use exports::integration::oauth2::grant::Guest;
 use integration::oauth2::types as wit;
-use integration::oauth2::{http, secrets, token_store};
+use integration::oauth2::{http, secrets, signing, token_store};
 use wasi::clocks::wall_clock;
 use wasi::random::random;
 
@@ -86,6 +92,28 @@ impl Host for Imports {
         bytes.copy_from_slice(&drawn);
         Ok(())
     }
+
+    fn describe_key(
+        &self,
+        name: &str,
+        algorithm: SigningAlgorithm,
+    ) -> Result<KeyDescription, SigningError> {
+        signing::describe_key(name, algorithm_to_wit(algorithm))
+            .map(|d| KeyDescription {
+                key_id: d.key_id,
+                certificate_sha256: d.certificate_sha256,
+            })
+            .map_err(signing_error_from_wit)
+    }
+
+    fn sign(
+        &self,
+        name: &str,
+        algorithm: SigningAlgorithm,
+        data: &[u8],
+    ) -> Result<Vec<u8>, SigningError> {
+        signing::sign(name, algorithm_to_wit(algorithm), data).map_err(signing_error_from_wit)
+    }
 }
 
 impl Guest for Component {
@@ -109,6 +137,9 @@ impl Guest for Component {
             },
             wit::TokenStep::Refresh(refresh_token) => Step::Refresh {
                 refresh_token: refresh_token.into(),
+            },
+            wit::TokenStep::PollDeviceCode(device_code) => Step::PollDeviceCode {
+                device_code: device_code.into(),
             },
         };
         lifecycle::build_token_request(&config_from_wit(config), &Imports, &step)
@@ -186,6 +217,70 @@ impl Guest for Component {
         lifecycle::forget_token(&config_from_wit(config), &Imports, refused.as_deref())
             .map_err(error_to_wit)
     }
+
+    fn start_device_authorization(
+        config: wit::ConnectionConfig,
+    ) -> Result<wit::DeviceAuthorization, wit::OauthError> {
+        device::start(&config_from_wit(config), &Imports)
+            .map(|d| wit::DeviceAuthorization {
+                device_code: d.device_code.into_secret(),
+                user_code: d.user_code,
+                verification_uri: d.verification_uri,
+                verification_uri_complete: d.verification_uri_complete,
+                interval_seconds: d.interval_secs,
+                expires_at: d.expires_at,
+            })
+            .map_err(error_to_wit)
+    }
+
+    fn poll_device_authorization(
+        config: wit::ConnectionConfig,
+        device_code: String,
+    ) -> Result<wit::DevicePoll, wit::OauthError> {
+        device::poll(&config_from_wit(config), &Imports, device_code.into())
+            .map(|poll| match poll {
+                Poll::Granted(token) => wit::DevicePoll::Granted(token_to_wit(token)),
+                Poll::Pending => wit::DevicePoll::Pending,
+                Poll::SlowDown => wit::DevicePoll::SlowDown,
+                Poll::Denied(e) => wit::DevicePoll::Denied(provider_to_wit(e)),
+                Poll::Expired(e) => wit::DevicePoll::Expired(provider_to_wit(e)),
+            })
+            .map_err(error_to_wit)
+    }
+
+    fn revoke_tokens(config: wit::ConnectionConfig) -> Result<wit::Revocation, wit::OauthError> {
+        revocation::revoke(&config_from_wit(config), &Imports)
+            .map(|r| wit::Revocation {
+                refresh_token: outcome_to_wit(r.refresh_token),
+                access_token: outcome_to_wit(r.access_token),
+            })
+            .map_err(error_to_wit)
+    }
+}
+
+fn outcome_to_wit(outcome: Outcome) -> wit::RevocationOutcome {
+    match outcome {
+        Outcome::Revoked => wit::RevocationOutcome::Revoked,
+        Outcome::NotStored => wit::RevocationOutcome::NotStored,
+        Outcome::NoEndpoint => wit::RevocationOutcome::NoEndpoint,
+        Outcome::Failed(e) => wit::RevocationOutcome::Failed(error_to_wit(e)),
+    }
+}
+
+fn algorithm_to_wit(algorithm: SigningAlgorithm) -> wit::SigningAlgorithm {
+    match algorithm {
+        SigningAlgorithm::Rs256 => wit::SigningAlgorithm::Rs256,
+        SigningAlgorithm::Ps256 => wit::SigningAlgorithm::Ps256,
+        SigningAlgorithm::Es256 => wit::SigningAlgorithm::Es256,
+    }
+}
+
+fn signing_error_from_wit(e: wit::SigningError) -> SigningError {
+    match e {
+        wit::SigningError::UnknownKey(m) => SigningError::UnknownKey(m),
+        wit::SigningError::WrongAlgorithm(m) => SigningError::WrongAlgorithm(m),
+        wit::SigningError::UnusableKey(m) => SigningError::UnusableKey(m),
+    }
 }
 
 // The conversions below serve several exports each: kept out of line, the component holds one
@@ -197,6 +292,8 @@ fn config_from_wit(c: wit::ConnectionConfig) -> Config {
             wit::GrantType::ClientCredentials => GrantType::ClientCredentials,
             wit::GrantType::Password => GrantType::Password,
             wit::GrantType::AuthorizationCode => GrantType::AuthorizationCode,
+            wit::GrantType::JwtBearer => GrantType::JwtBearer,
+            wit::GrantType::DeviceCode => GrantType::DeviceCode,
         },
         token_url: c.token_url,
         authorization_url: c.authorization_url,
@@ -214,6 +311,8 @@ fn config_from_wit(c: wit::ConnectionConfig) -> Config {
             wit::ClientAuth::Basic => ClientAuth::Basic,
             wit::ClientAuth::BasicUnencoded => ClientAuth::BasicUnencoded,
             wit::ClientAuth::RequestBody => ClientAuth::RequestBody,
+            wit::ClientAuth::PrivateKeyJwt => ClientAuth::PrivateKeyJwt,
+            wit::ClientAuth::ClientSecretJwt => ClientAuth::ClientSecretJwt,
         },
         extra_params: pairs_from_wit(c.extra_params),
         authorization_params: pairs_from_wit(c.authorization_params),
@@ -229,6 +328,20 @@ fn config_from_wit(c: wit::ConnectionConfig) -> Config {
             },
         },
         api_origins: c.api_origins,
+        signing_key: c.signing_key.map(|k| SigningKey {
+            name: k.name,
+            algorithm: match k.algorithm {
+                wit::SigningAlgorithm::Rs256 => SigningAlgorithm::Rs256,
+                wit::SigningAlgorithm::Ps256 => SigningAlgorithm::Ps256,
+                wit::SigningAlgorithm::Es256 => SigningAlgorithm::Es256,
+            },
+            key_id: k.key_id,
+        }),
+        assertion_audience: c.assertion_audience,
+        subject: c.subject,
+        device_authorization_url: c.device_authorization_url,
+        revocation_url: c.revocation_url,
+        issuer: c.issuer,
     }
 }
 
@@ -374,5 +487,13 @@ fn error_to_wit(e: Error) -> wit::OauthError {
         Error::InvalidRedirect(m) => wit::OauthError::InvalidRedirect(m),
         Error::RandomnessUnavailable(m) => wit::OauthError::RandomnessUnavailable(m),
         Error::ApiUrlRefused(m) => wit::OauthError::ApiUrlRefused(m),
+        Error::Signing(e) => wit::OauthError::Signing(match e {
+            SigningError::UnknownKey(m) => wit::SigningError::UnknownKey(m),
+            SigningError::WrongAlgorithm(m) => wit::SigningError::WrongAlgorithm(m),
+            SigningError::UnusableKey(m) => wit::SigningError::UnusableKey(m),
+        }),
+        Error::IssuerMismatch { expected, received } => {
+            wit::OauthError::IssuerMismatch(wit::IssuerMismatch { expected, received })
+        }
     }
 }

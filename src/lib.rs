@@ -1,5 +1,6 @@
-//! OAuth 2.0 grant logic (client credentials, password, authorization code with PKCE) for a
-//! connector runtime, built as a WebAssembly component.
+//! OAuth 2.0 grant logic (client credentials, password, authorization code with PKCE, JWT
+//! bearer, device code; client assertions; revocation) for a connector runtime, built as a
+//! WebAssembly component.
 //!
 //! Everything but [`glue`] is plain Rust without I/O: the host's HTTP, secrets, token store,
 //! clock and randomness reach the logic through [`lifecycle::Host`], so the same code is
@@ -8,8 +9,8 @@
 //!
 //! The component is `no_std` with `alloc`: std would link wasi-libc's stdio, environment and
 //! exit into it, costing size and instantiation time and widening what the host must provide.
-//! Its imports are the contract's `http`, `secrets` and `token-store`, a wall clock and
-//! randomness. Every other build (unit tests, also on `wasm32-wasip2`; the host's rlib) keeps
+//! Its imports are the contract's `http`, `secrets`, `token-store` and `signing`, a wall clock
+//! and randomness. Every other build (unit tests, also on `wasm32-wasip2`; the host's rlib) keeps
 //! std.
 
 #![cfg_attr(all(target_arch = "wasm32", not(test)), no_std)]
@@ -19,13 +20,16 @@ extern crate alloc;
 pub mod authorization_url;
 pub mod callback;
 pub mod config;
+pub mod device;
 pub mod error;
 pub mod extra_fields;
 pub mod hints;
 pub mod http;
+pub mod jwt;
 pub mod lifecycle;
 pub mod pkce;
 pub mod provider_text;
+pub mod revocation;
 pub mod secret;
 pub mod token;
 pub mod token_cache;

@@ -6,12 +6,13 @@ use crate::prelude::*;
 use subtle::ConstantTimeEq;
 
 use crate::callback::{self, Outcome};
-use crate::config::{ClientAuth, Config, GrantType};
-use crate::error::{Error, ProviderError, StoreError, TransportError};
+use crate::config::{ClientAuth, Config, GrantType, SigningAlgorithm};
+use crate::error::{Error, ProviderError, SigningError, StoreError, TransportError};
 use crate::hints::{self, Situation};
 use crate::http::{Headers, HttpRequest, HttpResponse};
+use crate::jwt::{self, Claims, Header, KeyDescription};
 use crate::provider_text::Redactor;
-use crate::secret::{PkceVerifier, State};
+use crate::secret::{Assertion, ClientSecret, PkceVerifier, State};
 use crate::token::Token;
 use crate::token_cache::{
     CachedAccess, CachedToken, PENDING_LIFETIME_SECS, PendingAuthorization, client_auth_key,
@@ -45,10 +46,30 @@ pub trait Host {
     fn now(&self) -> u64;
     /// Fills `bytes` from a CSPRNG; the error says why there is none.
     fn random(&self, bytes: &mut [u8]) -> Result<(), String>;
+    /// What a JWT header may say about the host's key `name`. A host without keys keeps the
+    /// default, which says it holds none.
+    fn describe_key(
+        &self,
+        name: &str,
+        _algorithm: SigningAlgorithm,
+    ) -> Result<KeyDescription, SigningError> {
+        Err(SigningError::UnknownKey(format!(
+            "this host holds no signing keys, so none named {name:?}"
+        )))
+    }
+    /// The JWS signature of `data` by the host's key `name`; the key stays with the host.
+    fn sign(
+        &self,
+        name: &str,
+        algorithm: SigningAlgorithm,
+        _data: &[u8],
+    ) -> Result<Vec<u8>, SigningError> {
+        self.describe_key(name, algorithm).map(|_| Vec::new())
+    }
 }
 
 /// A lock of the token store, released when dropped.
-struct Held<'a, H: Host> {
+pub(crate) struct Held<'a, H: Host> {
     host: &'a H,
     key: &'a str,
 }
@@ -59,7 +80,7 @@ impl<H: Host> Drop for Held<'_, H> {
     }
 }
 
-fn lock<'a, H: Host>(host: &'a H, key: &'a str) -> Result<Held<'a, H>, Error> {
+pub(crate) fn lock<'a, H: Host>(host: &'a H, key: &'a str) -> Result<Held<'a, H>, Error> {
     host.lock(key).map_err(Error::TokenStore)?;
     Ok(Held { host, key })
 }
@@ -198,7 +219,8 @@ fn obtain(config: &Config, host: &impl Host, key: &str) -> Result<Token, Error> 
                 Err(Error::Provider(e)) if hints::is_invalid_grant(&e.code) => {
                     if !config.grant_type.is_repeatable() {
                         return Err(Error::AuthorizationRequired(format!(
-                            "the provider refused the refresh token: {e}"
+                            "the provider refused the refresh token: {e}{}",
+                            consent_again(config.grant_type)
                         )));
                     }
                 }
@@ -208,20 +230,32 @@ fn obtain(config: &Config, host: &impl Host, key: &str) -> Result<Token, Error> 
     }
 
     if !config.grant_type.is_repeatable() {
-        return Err(Error::AuthorizationRequired(
-            "this connection has no usable token: the user must authorize it (begin-authorization)"
-                .into(),
-        ));
+        let step = match config.grant_type {
+            GrantType::DeviceCode => "approve it (start-device-authorization)",
+            _ => "authorize it (begin-authorization)",
+        };
+        return Err(Error::AuthorizationRequired(format!(
+            "this connection has no usable token: the user must {step}"
+        )));
     }
     let token = request_token(config, host, &Step::NewToken)?;
     store(config, host, key, entry.as_deref(), token)
 }
 
-fn read_entry(host: &impl Host, key: &str) -> Result<Option<String>, Error> {
+/// What a grant that needs the user adds to a refused refresh: the export that starts over,
+/// where it is not the authorization flow's.
+fn consent_again(grant: GrantType) -> &'static str {
+    match grant {
+        GrantType::DeviceCode => " (start-device-authorization)",
+        _ => "",
+    }
+}
+
+pub(crate) fn read_entry(host: &impl Host, key: &str) -> Result<Option<String>, Error> {
     host.get_entry(key).map_err(Error::TokenStore)
 }
 
-fn authorization(config: &Config, access_token: &str) -> String {
+pub(crate) fn authorization(config: &Config, access_token: &str) -> String {
     let prefix = config.header_prefix();
     if prefix.is_empty() {
         return access_token.to_owned();
@@ -296,7 +330,11 @@ pub fn parse_token_response(
 
 /// `redactor` with the values of the secrets `config` names as well, whether or not the
 /// request carried them: what the provider says is cleaned of every secret of the connection.
-fn with_configured_secrets(mut redactor: Redactor, config: &Config, host: &impl Host) -> Redactor {
+pub(crate) fn with_configured_secrets(
+    mut redactor: Redactor,
+    config: &Config,
+    host: &impl Host,
+) -> Redactor {
     for name in [&config.client_secret_name, &config.password_name]
         .into_iter()
         .flatten()
@@ -315,15 +353,121 @@ fn build_request(
     auth: AuthMethod,
 ) -> Result<HttpRequest, Error> {
     let needs_password = config.grant_type == GrantType::Password && *step == Step::NewToken;
-    let credentials = Credentials {
-        client_secret: secret(host, "client_secret", config.client_secret_name.as_deref())?,
-        password: if needs_password {
-            secret(host, "password", config.password_name.as_deref())?
-        } else {
-            None
-        },
-    };
+    let mut credentials = client_credentials(config, host)?;
+    if needs_password {
+        credentials.password = secret(host, "password", config.password_name.as_deref())?;
+    }
+    if config.grant_type == GrantType::JwtBearer && *step == Step::NewToken {
+        let scope = config.scope_param();
+        credentials.grant_assertion = Some(signed_jwt(
+            config,
+            host,
+            config.subject.as_deref(),
+            scope.as_deref(),
+            None,
+        )?);
+    }
     token_request::build(config, step, &credentials, auth)
+}
+
+/// What authenticates the client on a request to any of the provider's endpoints: its secret,
+/// and a fresh client assertion when the configuration asks for one.
+pub(crate) fn client_credentials(config: &Config, host: &impl Host) -> Result<Credentials, Error> {
+    let client_secret: Option<ClientSecret> =
+        secret(host, "client_secret", config.client_secret_name.as_deref())?;
+    let client_assertion = match (&client_secret, config.client_auth) {
+        (Some(secret), ClientAuth::ClientSecretJwt) => {
+            let sub = Some(config.client_id.as_str());
+            Some(signed_jwt(config, host, sub, None, Some(secret))?)
+        }
+        _ if config.signs_client_assertions() => {
+            let sub = Some(config.client_id.as_str());
+            Some(signed_jwt(config, host, sub, None, None)?)
+        }
+        _ => None,
+    };
+    Ok(Credentials {
+        client_secret,
+        client_assertion,
+        ..Credentials::default()
+    })
+}
+
+/// Posts `form` to `url`, one of the provider's endpoints other than the token endpoint's
+/// token requests, with the client's configured authentication. Returns the answer and the
+/// redactor for any text of it that goes further: the secrets the request carried and the
+/// configuration names.
+pub(crate) fn send_form(
+    config: &Config,
+    host: &impl Host,
+    url: String,
+    form: form_urlencoded::Serializer<'_, String>,
+) -> Result<(HttpResponse, Redactor), Error> {
+    let credentials = client_credentials(config, host)?;
+    let auth = first_auth_method(config, host)?;
+    let request = token_request::authenticated_post(url, form, config, &credentials, auth, true);
+    let secrets = with_configured_secrets(Redactor::for_request(&request), config, host);
+    let response = host
+        .send(&request)
+        .map_err(|e| Error::Transport(e).cleaned(&secrets))?;
+    Ok((response, secrets))
+}
+
+/// A JWT from the client (`iss`) to the provider (`aud`: the configured assertion audience,
+/// else the token URL), valid for [`jwt::LIFETIME_SECS`], with a fresh random `jti`: signed
+/// with HS256 over `hs256_secret` when given, else by the host with the connection's key.
+fn signed_jwt(
+    config: &Config,
+    host: &impl Host,
+    sub: Option<&str>,
+    scope: Option<&str>,
+    hs256_secret: Option<&ClientSecret>,
+) -> Result<Assertion, Error> {
+    let jti = random_token(host)?;
+    let iat = host.now();
+    let claims = Claims {
+        iss: &config.client_id,
+        sub,
+        aud: config
+            .assertion_audience
+            .as_deref()
+            .unwrap_or(&config.token_url)
+            .trim(),
+        jti: &jti,
+        iat,
+        exp: iat.saturating_add(jwt::LIFETIME_SECS),
+        scope,
+    };
+    if let Some(secret) = hs256_secret {
+        let header = Header {
+            alg: "HS256",
+            kid: None,
+            x5t_s256: None,
+        };
+        let input = jwt::signing_input(&header, &claims);
+        let signature = jwt::hs256(secret.secret().as_bytes(), input.as_bytes());
+        return Ok(Assertion::new(jwt::finish(input, &signature)));
+    }
+    let Some(key) = &config.signing_key else {
+        return Err(Error::InvalidConfig(crate::config::ConfigProblem {
+            field: "private_key".into(),
+            message: "is required to sign the JWT: name the key".into(),
+        }));
+    };
+    let signing_failed = |e| Error::Signing(e).cleaned(&Redactor::none());
+    let described = host
+        .describe_key(&key.name, key.algorithm)
+        .map_err(signing_failed)?;
+    let header = Header {
+        alg: key.algorithm.as_str(),
+        kid: key.key_id.as_deref().or(described.key_id.as_deref()),
+        x5t_s256: described.certificate_sha256.as_deref(),
+    };
+    let input = jwt::signing_input(&header, &claims);
+    let signature = host
+        .sign(&key.name, key.algorithm, input.as_bytes())
+        .map_err(signing_failed)?;
+    Ok(Assertion::new(jwt::finish(input, &signature)))
 }
 
 /// Starts the authorization-code flow: a fresh state and PKCE verifier, kept in the store
@@ -349,7 +493,7 @@ pub fn begin_authorization(config: &Config, host: &impl Host) -> Result<Authoriz
 }
 
 /// A state or PKCE verifier from the host's CSPRNG.
-fn random_token(host: &impl Host) -> Result<String, Error> {
+pub(crate) fn random_token(host: &impl Host) -> Result<String, Error> {
     let mut bytes = [0u8; pkce::RANDOM_BYTES];
     host.random(&mut bytes)
         .map_err(|m| Error::RandomnessUnavailable(m).cleaned(&Redactor::none()))?;
@@ -375,6 +519,17 @@ pub fn complete_authorization(
         return Err(Error::AuthorizationRequired(
             "the authorization was started too long ago: start it again".into(),
         ));
+    }
+    // RFC 9207 §2.4: with an issuer known, an answer that names no issuer, or another, is
+    // refused, an error answer included; the comparison is exact (RFC 3986 §6.2.1).
+    if let Some(expected) = &config.issuer
+        && redirect.iss.as_deref() != Some(expected.as_str())
+    {
+        return Err(Error::IssuerMismatch {
+            expected: expected.clone(),
+            received: redirect.iss,
+        }
+        .cleaned(&with_configured_secrets(Redactor::none(), config, host)));
     }
 
     let code = match redirect.outcome {
@@ -455,12 +610,17 @@ fn require_authorization_code(config: &Config) -> Result<(), Error> {
 /// that fails with `invalid_client` is asked for once more with the other method, and the one
 /// that worked is remembered. Nothing else is retried: a code is single-use, and a refresh
 /// token may rotate on the first attempt.
-fn request_token(config: &Config, host: &impl Host, step: &Step) -> Result<Token, Error> {
+pub(crate) fn request_token(
+    config: &Config,
+    host: &impl Host,
+    step: &Step,
+) -> Result<Token, Error> {
     let first = first_auth_method(config, host)?;
     let retry = config.client_auth == ClientAuth::Auto
         && *step == Step::NewToken
         && config.grant_type.is_repeatable()
-        && config.client_secret_name.is_some();
+        && config.client_secret_name.is_some()
+        && !config.signs_client_assertions();
     match send_token_request(config, host, step, first) {
         Err(Error::Provider(e)) if retry && hints::is_invalid_client(&e.code) => {
             let second = first.alternative();
@@ -483,7 +643,7 @@ fn request_token(config: &Config, host: &impl Host, step: &Step) -> Result<Token
 
 /// The configured client authentication; for `auto`, the method remembered for this token URL
 /// and client ID, else Basic (RFC 6749 §2.3.1 asks servers to support it).
-fn first_auth_method(config: &Config, host: &impl Host) -> Result<AuthMethod, Error> {
+pub(crate) fn first_auth_method(config: &Config, host: &impl Host) -> Result<AuthMethod, Error> {
     let remembered = if config.client_auth == ClientAuth::Auto {
         host.get_entry(&client_auth_key(config))
             .map_err(Error::TokenStore)?
@@ -512,26 +672,39 @@ fn send_token_request(
         .send(&request)
         .map_err(|e| Error::Transport(e).cleaned(&secrets()))?;
     token_response::parse(&response, host.now(), &config.response_format, secrets).map_err(|e| {
-        match e {
-            Error::Provider(mut e) => {
-                let situation = match step {
-                    Step::NewToken => Situation::new_token(config.grant_type),
-                    Step::ExchangeCode { .. } => Situation::CodeExchange,
-                    Step::Refresh { .. } => Situation::Refresh,
-                };
-                e.hint = hints::for_code(&e.code, situation).to_owned();
-                Error::Provider(e)
-            }
-            other => other,
-        }
+        let situation = match step {
+            Step::NewToken => Situation::new_token(config.grant_type),
+            Step::ExchangeCode { .. } => Situation::CodeExchange,
+            Step::Refresh { .. } => Situation::Refresh,
+            Step::PollDeviceCode { .. } => Situation::DevicePoll,
+        };
+        with_hint(config, e, situation)
     })
+}
+
+/// `error` with the hint for its OAuth code in `situation`, or in
+/// [`Situation::ClientAssertion`] when the client's JWT was refused.
+pub(crate) fn with_hint(config: &Config, error: Error, situation: Situation) -> Error {
+    match error {
+        Error::Provider(mut e) => {
+            let situation = if config.uses_client_assertions() && hints::is_invalid_client(&e.code)
+            {
+                Situation::ClientAssertion
+            } else {
+                situation
+            };
+            e.hint = hints::for_code(&e.code, situation).to_owned();
+            Error::Provider(e)
+        }
+        other => other,
+    }
 }
 
 /// Stores `token` under `key` if the entry is still `expected`, the one read under the lock.
 /// When it is not (the lock expired during a slow token request, and another step stored a
 /// token since), the newer entry is kept and this token is only handed back: it is valid, but
 /// storing it could bring back a refresh token the provider has since replaced.
-fn store(
+pub(crate) fn store(
     config: &Config,
     host: &impl Host,
     key: &str,
@@ -660,6 +833,29 @@ mod tests {
         }
         fn random(&self, bytes: &mut [u8]) -> Result<(), String> {
             getrandom::fill(bytes).map_err(|e| e.to_string())
+        }
+        fn describe_key(
+            &self,
+            name: &str,
+            _: SigningAlgorithm,
+        ) -> Result<KeyDescription, SigningError> {
+            match name {
+                "signing-key" => Ok(KeyDescription {
+                    key_id: Some("host-kid".into()),
+                    certificate_sha256: None,
+                }),
+                other => Err(SigningError::UnknownKey(other.into())),
+            }
+        }
+        /// A stand-in signature that names what was signed: the algorithm and the input's length.
+        fn sign(
+            &self,
+            name: &str,
+            algorithm: SigningAlgorithm,
+            data: &[u8],
+        ) -> Result<Vec<u8>, SigningError> {
+            self.describe_key(name, algorithm)?;
+            Ok(format!("{}:{}", algorithm.as_str(), data.len()).into_bytes())
         }
     }
 
@@ -1465,5 +1661,321 @@ mod tests {
             Some(&newer),
             "the newer entry is kept"
         );
+    }
+
+    /// The JWT in a form field, decoded: header, claims, and the raw signature bytes.
+    fn jwt_parts(token: &str) -> (serde_json::Value, serde_json::Value, Vec<u8>) {
+        use base64::Engine as _;
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let parts: Vec<&str> = token.split('.').collect();
+        assert_eq!(parts.len(), 3, "{token}");
+        let json =
+            |part: &str| serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap();
+        (
+            json(parts[0]),
+            json(parts[1]),
+            URL_SAFE_NO_PAD.decode(parts[2]).unwrap(),
+        )
+    }
+
+    fn signing_key() -> crate::config::SigningKey {
+        crate::config::SigningKey {
+            name: "signing-key".into(),
+            algorithm: SigningAlgorithm::Es256,
+            key_id: None,
+        }
+    }
+
+    #[test]
+    fn private_key_jwt_sends_a_host_signed_assertion_and_no_secret() {
+        let host = FakeHost::new();
+        host.reply(200, r#"{"access_token":"at1","expires_in":3600}"#);
+        let mut c = config(GrantType::ClientCredentials);
+        c.client_auth = ClientAuth::PrivateKeyJwt;
+        c.client_secret_name = None;
+        c.signing_key = Some(signing_key());
+        ensure_token(&c, &host).unwrap();
+        let sent = host.sent.borrow();
+        assert!(header(&sent[0].headers, "authorization").is_none());
+        let form = &host.sent_forms()[0];
+        assert_eq!(form["client_id"], "client-1");
+        assert_eq!(form["client_assertion_type"], jwt::CLIENT_ASSERTION_TYPE);
+        assert!(!form.contains_key("client_secret"));
+        let (header, claims, signature) = jwt_parts(&form["client_assertion"]);
+        assert_eq!(
+            header,
+            serde_json::json!({"alg": "ES256", "typ": "JWT", "kid": "host-kid"})
+        );
+        assert_eq!(claims["iss"], "client-1");
+        assert_eq!(claims["sub"], "client-1");
+        assert_eq!(claims["aud"], "https://idp.example.com/oauth/token");
+        assert_eq!(claims["iat"], 1_000_000);
+        assert_eq!(claims["exp"], 1_000_000 + jwt::LIFETIME_SECS);
+        assert_eq!(claims["jti"].as_str().unwrap().len(), 43);
+        // The fake host's signature names the algorithm and the length of what it signed.
+        let signed = form["client_assertion"].rsplit_once('.').unwrap().0.len();
+        assert_eq!(signature, format!("ES256:{signed}").into_bytes());
+    }
+
+    #[test]
+    fn each_assertion_has_its_own_jti_and_the_configured_audience_and_kid() {
+        let host = FakeHost::new();
+        let mut c = config(GrantType::ClientCredentials);
+        c.client_auth = ClientAuth::Auto;
+        c.signing_key = Some(crate::config::SigningKey {
+            key_id: Some("configured-kid".into()),
+            ..signing_key()
+        });
+        c.assertion_audience = Some("https://idp.example.com".into());
+        let mut jtis = Vec::new();
+        for _ in 0..2 {
+            let request = build_token_request(&c, &host, &Step::NewToken).unwrap();
+            let form: BTreeMap<String, String> =
+                form_urlencoded::parse(&request.body).into_owned().collect();
+            let (header, claims, _) = jwt_parts(&form["client_assertion"]);
+            assert_eq!(header["kid"], "configured-kid");
+            assert_eq!(claims["aud"], "https://idp.example.com");
+            jtis.push(claims["jti"].as_str().unwrap().to_owned());
+        }
+        assert_ne!(jtis[0], jtis[1]);
+    }
+
+    #[test]
+    fn client_secret_jwt_is_hs256_over_the_client_secret() {
+        let host = FakeHost::new();
+        let mut c = config(GrantType::ClientCredentials);
+        c.client_auth = ClientAuth::ClientSecretJwt;
+        let request = build_token_request(&c, &host, &Step::NewToken).unwrap();
+        let form: BTreeMap<String, String> =
+            form_urlencoded::parse(&request.body).into_owned().collect();
+        let assertion = &form["client_assertion"];
+        let (header, _, signature) = jwt_parts(assertion);
+        assert_eq!(header, serde_json::json!({"alg": "HS256", "typ": "JWT"}));
+        let (input, _) = assertion.rsplit_once('.').unwrap();
+        assert_eq!(signature, jwt::hs256(b"cs", input.as_bytes()).to_vec());
+        assert!(!form.contains_key("client_secret"));
+        assert!(header_of(&request, "authorization").is_none());
+    }
+
+    fn header_of<'a>(request: &'a HttpRequest, name: &str) -> Option<&'a str> {
+        header(&request.headers, name)
+    }
+
+    #[test]
+    fn jwt_bearer_signs_a_new_grant_per_token_with_subject_and_scope() {
+        let host = FakeHost::new();
+        host.reply(200, r#"{"access_token":"at1","expires_in":60}"#);
+        host.reply(200, r#"{"access_token":"at2","expires_in":60}"#);
+        let mut c = config(GrantType::JwtBearer);
+        c.client_secret_name = None;
+        c.signing_key = Some(signing_key());
+        c.subject = Some("alice@example.com".into());
+        c.scope = Some("read write".into());
+        ensure_token(&c, &host).unwrap();
+        host.now.set(1_000_100);
+        assert_eq!(ensure_token(&c, &host).unwrap().access_token, "at2");
+        let forms = host.sent_forms();
+        assert_eq!(forms.len(), 2);
+        for form in &forms {
+            assert_eq!(
+                form["grant_type"],
+                "urn:ietf:params:oauth:grant-type:jwt-bearer"
+            );
+            assert_eq!(form["scope"], "read write");
+            assert!(!form.contains_key("client_id") && !form.contains_key("client_assertion"));
+            let (_, claims, _) = jwt_parts(&form["assertion"]);
+            assert_eq!(claims["iss"], "client-1");
+            assert_eq!(claims["sub"], "alice@example.com");
+            assert_eq!(claims["scope"], "read write");
+        }
+        assert_ne!(forms[0]["assertion"], forms[1]["assertion"]);
+        // Without a subject the token is the client's own: no `sub`.
+        c.subject = None;
+        host.reply(200, r#"{"access_token":"at3","expires_in":60}"#);
+        ensure_token(&c, &host).unwrap();
+        let (_, claims, _) = jwt_parts(&host.sent_forms()[2]["assertion"]);
+        assert!(claims.get("sub").is_none(), "{claims}");
+    }
+
+    #[test]
+    fn a_signing_failure_sends_nothing() {
+        let host = FakeHost::new();
+        let mut c = config(GrantType::ClientCredentials);
+        c.client_auth = ClientAuth::PrivateKeyJwt;
+        c.signing_key = Some(crate::config::SigningKey {
+            name: "absent".into(),
+            ..signing_key()
+        });
+        assert!(matches!(
+            ensure_token(&c, &host),
+            Err(Error::Signing(SigningError::UnknownKey(_)))
+        ));
+        assert!(host.sent.borrow().is_empty());
+    }
+
+    #[test]
+    fn device_polls_map_to_typed_answers_and_a_grant_is_stored() {
+        use crate::device::{self, Poll};
+        let host = FakeHost::new();
+        let mut c = config(GrantType::DeviceCode);
+        c.device_authorization_url = Some("https://idp.example.com/device".into());
+        host.reply(
+            200,
+            r#"{"device_code":"dc","user_code":"ABCD","verification_uri":"https://idp.example.com/activate","expires_in":600}"#,
+        );
+        let started = device::start(&c, &host).unwrap();
+        assert_eq!(started.interval_secs, 5);
+        assert_eq!(host.sent.borrow()[0].url, "https://idp.example.com/device");
+        for (body, expected) in [
+            (r#"{"error":"authorization_pending"}"#, Some(Poll::Pending)),
+            (r#"{"error":"slow_down"}"#, Some(Poll::SlowDown)),
+        ] {
+            host.reply(400, body);
+            assert_eq!(
+                device::poll(&c, &host, started.device_code.clone()).ok(),
+                expected
+            );
+        }
+        for (body, code) in [
+            (r#"{"error":"access_denied"}"#, "access_denied"),
+            (r#"{"error":"expired_token"}"#, "expired_token"),
+        ] {
+            host.reply(400, body);
+            match device::poll(&c, &host, started.device_code.clone()).unwrap() {
+                Poll::Denied(e) | Poll::Expired(e) => {
+                    assert_eq!(e.code, code);
+                    assert!(
+                        e.hint.contains("start the device authorization again"),
+                        "{}",
+                        e.hint
+                    );
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(host.cached(&c).is_none(), "nothing stored before the grant");
+        host.reply(
+            200,
+            r#"{"access_token":"at1","refresh_token":"rt1","expires_in":60}"#,
+        );
+        assert!(matches!(
+            device::poll(&c, &host, started.device_code.clone()).unwrap(),
+            Poll::Granted(_)
+        ));
+        let form = host.sent_forms().pop().unwrap();
+        assert_eq!(
+            form["grant_type"],
+            "urn:ietf:params:oauth:grant-type:device_code"
+        );
+        assert_eq!(form["device_code"], "dc");
+        assert_eq!(host.cached(&c).unwrap().access_token.unwrap(), "at1");
+    }
+
+    #[test]
+    fn revocation_empties_the_store_whatever_the_provider_says() {
+        use crate::revocation::{self, Outcome};
+        let host = FakeHost::new();
+        let mut c = config(GrantType::AuthorizationCode);
+        c.revocation_url = Some("https://idp.example.com/revoke".into());
+        host.reply(
+            200,
+            r#"{"access_token":"at1","refresh_token":"rt1","expires_in":60}"#,
+        );
+        let step = Step::ExchangeCode {
+            code: "code".into(),
+            pkce_verifier: "verifier".into(),
+        };
+        let token = request_token(&c, &host, &step).unwrap();
+        store(&c, &host, &token_key(&c), None, token).unwrap();
+
+        host.reply(200, "");
+        host.reply(503, "<html>down</html>");
+        let outcome = revocation::revoke(&c, &host).unwrap();
+        assert_eq!(outcome.refresh_token, Outcome::Revoked);
+        assert!(matches!(
+            outcome.access_token,
+            Outcome::Failed(Error::MalformedResponse(_))
+        ));
+        assert!(
+            host.cached(&c).is_none(),
+            "removed although the provider failed"
+        );
+        let forms = host.sent_forms();
+        assert_eq!(
+            (
+                forms[1]["token"].as_str(),
+                forms[1]["token_type_hint"].as_str()
+            ),
+            ("rt1", "refresh_token")
+        );
+        assert_eq!(forms[2]["token_type_hint"], "access_token");
+        // Basic authentication, as for the token endpoint.
+        assert!(header(&host.sent.borrow()[1].headers, "authorization").is_some());
+
+        let again = revocation::revoke(&c, &host).unwrap();
+        assert_eq!(
+            (again.refresh_token, again.access_token),
+            (Outcome::NotStored, Outcome::NotStored)
+        );
+        assert!(matches!(
+            ensure_token(&c, &host),
+            Err(Error::AuthorizationRequired(_))
+        ));
+    }
+
+    #[test]
+    fn without_a_revocation_url_the_tokens_are_only_removed() {
+        use crate::revocation::{self, Outcome};
+        let host = FakeHost::new();
+        let c = config(GrantType::ClientCredentials);
+        host.reply(200, r#"{"access_token":"at1","expires_in":60}"#);
+        ensure_token(&c, &host).unwrap();
+        let outcome = revocation::revoke(&c, &host).unwrap();
+        assert_eq!(outcome.access_token, Outcome::NoEndpoint);
+        assert_eq!(outcome.refresh_token, Outcome::NotStored);
+        assert!(host.cached(&c).is_none());
+        assert_eq!(
+            host.sent.borrow().len(),
+            1,
+            "only the token request was sent"
+        );
+    }
+
+    #[test]
+    fn the_issuer_must_be_named_by_the_authorization_response() {
+        let host = FakeHost::new();
+        let mut c = config(GrantType::AuthorizationCode);
+        c.issuer = Some("https://idp.example.com".into());
+        for (iss, received) in [
+            ("", None),
+            (
+                "&iss=https%3A%2F%2Fevil.example",
+                Some("https://evil.example"),
+            ),
+        ] {
+            let start = begin_authorization(&c, &host).unwrap();
+            let redirect = format!(
+                "http://127.0.0.1:8765/callback?code=c&state={}{iss}",
+                start.state.secret()
+            );
+            match complete_authorization(&c, &host, &redirect) {
+                Err(Error::IssuerMismatch {
+                    expected,
+                    received: got,
+                }) => {
+                    assert_eq!(expected, "https://idp.example.com");
+                    assert_eq!(got.as_deref(), received);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(host.sent.borrow().is_empty(), "no code was exchanged");
+        host.reply(200, r#"{"access_token":"at1","expires_in":60}"#);
+        let start = begin_authorization(&c, &host).unwrap();
+        let redirect = format!(
+            "http://127.0.0.1:8765/callback?code=c&state={}&iss=https%3A%2F%2Fidp.example.com",
+            start.state.secret()
+        );
+        complete_authorization(&c, &host, &redirect).unwrap();
     }
 }

@@ -29,6 +29,8 @@ const SECRET_PARAMS: &[&str] = &[
     "client_assertion",
     "assertion",
     "device_code",
+    // RFC 7009: the token being revoked.
+    "token",
 ];
 
 /// The secret values a request carried, each in the encodings a provider might echo it in.

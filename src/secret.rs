@@ -80,6 +80,10 @@ secret_types! {
     State;
     /// An authorization code from the redirect, single-use.
     AuthorizationCode;
+    /// An RFC 8628 device code: whoever holds it can collect the user's token.
+    DeviceCode;
+    /// A signed JWT: a client assertion or a JWT bearer grant, a credential until it expires.
+    Assertion;
 }
 
 #[cfg(test)]

@@ -4,7 +4,10 @@ use crate::prelude::*;
 
 use alloc::borrow::Cow;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+use serde::de::{
+    self, Deserialize, Deserializer, Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor,
+};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -181,13 +184,10 @@ impl CachedToken {
 
 /// What decorating a request reads of a cached token: the entry's first line, borrowed from it.
 /// Every connector step decodes it.
-#[derive(Deserialize)]
 pub struct CachedAccess<'a> {
-    #[serde(borrow)]
     access_token: Option<Cow<'a, str>>,
     issued_at: u64,
     expires_at: Option<u64>,
-    #[serde(borrow)]
     expires_in_unit: Option<Cow<'a, str>>,
 }
 
@@ -197,7 +197,10 @@ impl<'a> CachedAccess<'a> {
         // An entry written before the entry had two lines is one object holding every field.
         let access = value.split_once('\n').map_or(value, |(access, _)| access);
         // The byte reader, which parsing token responses needs anyway.
-        serde_json::from_slice(access.as_bytes()).ok()
+        let mut json = serde_json::Deserializer::from_slice(access.as_bytes());
+        let access = json.deserialize_any(AccessVisitor).ok()?;
+        json.end().ok()?;
+        Some(access)
     }
 
     /// The access token, when the entry has one that is fresh at `now` by the lifetime read
@@ -212,6 +215,169 @@ impl<'a> CachedAccess<'a> {
         }
         let token = self.access_token.as_deref()?;
         is_fresh(self.issued_at, self.expires_at, now).then_some(token)
+    }
+}
+
+/// [`CachedAccess`] read as a derived `Deserialize` would read it (a missing or null optional
+/// field is `None`, a value of another type or a repeated field fails the entry, unknown fields
+/// are skipped), through `deserialize_any` alone. Derived code reports a value of the wrong type
+/// with serde's `Unexpected`, whose `Display` formats floating-point numbers: that alone links
+/// 22 KB of `core::fmt` float printing into the component.
+struct AccessVisitor;
+
+impl<'de> Visitor<'de> for AccessVisitor {
+    type Value = CachedAccess<'de>;
+
+    fn expecting(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("a cached token")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<CachedAccess<'de>, A::Error> {
+        let (mut access_token, mut issued_at, mut expires_at, mut unit) = (None, None, None, None);
+        while let Some(field) = map.next_key::<AccessField>()? {
+            let slot = match field {
+                AccessField::AccessToken => &mut access_token,
+                AccessField::IssuedAt => &mut issued_at,
+                AccessField::ExpiresAt => &mut expires_at,
+                AccessField::ExpiresInUnit => &mut unit,
+                AccessField::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                    continue;
+                }
+            };
+            if slot.replace(map.next_value::<Scalar<'de>>()?).is_some() {
+                return Err(A::Error::custom("duplicate field"));
+            }
+        }
+        let wrong = || A::Error::custom("a field of the wrong type");
+        let text = |s: Option<Scalar<'de>>| match s {
+            None | Some(Scalar::Null) => Ok(None),
+            Some(Scalar::Text(t)) => Ok(Some(t)),
+            Some(_) => Err(wrong()),
+        };
+        Ok(CachedAccess {
+            access_token: text(access_token)?,
+            issued_at: match issued_at {
+                Some(Scalar::Whole(n)) => n,
+                None => return Err(A::Error::custom("missing field `issued_at`")),
+                Some(_) => return Err(wrong()),
+            },
+            expires_at: match expires_at {
+                None | Some(Scalar::Null) => None,
+                Some(Scalar::Whole(n)) => Some(n),
+                Some(_) => return Err(wrong()),
+            },
+            expires_in_unit: text(unit)?,
+        })
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Err(E::custom("not an object"))
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Err(E::custom("not an object"))
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Err(E::custom("not an object"))
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Err(E::custom("not an object"))
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Err(E::custom("not an object"))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Err(E::custom("not an object"))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
+        Err(A::Error::custom("not an object"))
+    }
+}
+
+enum AccessField {
+    AccessToken,
+    IssuedAt,
+    ExpiresAt,
+    ExpiresInUnit,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for AccessField {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // A JSON object's keys are strings: serde_json answers only `visit_str` here.
+        deserializer.deserialize_str(AccessFieldVisitor)
+    }
+}
+
+struct AccessFieldVisitor;
+
+impl Visitor<'_> for AccessFieldVisitor {
+    type Value = AccessField;
+
+    fn expecting(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("a field name")
+    }
+
+    fn visit_str<E: de::Error>(self, name: &str) -> Result<AccessField, E> {
+        Ok(match name {
+            "access_token" => AccessField::AccessToken,
+            "issued_at" => AccessField::IssuedAt,
+            "expires_at" => AccessField::ExpiresAt,
+            "expires_in_unit" => AccessField::ExpiresInUnit,
+            _ => AccessField::Other,
+        })
+    }
+}
+
+/// A field's value as [`AccessVisitor`] sorts it; arrays and objects fail the entry.
+enum Scalar<'a> {
+    Null,
+    Whole(u64),
+    Text(Cow<'a, str>),
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Scalar<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ScalarVisitor)
+    }
+}
+
+struct ScalarVisitor;
+
+impl<'de> Visitor<'de> for ScalarVisitor {
+    type Value = Scalar<'de>;
+
+    fn expecting(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("a string, a number or null")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Scalar<'de>, E> {
+        Ok(Scalar::Null)
+    }
+    fn visit_u64<E: de::Error>(self, n: u64) -> Result<Scalar<'de>, E> {
+        Ok(Scalar::Whole(n))
+    }
+    fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Scalar<'de>, E> {
+        Ok(Scalar::Text(Cow::Borrowed(s)))
+    }
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<Scalar<'de>, E> {
+        Ok(Scalar::Text(Cow::Owned(s.to_owned())))
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Scalar<'de>, E> {
+        Ok(Scalar::Other)
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Scalar<'de>, E> {
+        Ok(Scalar::Other)
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Scalar<'de>, E> {
+        Ok(Scalar::Other)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<Scalar<'de>, A::Error> {
+        Err(A::Error::custom("a field of the wrong type"))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<Scalar<'de>, A::Error> {
+        Err(A::Error::custom("a field of the wrong type"))
     }
 }
 
@@ -405,6 +571,56 @@ mod tests {
         );
         assert!(CachedAccess::decode("not json").is_none());
         assert!(CachedAccess::decode("{\"access_token\":1}").is_none());
+    }
+
+    /// The hand-written reader accepts and refuses what a derived `Deserialize` did.
+    #[test]
+    fn cached_access_reads_as_derived_code_did() {
+        let fresh = |entry: &str| {
+            CachedAccess::decode(entry)
+                .map(|a| a.fresh_access_token(20, Seconds).map(str::to_owned))
+        };
+        let at = Some(Some("at".to_owned()));
+        assert_eq!(fresh(r#"{"access_token":"at","issued_at":10}"#), at);
+        assert_eq!(
+            fresh(
+                r#"{"access_token":"at","issued_at":10,"expires_at":null,"expires_in_unit":null}"#
+            ),
+            at
+        );
+        assert_eq!(
+            fresh(r#" {"x":[1,{"y":2.5}],"access_token":"at","issued_at":10,"expires_at":3610} "#),
+            at
+        );
+        assert_eq!(
+            fresh(r#"{"access_token":"a\u0074","issued_at":10}"#),
+            at,
+            "an escaped string is owned"
+        );
+        assert_eq!(fresh(r#"{"access_token":null,"issued_at":10}"#), Some(None));
+        assert_eq!(
+            fresh(r#"{"access_token":"at","issued_at":10,"expires_in_unit":"milliseconds"}"#),
+            Some(None)
+        );
+        for refused in [
+            r#"{"access_token":"at"}"#,
+            r#"{"access_token":"at","issued_at":null}"#,
+            r#"{"access_token":"at","issued_at":10.5}"#,
+            r#"{"access_token":"at","issued_at":-1}"#,
+            r#"{"access_token":"at","issued_at":"10"}"#,
+            r#"{"access_token":"at","issued_at":10,"expires_at":true}"#,
+            r#"{"access_token":"at","issued_at":10,"expires_at":1e3}"#,
+            r#"{"access_token":["at"],"issued_at":10}"#,
+            r#"{"access_token":{},"issued_at":10}"#,
+            r#"{"access_token":"at","issued_at":10,"issued_at":11}"#,
+            r#"{"access_token":"at","issued_at":10} x"#,
+            r#"["at",10]"#,
+            "null",
+            "10",
+            "\"at\"",
+        ] {
+            assert_eq!(fresh(refused), None, "{refused}");
+        }
     }
 
     #[test]

@@ -9,7 +9,10 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use crate::config::{ClientAuth, Config, GrantType, endpoint};
 use crate::error::Error;
 use crate::http::HttpRequest;
-use crate::secret::{AuthorizationCode, ClientSecret, Password, PkceVerifier, RefreshToken};
+use crate::jwt::CLIENT_ASSERTION_TYPE;
+use crate::secret::{
+    Assertion, AuthorizationCode, ClientSecret, DeviceCode, Password, PkceVerifier, RefreshToken,
+};
 
 /// Which token request to build.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,13 +26,20 @@ pub enum Step {
     },
     /// Use a refresh token.
     Refresh { refresh_token: RefreshToken },
+    /// Ask whether the user approved a device code (RFC 8628 §3.4).
+    PollDeviceCode { device_code: DeviceCode },
 }
 
-/// Secret values the request needs, resolved from the host's store by the caller.
+/// Secret values the request needs, resolved from the host's store, or signed, by the caller.
 #[derive(Debug, Default)]
 pub struct Credentials {
     pub client_secret: Option<ClientSecret>,
     pub password: Option<Password>,
+    /// A client assertion (RFC 7523 §2.2): when present, it authenticates the client instead
+    /// of the secret.
+    pub client_assertion: Option<Assertion>,
+    /// The JWT bearer grant's assertion (RFC 7523 §2.1).
+    pub grant_assertion: Option<Assertion>,
 }
 
 /// How the client authenticates on one request: `auto` resolved to one concrete method.
@@ -41,10 +51,11 @@ pub enum AuthMethod {
 }
 
 impl AuthMethod {
-    /// The configured method, or `fallback` when the configuration says `auto`.
+    /// The configured method, or `fallback` when the configuration says `auto` or
+    /// authenticates with a JWT, which a client assertion in the credentials stands for.
     pub fn from_config(client_auth: ClientAuth, fallback: AuthMethod) -> AuthMethod {
         match client_auth {
-            ClientAuth::Auto => fallback,
+            ClientAuth::Auto | ClientAuth::PrivateKeyJwt | ClientAuth::ClientSecretJwt => fallback,
             ClientAuth::Basic => AuthMethod::Basic,
             ClientAuth::BasicUnencoded => AuthMethod::BasicUnencoded,
             ClientAuth::RequestBody => AuthMethod::RequestBody,
@@ -106,9 +117,23 @@ pub fn build(
                 form.append_pair("username", config.username.as_deref().unwrap_or_default());
                 form.append_pair("password", password.secret());
             }
+            GrantType::JwtBearer => {
+                let assertion = credentials.grant_assertion.as_ref().ok_or_else(|| {
+                    Error::AuthorizationRequired(
+                        "a JWT bearer token request needs the signed assertion".into(),
+                    )
+                })?;
+                form.append_pair("grant_type", GrantType::JwtBearer.wire_name());
+                form.append_pair("assertion", assertion.secret());
+            }
             GrantType::AuthorizationCode => {
                 return Err(Error::AuthorizationRequired(
                     "the authorization code grant gets its first token through the user's consent, not a token request".into(),
+                ));
+            }
+            GrantType::DeviceCode => {
+                return Err(Error::AuthorizationRequired(
+                    "the device code grant gets its first token through the user's approval: start a device authorization".into(),
                 ));
             }
         },
@@ -127,22 +152,57 @@ pub fn build(
             form.append_pair("grant_type", "refresh_token");
             form.append_pair("refresh_token", refresh_token.secret());
         }
+        Step::PollDeviceCode { device_code } => {
+            form.append_pair("grant_type", GrantType::DeviceCode.wire_name());
+            form.append_pair("device_code", device_code.secret());
+        }
     }
     // A refresh keeps the scope, audience and resources originally granted (RFC 6749 §6,
     // RFC 8707 §2.2); asking again can only narrow them, and some providers reject parameters
-    // they did not expect there.
-    if !matches!(step, Step::Refresh { .. }) {
-        if let Some(scope) = config.scope_param() {
-            form.append_pair("scope", &scope);
-        }
-        for (name, value) in config.shared_params() {
-            form.append_pair(name, value);
-        }
+    // they did not expect there. A device code's poll carries them already (RFC 8628 §3.4).
+    if matches!(step, Step::NewToken | Step::ExchangeCode { .. }) {
+        append_grant_params(&mut form, config);
     }
     for (name, value) in &config.extra_params {
         form.append_pair(name, value);
     }
+    // The URL as the parser reads it, not as written: a host (and any proxy) then sees the
+    // host name the checks judged (`127.0.0.1`, not `0177.0.0.1` or `2130706433`).
+    let url = endpoint("token_url", &config.token_url).map_err(Error::InvalidConfig)?;
+    // A JWT bearer grant's assertion identifies the client (RFC 7523 §2.1): a public client
+    // sends nothing more.
+    let identify = config.grant_type != GrantType::JwtBearer;
+    Ok(authenticated_post(
+        url.into(),
+        form,
+        config,
+        credentials,
+        auth,
+        identify,
+    ))
+}
 
+/// The scope, audience and resource indicators a request that starts a grant carries.
+pub fn append_grant_params(form: &mut form_urlencoded::Serializer<'_, String>, config: &Config) {
+    if let Some(scope) = config.scope_param() {
+        form.append_pair("scope", &scope);
+    }
+    for (name, value) in config.shared_params() {
+        form.append_pair(name, value);
+    }
+}
+
+/// A form POST to one of the provider's endpoints, the client authenticated the way
+/// `credentials` and `auth` say: by its client assertion when it has one, else by its secret,
+/// else, when `identify`, by its `client_id` alone, as a public client (RFC 6749 §3.2.1).
+pub fn authenticated_post(
+    url: String,
+    mut form: form_urlencoded::Serializer<'_, String>,
+    config: &Config,
+    credentials: &Credentials,
+    auth: AuthMethod,
+    identify: bool,
+) -> HttpRequest {
     let mut headers = vec![
         (
             "Content-Type".to_owned(),
@@ -150,39 +210,41 @@ pub fn build(
         ),
         ("Accept".to_owned(), "application/json".to_owned()),
     ];
-    match (&credentials.client_secret, auth) {
-        (Some(secret), AuthMethod::Basic) => {
-            headers.push((
-                "Authorization".to_owned(),
-                basic_authorization(&config.client_id, secret.secret()),
-            ));
-        }
-        (Some(secret), AuthMethod::BasicUnencoded) => {
-            let pair = format!("{}:{}", config.client_id, secret.secret());
-            headers.push((
-                "Authorization".to_owned(),
-                format!("Basic {}", STANDARD.encode(pair)),
-            ));
-        }
-        (Some(secret), AuthMethod::RequestBody) => {
-            form.append_pair("client_id", &config.client_id);
-            form.append_pair("client_secret", secret.secret());
-        }
-        // A public client identifies itself in the body (RFC 6749 §4.1.3, §3.2.1).
-        (None, _) => {
-            form.append_pair("client_id", &config.client_id);
+    if let Some(assertion) = &credentials.client_assertion {
+        form.append_pair("client_id", &config.client_id);
+        form.append_pair("client_assertion_type", CLIENT_ASSERTION_TYPE);
+        form.append_pair("client_assertion", assertion.secret());
+    } else {
+        match (&credentials.client_secret, auth) {
+            (Some(secret), AuthMethod::Basic) => {
+                headers.push((
+                    "Authorization".to_owned(),
+                    basic_authorization(&config.client_id, secret.secret()),
+                ));
+            }
+            (Some(secret), AuthMethod::BasicUnencoded) => {
+                let pair = format!("{}:{}", config.client_id, secret.secret());
+                headers.push((
+                    "Authorization".to_owned(),
+                    format!("Basic {}", STANDARD.encode(pair)),
+                ));
+            }
+            (Some(secret), AuthMethod::RequestBody) => {
+                form.append_pair("client_id", &config.client_id);
+                form.append_pair("client_secret", secret.secret());
+            }
+            (None, _) if identify => {
+                form.append_pair("client_id", &config.client_id);
+            }
+            (None, _) => {}
         }
     }
-
-    // The URL as the parser reads it, not as written: a host (and any proxy) then sees the
-    // host name the checks judged (`127.0.0.1`, not `0177.0.0.1` or `2130706433`).
-    let url = endpoint("token_url", &config.token_url).map_err(Error::InvalidConfig)?;
-    Ok(HttpRequest {
+    HttpRequest {
         method: "POST".to_owned(),
-        url: url.into(),
+        url,
         headers,
         body: form.finish().into_bytes(),
-    })
+    }
 }
 
 /// Bytes left as they are in Basic credentials: RFC 3986's unreserved characters.
@@ -215,6 +277,7 @@ mod tests {
         Credentials {
             client_secret: Some(ClientSecret::new(SECRET)),
             password: Some(Password::new("p@ss word&=")),
+            ..Credentials::default()
         }
     }
 
@@ -423,7 +486,7 @@ mod tests {
         let c = config(GrantType::Password);
         let no_password = Credentials {
             client_secret: Some("s".into()),
-            password: None,
+            ..Credentials::default()
         };
         assert!(matches!(
             build(&c, &Step::NewToken, &no_password, method(&c)),

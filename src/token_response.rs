@@ -2,7 +2,7 @@
 
 use crate::prelude::*;
 
-use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use crate::config::{ResponseFormat, ScopeSeparator, TimeUnit};
@@ -71,6 +71,47 @@ pub fn parse(
     secrets: impl FnOnce() -> Redactor,
 ) -> Result<Token, Error> {
     read(response, now, format).map_err(|e| e.cleaned(&secrets()))
+}
+
+/// Reads the answer of another of the provider's endpoints (device authorization, revocation)
+/// into its fields, or the OAuth error or unreadable answer it is, judged as [`parse`] judges a
+/// token response. The provider's text in an error is as it came: the caller cleans it.
+pub fn read_object(response: &HttpResponse) -> Result<Map<String, Value>, Error> {
+    let content_type = header(&response.headers, "content-type");
+    let fields = read_fields(&response.body, content_type)
+        .map_err(|why| unreadable(response, content_type, &why))?
+        .into_map();
+    if let Some((code, description)) = oauth_error(&fields, response.status) {
+        return Err(Error::Provider(ProviderError {
+            status: response.status,
+            hint: hints::for_code(&code, Situation::Any).to_owned(),
+            uri: string(&fields, "error_uri"),
+            code,
+            description,
+        }));
+    }
+    if !(200..300).contains(&response.status) {
+        return Err(unreadable(
+            response,
+            content_type,
+            "an error status without an OAuth error code",
+        ));
+    }
+    Ok(fields)
+}
+
+/// A string field of an answer read by [`read_object`].
+pub fn string_field(fields: &Map<String, Value>, name: &str) -> Option<String> {
+    string(fields, name)
+}
+
+/// A numeric field (a JSON number or a numeric string) of an answer read by [`read_object`],
+/// as whole seconds.
+pub fn seconds_field(fields: &Map<String, Value>, name: &str) -> Option<u64> {
+    fields
+        .get(name)
+        .and_then(number)
+        .map(|n| seconds(n, TimeUnit::Seconds))
 }
 
 /// [`parse`], with the provider's text in errors as it came.
@@ -219,7 +260,11 @@ impl TokenObject {
 /// A JSON object straight into [`TokenObject`]: a known name is matched without being copied.
 impl<'de> Deserialize<'de> for TokenObject {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_map(TokenObjectVisitor)
+        // `deserialize_any` with every other kind of value refused by hand: `deserialize_map`
+        // reports one through serde's `Unexpected`, whose `Display` formats floating-point
+        // numbers, which costs the component 22 KB of `core::fmt` float printing. The message
+        // of a data error is never shown (`read_fields`).
+        deserializer.deserialize_any(TokenObjectVisitor)
     }
 }
 
@@ -238,6 +283,28 @@ impl<'de> Visitor<'de> for TokenObjectVisitor {
             fields.insert(name, map.next_value()?);
         }
         Ok(fields)
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<TokenObject, E> {
+        Err(E::custom("not a JSON object"))
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<TokenObject, E> {
+        Err(E::custom("not a JSON object"))
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<TokenObject, E> {
+        Err(E::custom("not a JSON object"))
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<TokenObject, E> {
+        Err(E::custom("not a JSON object"))
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<TokenObject, E> {
+        Err(E::custom("not a JSON object"))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<TokenObject, E> {
+        Err(E::custom("not a JSON object"))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<TokenObject, A::Error> {
+        Err(de::Error::custom("not a JSON object"))
     }
 }
 

@@ -665,11 +665,17 @@ fn callback_invariants(input: RedirectInput, reached: &[Reached; 2]) -> Result<(
                 .extend_pairs(pairs.iter().map(|(n, v)| (n.as_str(), v.as_str())));
             url.set_fragment(fragment.as_deref());
             let result = callback::parse(url.as_str(), redirect_uri);
-            let singles: Result<Vec<Option<String>>, ()> =
-                ["state", "code", "error", "error_description", "error_uri"]
-                    .iter()
-                    .map(|n| single(&pairs, n))
-                    .collect();
+            let singles: Result<Vec<Option<String>>, ()> = [
+                "state",
+                "code",
+                "error",
+                "error_description",
+                "error_uri",
+                "iss",
+            ]
+            .iter()
+            .map(|n| single(&pairs, n))
+            .collect();
             let Ok(values) = singles else {
                 prop_assert!(
                     matches!(result, Err(Error::InvalidRedirect(_))),
@@ -678,8 +684,8 @@ fn callback_invariants(input: RedirectInput, reached: &[Reached; 2]) -> Result<(
                 );
                 return Ok(());
             };
-            let [state, code, error, description, uri] =
-                <[Option<String>; 5]>::try_from(values).unwrap();
+            let [state, code, error, description, uri, iss] =
+                <[Option<String>; 6]>::try_from(values).unwrap();
             let expected = match (error, code) {
                 (Some(code), _) => Some(Outcome::Error {
                     code,
@@ -694,6 +700,7 @@ fn callback_invariants(input: RedirectInput, reached: &[Reached; 2]) -> Result<(
                     reached[usize::from(matches!(outcome, Outcome::Error { .. }))].hit();
                     prop_assert_eq!(redirect.outcome, outcome);
                     prop_assert_eq!(redirect.state, state.map(State::from));
+                    prop_assert_eq!(redirect.iss, iss);
                 }
                 (None, Err(Error::InvalidRedirect(_))) => {}
                 (expected, got) => {
@@ -884,6 +891,12 @@ fn config_input() -> impl Strategy<Value = ConfigInput> {
                 authorization_params,
                 response_format,
                 api_origins: vec![],
+                signing_key: None,
+                assertion_audience: None,
+                subject: None,
+                device_authorization_url: None,
+                revocation_url: None,
+                issuer: None,
             },
             client_secret,
             password,
@@ -921,6 +934,7 @@ fn config_invariants(input: ConfigInput, reached: &[Reached; 2]) -> Result<(), T
     let credentials = Credentials {
         client_secret: input.client_secret.clone().map(ClientSecret::from),
         password: input.password.clone().map(Password::from),
+        ..Credentials::default()
     };
     let steps = [
         Step::NewToken,
@@ -952,9 +966,10 @@ fn config_invariants(input: ConfigInput, reached: &[Reached; 2]) -> Result<(), T
                         .map(|(_, v)| v.as_str())
                         .collect();
                     let expected = match step {
-                        Step::NewToken => config.grant_type.as_str(),
+                        Step::NewToken => config.grant_type.wire_name(),
                         Step::ExchangeCode { .. } => "authorization_code",
                         Step::Refresh { .. } => "refresh_token",
+                        Step::PollDeviceCode { .. } => GrantType::DeviceCode.wire_name(),
                     };
                     prop_assert_eq!(grant_types, [expected]);
                     let secret_in_body = pairs.iter().any(|(n, _)| n == "client_secret");
@@ -1094,6 +1109,12 @@ fn regression_fuzz_config_capital_before_non_ascii_in_host_is_a_problem() {
             authorization_params: vec![],
             response_format: ResponseFormat::default(),
             api_origins: vec![],
+            signing_key: None,
+            assertion_audience: None,
+            subject: None,
+            device_authorization_url: None,
+            revocation_url: None,
+            issuer: None,
         };
         let problems = config.problems();
         assert_eq!(
@@ -1174,6 +1195,12 @@ fn regression_fuzz_config_punycode_right_to_left_mark_in_host_does_not_panic() {
             authorization_params: vec![],
             response_format: ResponseFormat::default(),
             api_origins: vec![],
+            signing_key: None,
+            assertion_audience: None,
+            subject: None,
+            device_authorization_url: None,
+            revocation_url: None,
+            issuer: None,
         };
         // Whatever the rules make of such a host, they answer, and only about the URL fields.
         for problem in config.problems() {

@@ -12,6 +12,7 @@ const ALLOWED: &[&str] = &[
     "integration:oauth2/http@",
     "integration:oauth2/secrets@",
     "integration:oauth2/token-store@",
+    "integration:oauth2/signing@",
     "wasi:clocks/wall-clock@",
     "wasi:random/random@",
 ];
@@ -19,7 +20,7 @@ const ALLOWED: &[&str] = &[
 #[test]
 fn component_imports_nothing_beyond_the_contract_a_clock_and_randomness() {
     let imports = common::plugin().imports();
-    for interface in ["http", "secrets", "token-store"] {
+    for interface in ["http", "secrets", "token-store", "signing"] {
         let wanted = format!("integration:oauth2/{interface}@");
         assert!(
             imports.iter().any(|i| i.starts_with(&wanted)),

@@ -1335,6 +1335,12 @@ fn native_config(
         authorization_params: vec![],
         response_format: lib::config::ResponseFormat::default(),
         api_origins: vec![],
+        signing_key: None,
+        assertion_audience: None,
+        subject: None,
+        device_authorization_url: None,
+        revocation_url: None,
+        issuer: None,
     }
 }
 
@@ -1602,6 +1608,7 @@ fn library_paths_leak_no_secret() {
         let credentials = lib::token_request::Credentials {
             client_secret: Some(CLIENT_SECRET.into()),
             password: Some(PASSWORD.into()),
+            ..Default::default()
         };
         let method = lib::token_request::AuthMethod::from_config(
             client_auth,
@@ -2087,4 +2094,354 @@ fn the_checker_catches_each_form_of_a_leak() {
         "token endpoint answered 401 invalid_client: secret \"client-secret\"",
     );
     clean.assert_no_leaks(&secrets);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Private keys never cross into the component
+// ---------------------------------------------------------------------------------------------
+
+/// What crossed between the component and its host, each side of every import call, recorded
+/// by services that wrap the real ones.
+#[derive(Default)]
+struct Traffic(Mutex<Vec<(String, String)>>);
+
+impl Traffic {
+    fn record(&self, label: impl Into<String>, text: impl Into<String>) {
+        lock(&self.0).push((label.into(), text.into()));
+    }
+
+    fn labels(&self) -> Vec<String> {
+        lock(&self.0)
+            .iter()
+            .map(|(label, _)| label.clone())
+            .collect()
+    }
+}
+
+/// An HTTP client that answers as a token, device and revocation endpoint would, recording
+/// every request (the component's import arguments) and answer (what goes back in).
+struct CannedProvider(Arc<Traffic>);
+
+impl HttpClient for CannedProvider {
+    fn send(&self, request: &HttpRequest) -> Result<HttpResponse, TransportError> {
+        let body = String::from_utf8_lossy(&request.body).into_owned();
+        self.0.record(
+            "http.send request",
+            format!(
+                "{} {} {:?} {body}",
+                request.method, request.url, request.headers
+            ),
+        );
+        let answer = if request.url.ends_with("/device") {
+            r#"{"device_code":"dc-1","user_code":"WDJB-MJHT","verification_uri":"https://idp.example.com/activate","expires_in":600,"interval":1}"#
+        } else if request.url.ends_with("/revoke") {
+            ""
+        } else {
+            r#"{"access_token":"at-1","refresh_token":"rt-1","token_type":"Bearer","expires_in":60}"#
+        };
+        self.0.record("http.send response", answer);
+        Ok(HttpResponse {
+            status: 200,
+            headers: vec![Pair {
+                name: "Content-Type".into(),
+                value: "application/json".into(),
+            }],
+            body: answer.as_bytes().to_vec(),
+        })
+    }
+}
+
+/// The user's secrets, recording every value handed out and every signing request and answer.
+struct RecordedSecrets {
+    inner: MemoryStore,
+    traffic: Arc<Traffic>,
+}
+
+impl SecretStore for RecordedSecrets {
+    fn get(&self, name: &str) -> Result<Option<String>, String> {
+        let value = self.inner.get(name);
+        self.traffic
+            .record(format!("secrets.get {name}"), format!("{value:?}"));
+        value
+    }
+
+    fn set(&self, name: &str, value: &str) -> Result<(), String> {
+        self.inner.set(name, value)
+    }
+
+    fn remove(&self, name: &str) -> Result<(), String> {
+        self.inner.remove(name)
+    }
+
+    fn describe_key(
+        &self,
+        name: &str,
+        algorithm: oauth2_runtime::SigningAlgorithm,
+    ) -> Result<oauth2_runtime::KeyDescription, oauth2_runtime::SigningError> {
+        let described = self.inner.describe_key(name, algorithm);
+        self.traffic.record(
+            format!("signing.describe-key {name} {algorithm:?}"),
+            format!("{described:?}"),
+        );
+        described
+    }
+
+    fn sign(
+        &self,
+        name: &str,
+        algorithm: oauth2_runtime::SigningAlgorithm,
+        data: &[u8],
+    ) -> Result<Vec<u8>, oauth2_runtime::SigningError> {
+        self.traffic.record(
+            format!("signing.sign {name} {algorithm:?} input"),
+            String::from_utf8_lossy(data),
+        );
+        let signature = self.inner.sign(name, algorithm, data);
+        self.traffic.record(
+            "signing.sign result",
+            match &signature {
+                Ok(bytes) => URL_SAFE_NO_PAD.encode(bytes),
+                Err(e) => format!("{e:?}"),
+            },
+        );
+        signature
+    }
+}
+
+/// The token store, recording what the component writes and reads back.
+struct RecordedTokens {
+    inner: Arc<MemoryStore>,
+    traffic: Arc<Traffic>,
+}
+
+impl oauth2_runtime::TokenStore for RecordedTokens {
+    fn get(&self, key: &str) -> Result<Option<String>, oauth2_runtime::StoreError> {
+        let value = oauth2_runtime::TokenStore::get(&*self.inner, key);
+        self.traffic
+            .record(format!("token-store.get {key}"), format!("{value:?}"));
+        value
+    }
+
+    fn set(
+        &self,
+        key: &str,
+        value: &str,
+        ttl: Option<std::time::Duration>,
+    ) -> Result<(), oauth2_runtime::StoreError> {
+        self.traffic.record(format!("token-store.set {key}"), value);
+        oauth2_runtime::TokenStore::set(&*self.inner, key, value, ttl)
+    }
+
+    fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<&str>,
+        value: Option<&str>,
+        ttl: Option<std::time::Duration>,
+    ) -> Result<bool, oauth2_runtime::StoreError> {
+        self.traffic.record(
+            format!("token-store.compare-and-swap {key}"),
+            format!("{expected:?} {value:?}"),
+        );
+        self.inner.compare_and_swap(key, expected, value, ttl)
+    }
+
+    fn lock(
+        &self,
+        key: &str,
+        wait: std::time::Duration,
+    ) -> Result<oauth2_runtime::token_store::LockGuard, oauth2_runtime::StoreError> {
+        self.inner.lock(key, wait)
+    }
+}
+
+/// A fresh P-256 key as PKCS#8 PEM, with a sentinel line before it (text outside a PEM's
+/// boundaries is allowed, RFC 7468 §5.2, and part of the secret all the same); the secrets to
+/// look for are the whole PEM, the sentinel, and each line of the key's base64.
+fn sentinel_pem() -> (String, Vec<Secret>) {
+    let rng = ring::rand::SystemRandom::new();
+    let der = ring::signature::EcdsaKeyPair::generate_pkcs8(
+        &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+        &rng,
+    )
+    .expect("a fresh key");
+    let body = STANDARD.encode(der.as_ref());
+    let lines: Vec<&str> = body
+        .as_bytes()
+        .chunks(64)
+        .map(|chunk| std::str::from_utf8(chunk).unwrap())
+        .collect();
+    let sentinel = "SENTINEL-private-key-4d2c: q+r/s t";
+    let pem = format!(
+        "{sentinel}\n-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+        lines.join("\n")
+    );
+    let mut secrets = vec![
+        ("private key PEM".to_owned(), pem.clone()),
+        ("private key sentinel".to_owned(), sentinel.to_owned()),
+    ];
+    for (i, line) in lines.iter().enumerate() {
+        secrets.push((format!("private key line {i}"), (*line).to_owned()));
+    }
+    (pem, secrets)
+}
+
+#[test]
+fn private_keys_never_cross_into_the_component() {
+    let (pem, secrets) = sentinel_pem();
+    let traffic = Arc::new(Traffic::default());
+    let clock = Arc::new(ManualClock::at_unix(START));
+    let secret_store = RecordedSecrets {
+        inner: MemoryStore::with_clock(clock.clone()),
+        traffic: traffic.clone(),
+    };
+    secret_store.set("client-key", &pem).unwrap();
+    secret_store
+        .set("client-secret", "cs-not-a-sentinel")
+        .unwrap();
+    let services = Services {
+        http: Arc::new(CannedProvider(traffic.clone())),
+        secrets: Arc::new(secret_store),
+        tokens: Arc::new(RecordedTokens {
+            inner: Arc::new(MemoryStore::with_clock(clock.clone())),
+            traffic: traffic.clone(),
+        }),
+        clock: clock.clone(),
+    };
+    let key = |algorithm| oauth2_runtime::SigningKey {
+        name: "client-key".into(),
+        algorithm,
+        key_id: Some("kid-1".into()),
+    };
+    let base = ConnectionConfig {
+        client_auth: ClientAuth::PrivateKeyJwt,
+        signing_key: Some(key(oauth2_runtime::SigningAlgorithm::Es256)),
+        revocation_url: Some("https://idp.example.com/revoke".into()),
+        device_authorization_url: Some("https://idp.example.com/device".into()),
+        ..ConnectionConfig::new(
+            GrantType::ClientCredentials,
+            "https://idp.example.com/token",
+            CLIENT_ID,
+        )
+    };
+    let plugin = plugin();
+    let mut out = Outputs::default();
+
+    // Every path that signs: a new token, a refresh, a JWT bearer grant, a device code's start
+    // and poll, a revocation; the configuration (an export argument) and every export's result.
+    out.debug("config", &base);
+    out.result("ensure-token", &plugin.ensure_token(&services, &base));
+    clock.advance(std::time::Duration::from_secs(120));
+    out.result(
+        "ensure-token (refresh)",
+        &plugin.ensure_token(&services, &base),
+    );
+    let bearer = ConnectionConfig {
+        grant_type: GrantType::JwtBearer,
+        client_auth: ClientAuth::Auto,
+        subject: Some("alice@example.com".into()),
+        ..base.clone()
+    };
+    out.result(
+        "ensure-token (jwt bearer)",
+        &plugin.ensure_token(&services, &bearer),
+    );
+    let built = plugin.build_token_request(&services, &bearer, &TokenStep::NewToken);
+    out.text(
+        "build-token-request (jwt bearer)",
+        built
+            .as_ref()
+            .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+            .unwrap_or_default(),
+    );
+    out.error_of("build-token-request (jwt bearer)", &built);
+    let device = ConnectionConfig {
+        grant_type: GrantType::DeviceCode,
+        ..base.clone()
+    };
+    let started = plugin.start_device_authorization(&services, &device);
+    out.result("start-device-authorization", &started);
+    let started = started.expect("the device authorization starts");
+    out.result(
+        "poll-device-authorization",
+        &plugin.poll_device_authorization(&services, &device, &started.device_code),
+    );
+    out.result("revoke-tokens", &plugin.revoke_tokens(&services, &device));
+    // Failures that involve the key: the wrong algorithm for it, and a secret that is no key.
+    let wrong_alg = ConnectionConfig {
+        signing_key: Some(key(oauth2_runtime::SigningAlgorithm::Rs256)),
+        // Another token's connection, so that no stored token answers before the key is used.
+        scope: Some("other".into()),
+        ..base.clone()
+    };
+    let refused = plugin.ensure_token(&services, &wrong_alg);
+    assert!(
+        matches!(
+            &refused,
+            Err(CallError::OAuth(OauthError::Signing(
+                oauth2_runtime::SigningError::WrongAlgorithm(_)
+            )))
+        ),
+        "{refused:?}"
+    );
+    out.result("ensure-token (wrong alg)", &refused);
+
+    let labels = traffic.labels();
+    for wanted in [
+        "signing.sign",
+        "signing.describe-key",
+        "http.send request",
+        "token-store.compare-and-swap",
+    ] {
+        assert!(
+            labels.iter().any(|l| l.starts_with(wanted)),
+            "the recorder saw no {wanted}: {labels:?}"
+        );
+    }
+    let signatures = labels
+        .iter()
+        .filter(|l| l.starts_with("signing.sign") && l.ends_with("input"))
+        .count();
+    assert!(signatures >= 6, "{signatures} signatures: {labels:?}");
+    assert!(
+        !labels.iter().any(|l| l == "secrets.get client-key"),
+        "the component asked for the key itself: {labels:?}"
+    );
+    let mut outputs = lock(&traffic.0).clone();
+    outputs.extend(out.0);
+    let leaks = find_leaks(&outputs, &secrets, true);
+    assert!(
+        leaks.is_empty(),
+        "{} leak(s):\n{}",
+        leaks.len(),
+        leaks.join("\n")
+    );
+
+    // A configuration that names the key as the client secret: the host refuses to hand it in.
+    let as_secret = ConnectionConfig {
+        client_auth: ClientAuth::Basic,
+        client_secret_name: Some("client-key".into()),
+        signing_key: None,
+        ..base.clone()
+    };
+    let refused = plugin.ensure_token(&host_with_key(&pem), &as_secret);
+    let mut out = Outputs::default();
+    out.result("ensure-token (key named as client secret)", &refused);
+    out.assert_no_leaks(&secrets);
+    let message = refused
+        .expect_err("the key is not a client secret")
+        .to_string();
+    assert!(message.contains("holds a private key"), "{message}");
+}
+
+/// Plain services whose store holds `pem` as `client-key`.
+fn host_with_key(pem: &str) -> Services {
+    let store = Arc::new(MemoryStore::new());
+    store.set("client-key", pem).unwrap();
+    Services {
+        http: Arc::new(CannedProvider(Arc::default())),
+        secrets: store.clone(),
+        tokens: store,
+        clock: Arc::new(oauth2_runtime::SystemClock),
+    }
 }

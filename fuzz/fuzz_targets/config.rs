@@ -219,6 +219,7 @@ fuzz_target!(|input: Input| {
     let credentials = Credentials {
         client_secret,
         password,
+        ..Credentials::default()
     };
     let steps = [
         Step::NewToken,

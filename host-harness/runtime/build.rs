@@ -6,6 +6,8 @@ use std::process::Command;
 
 const TARGET: &str = "wasm32-wasip2";
 const ARTIFACT: &str = "oauth2_plugin.wasm";
+/// The workspace's profile for the component (sized, where the host's is not).
+const PROFILE: &str = "component";
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
@@ -36,7 +38,7 @@ fn main() {
         fail(&message);
     }
 
-    let built = target_dir.join(TARGET).join("release").join(ARTIFACT);
+    let built = target_dir.join(TARGET).join(PROFILE).join(ARTIFACT);
     std::fs::copy(&built, out_dir.join(ARTIFACT))
         .unwrap_or_else(|e| fail(&format!("could not copy {}: {e}", built.display())));
 }
@@ -48,7 +50,8 @@ fn nested_cargo(workspace: &Path, target_dir: &Path) -> Command {
     command
         .args([
             "build",
-            "--release",
+            "--profile",
+            PROFILE,
             "--target",
             TARGET,
             "-p",

@@ -9,7 +9,8 @@ use serde_json::{Map, Value};
 
 use crate::presets;
 use oauth2_runtime::{
-    ClientAuth, ConnectionConfig, GrantType, Pair, ResponseFormat, ScopeSeparator, TimeUnit,
+    ClientAuth, ConnectionConfig, GrantType, Pair, ResponseFormat, ScopeSeparator,
+    SigningAlgorithm, SigningKey, TimeUnit,
 };
 
 /// The keys a preset may set; the user's own keys override them.
@@ -27,6 +28,11 @@ pub const PRESETABLE_KEYS: &[&str] = &[
     "expires_in_unit",
     "scope_separator",
     "api_origins",
+    "signing_alg",
+    "assertion_audience",
+    "device_authorization_url",
+    "revocation_url",
+    "issuer",
 ];
 
 /// The keys only the user sets.
@@ -39,19 +45,40 @@ const USER_KEYS: &[&str] = &[
     "client_secret",
     "username",
     "password",
+    "private_key",
+    "key_id",
+    "subject",
 ];
 
 const GRANT_TYPES: &[(&str, GrantType)] = &[
     ("client_credentials", GrantType::ClientCredentials),
     ("password", GrantType::Password),
     ("authorization_code", GrantType::AuthorizationCode),
+    ("jwt_bearer", GrantType::JwtBearer),
+    ("device_code", GrantType::DeviceCode),
 ];
+
+/// The name a connection file gives `grant`.
+pub fn grant_name(grant: GrantType) -> &'static str {
+    GRANT_TYPES
+        .iter()
+        .find(|(_, g)| *g == grant)
+        .map_or("", |(name, _)| name)
+}
 
 const CLIENT_AUTHS: &[(&str, ClientAuth)] = &[
     ("auto", ClientAuth::Auto),
     ("basic", ClientAuth::Basic),
     ("basic_unencoded", ClientAuth::BasicUnencoded),
     ("request_body", ClientAuth::RequestBody),
+    ("private_key_jwt", ClientAuth::PrivateKeyJwt),
+    ("client_secret_jwt", ClientAuth::ClientSecretJwt),
+];
+
+const SIGNING_ALGS: &[(&str, SigningAlgorithm)] = &[
+    ("RS256", SigningAlgorithm::Rs256),
+    ("PS256", SigningAlgorithm::Ps256),
+    ("ES256", SigningAlgorithm::Es256),
 ];
 
 const TIME_UNITS: &[(&str, TimeUnit)] = &[
@@ -164,10 +191,7 @@ pub fn parse(text: &str) -> Result<ConnectionConfig, ConfigFileError> {
         file.problem("grant_type", "required key is missing");
     }
     if let (Some((name, preset)), Some(grant)) = (preset, grant_type) {
-        let grant = GRANT_TYPES
-            .iter()
-            .find(|(_, g)| *g == grant)
-            .map_or("", |(n, _)| n);
+        let grant = grant_name(grant);
         if !preset.grants.iter().any(|g| g == grant) {
             file.problem(
                 "grant_type",
@@ -205,6 +229,12 @@ pub fn parse(text: &str) -> Result<ConnectionConfig, ConfigFileError> {
                 .unwrap_or(ScopeSeparator::Space),
         },
         api_origins: file.strings("api_origins"),
+        signing_key: file.signing_key(),
+        assertion_audience: file.string("assertion_audience"),
+        subject: file.string("subject"),
+        device_authorization_url: file.string("device_authorization_url"),
+        revocation_url: file.string("revocation_url"),
+        issuer: file.string("issuer"),
         ..ConnectionConfig::new(grant_type.unwrap_or(GrantType::ClientCredentials), "", "")
     };
     if file.problems.is_empty() {
@@ -290,6 +320,25 @@ impl Keys {
             }
         }
         Some((name, preset))
+    }
+
+    /// `private_key` (a secret's name) with `signing_alg` (default RS256) and `key_id`.
+    fn signing_key(&mut self) -> Option<SigningKey> {
+        let name = self.string("private_key");
+        let algorithm = self.choice("signing_alg", SIGNING_ALGS);
+        let key_id = self.string("key_id");
+        if name.is_none() {
+            for key in ["signing_alg", "key_id"] {
+                if self.get(key).is_some() {
+                    self.problem(key, "is set but private_key is not: name the key's secret");
+                }
+            }
+        }
+        Some(SigningKey {
+            name: name?,
+            algorithm: algorithm.unwrap_or(SigningAlgorithm::Rs256),
+            key_id,
+        })
     }
 
     fn get(&self, key: &str) -> Option<&Value> {

@@ -10,14 +10,16 @@ use anyhow::{Context, anyhow, bail};
 use clap::{Args, Parser, Subcommand};
 use oauth2_host::config_file::{self, ConfigFileError};
 use oauth2_host::presets;
+use oauth2_host::service_account;
 use oauth2_host::ui::{self, Ui};
 use oauth2_host::validate;
 use oauth2_plugin::provider_text::{escape_controls, is_unsafe_char};
 use oauth2_runtime::api_call;
 use oauth2_runtime::http_client::WithDeadline;
 use oauth2_runtime::{
-    ConnectionConfig, FileStore, HttpRequest, Pair, Plugin, RedisStore, SealingKeys, SecretStore,
-    Services, SystemClock, Token, TokenStore, UreqClient,
+    ConnectionConfig, DevicePoll, FileStore, HttpRequest, Pair, Plugin, RedisStore,
+    RevocationOutcome, SealingKeys, SecretStore, Services, SystemClock, Token, TokenStore,
+    UreqClient,
 };
 
 const DEFAULT_STORE: &str = ".oauth2-host/store.json";
@@ -86,6 +88,25 @@ enum Command {
         #[arg(long, value_name = "SECONDS", value_parser = seconds, default_value = "300")]
         timeout: Duration,
     },
+    /// Runs the device authorization grant: prints the verification URI on one stdout line and
+    /// the user code on the next, polls until the user approves, and stores the token.
+    Device {
+        #[command(flatten)]
+        connection: ConnectionArgs,
+        /// How long to wait for the user at most, in seconds (1 to 3600); the device code's
+        /// own expiry may end the wait sooner.
+        #[arg(long, value_name = "SECONDS", value_parser = seconds, default_value = "900")]
+        timeout: Duration,
+    },
+    /// Disconnects: removes the connection's tokens from the store and revokes them at the
+    /// provider's revocation_url. Exits 0 when both are done.
+    Revoke {
+        #[command(flatten)]
+        connection: ConnectionArgs,
+    },
+    /// Makes a connection from a Google service account's JSON key file: stores its private key
+    /// as a secret and writes the connection file (JWT bearer grant).
+    GoogleServiceAccount(GoogleServiceAccountArgs),
     /// Checks a connection file offline: every problem at once, and that its secrets are stored.
     Check {
         /// The connection file (JSON).
@@ -146,6 +167,27 @@ struct ValidateArgs {
     /// Print the checklist as JSON.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Args)]
+struct GoogleServiceAccountArgs {
+    /// The service account's JSON key file, as Google Cloud Console downloads it.
+    #[arg(long, value_name = "FILE")]
+    key_file: PathBuf,
+    /// The scopes to ask for, space-separated (Google requires at least one).
+    #[arg(long, value_name = "SCOPES")]
+    scope: String,
+    /// The user to act for (domain-wide delegation), as the `sub` of the assertion.
+    #[arg(long, value_name = "EMAIL")]
+    subject: Option<String>,
+    /// The secret name to store the private key under (default: `<client_email>-key`).
+    #[arg(long, value_name = "NAME")]
+    secret_name: Option<String>,
+    /// Write the connection file here (never over an existing file); default: print it.
+    #[arg(long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    #[command(flatten)]
+    store: StoreArg,
 }
 
 #[derive(Args)]
@@ -347,6 +389,12 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             connection,
             timeout,
         } => authorize(&connection, timeout),
+        Command::Device {
+            connection,
+            timeout,
+        } => device(&connection, timeout),
+        Command::Revoke { connection } => revoke(&connection),
+        Command::GoogleServiceAccount(args) => google_service_account(&args),
         Command::Check {
             config,
             store,
@@ -598,6 +646,169 @@ fn call(
     })
 }
 
+/// The device authorization grant: the URI and user code on stdout, one per line, then polls at
+/// the provider's interval (5 s more after each `slow_down`) until the user decides, the code
+/// expires, or `timeout` passes.
+fn device(connection: &ConnectionArgs, timeout: Duration) -> anyhow::Result<ExitCode> {
+    let session = Session::open_waiting(connection, timeout)?;
+    let (plugin, services, config) = (&session.plugin, &session.services, &session.config);
+    let started = plugin.start_device_authorization(services, config)?;
+    let mut stdout = io::stdout().lock();
+    let uri = started
+        .verification_uri_complete
+        .as_deref()
+        .unwrap_or(&started.verification_uri);
+    writeln!(stdout, "{}", escape_controls(uri))?;
+    writeln!(stdout, "{}", escape_controls(&started.user_code))?;
+    stdout.flush()?;
+    drop(stdout);
+    eprintln!(
+        "open the address above and enter the code; waiting for approval (polling every {} s)",
+        started.interval_seconds
+    );
+    let give_up = std::time::Instant::now() + timeout;
+    let mut interval = Duration::from_secs(started.interval_seconds.into());
+    loop {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if now >= started.expires_at {
+            bail!(
+                "expired_token: the device code expired before the user approved: run the command again"
+            );
+        }
+        if std::time::Instant::now() + interval > give_up {
+            bail!(
+                "no decision within {} s (--timeout): run the command again",
+                timeout.as_secs()
+            );
+        }
+        std::thread::sleep(interval);
+        match plugin.poll_device_authorization(services, config, &started.device_code)? {
+            DevicePoll::Granted(token) => {
+                eprintln!("approved: the token is stored");
+                writeln!(io::stdout(), "{}", terminal_json(&token.summary(false)))?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            DevicePoll::Pending => {}
+            DevicePoll::SlowDown => {
+                interval += Duration::from_secs(5);
+                eprintln!(
+                    "the provider asked to slow down: polling every {} s",
+                    interval.as_secs()
+                );
+            }
+            DevicePoll::Denied(e) | DevicePoll::Expired(e) => {
+                bail!(
+                    "{}",
+                    oauth2_runtime::CallError::OAuth(
+                        oauth2_runtime::OauthError::AuthorizationDenied(e)
+                    )
+                );
+            }
+        }
+    }
+}
+
+/// Revokes the connection's tokens; exits 0 only when the provider confirmed both (or the
+/// store held none).
+fn revoke(connection: &ConnectionArgs) -> anyhow::Result<ExitCode> {
+    let session = Session::open(connection)?;
+    let revocation = session
+        .plugin
+        .revoke_tokens(&session.services, &session.config)?;
+    let mut done = true;
+    let mut summary = serde_json::Map::new();
+    for (name, outcome) in [
+        ("refresh_token", &revocation.refresh_token),
+        ("access_token", &revocation.access_token),
+    ] {
+        let shown = match outcome {
+            RevocationOutcome::Revoked => "revoked",
+            RevocationOutcome::NotStored => "none stored",
+            RevocationOutcome::NoEndpoint => {
+                done = false;
+                eprintln!(
+                    "{name}: removed from the store, but no revocation_url is configured: the \
+                     provider was not told"
+                );
+                "removed, not revoked"
+            }
+            RevocationOutcome::Failed(e) => {
+                done = false;
+                eprintln!(
+                    "{name}: removed from the store, but the provider did not confirm: {}",
+                    oauth2_runtime::errors::Explain(e)
+                );
+                "removed, revocation failed"
+            }
+        };
+        summary.insert(name.into(), shown.into());
+    }
+    writeln!(io::stdout(), "{}", serde_json::Value::Object(summary))?;
+    Ok(if done {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// A Google service account key file as a connection: its private key stored as a secret,
+/// the rest a connection file on the `google-service-account` preset.
+fn google_service_account(args: &GoogleServiceAccountArgs) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(&args.key_file)
+        .with_context(|| format!("--key-file {}", args.key_file.display()))?;
+    let key = service_account::read(&text)
+        .map_err(|e| anyhow!("--key-file {} {e}", args.key_file.display()))?;
+    let secret_name = args
+        .secret_name
+        .clone()
+        .unwrap_or_else(|| format!("{}-key", key.client_email));
+    let config = key.connection(&secret_name, &args.scope, args.subject.as_deref());
+    let text = serde_json::to_string_pretty(&config)? + "\n";
+    // Parsed back before anything is stored: the file written is one the command reads.
+    config_file::parse(&text).map_err(|e| anyhow!("{e}"))?;
+    // The file is created before the key is stored, so a refused --output changes nothing.
+    let output = match &args.output {
+        Some(path) => {
+            use std::os::unix::fs::OpenOptionsExt;
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .with_context(|| format!("creating {}", path.display()))?;
+            Some((path, file))
+        }
+        None => None,
+    };
+    let stored = args.store.open().and_then(|store| {
+        store
+            .secrets
+            .set(&secret_name, key.private_key.secret())
+            .map_err(|e| anyhow!(e))
+            .map(|()| store.shown)
+    });
+    let shown = match stored {
+        Ok(shown) => shown,
+        Err(e) => {
+            if let Some((path, _)) = &output {
+                let _ = std::fs::remove_file(path);
+            }
+            return Err(e);
+        }
+    };
+    eprintln!("stored the private key as secret \"{secret_name}\" in {shown}");
+    match output {
+        Some((path, mut file)) => {
+            file.write_all(text.as_bytes())?;
+            eprintln!("wrote the connection file {}", path.display());
+        }
+        None => io::stdout().write_all(text.as_bytes())?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Creates a key file: one random key in base64, mode 0600, never over an existing file.
 fn store_key_new(output: &Path) -> anyhow::Result<ExitCode> {
     use std::os::unix::fs::OpenOptionsExt;
@@ -639,9 +850,11 @@ fn check(path: &Path, store: &StoreArg, component: &ComponentArg) -> anyhow::Res
             }
             match store.open() {
                 Ok(store) => {
+                    let private_key = config.signing_key.as_ref().map(|k| k.name.clone());
                     for (key, name) in [
                         ("client_secret", &config.client_secret_name),
                         ("password", &config.password_name),
+                        ("private_key", &private_key),
                     ] {
                         let Some(name) = name.as_deref().filter(|n| !n.trim().is_empty()) else {
                             continue;
@@ -659,11 +872,7 @@ fn check(path: &Path, store: &StoreArg, component: &ComponentArg) -> anyhow::Res
                 Err(e) => problems.push(format!("store: {e:#}")),
             }
             if problems.is_empty() {
-                let grant = match config.grant_type {
-                    oauth2_runtime::GrantType::ClientCredentials => "client_credentials",
-                    oauth2_runtime::GrantType::Password => "password",
-                    oauth2_runtime::GrantType::AuthorizationCode => "authorization_code",
-                };
+                let grant = config_file::grant_name(config.grant_type);
                 writeln!(
                     io::stdout(),
                     "{}: OK ({grant}, token_url {})",

@@ -140,7 +140,7 @@ pub fn run<'a>(
         progress: Some(progress),
         ..Report::default()
     };
-    let grant = grant_name(config.grant_type);
+    let grant = crate::config_file::grant_name(config.grant_type);
     let offline = if problems.is_empty() {
         Ok(format!("{grant}, token_url {}", config.token_url))
     } else {
@@ -233,14 +233,6 @@ pub fn run<'a>(
         call_api(plugin, &services, config, api_url, expect),
     );
     report
-}
-
-fn grant_name(grant: GrantType) -> &'static str {
-    match grant {
-        GrantType::ClientCredentials => "client_credentials",
-        GrantType::Password => "password",
-        GrantType::AuthorizationCode => "authorization_code",
-    }
 }
 
 fn describe(token: &Token) -> String {

@@ -412,6 +412,8 @@ fn every_preset_passes_check_for_each_grant_it_offers() {
     let scratch = Scratch::new("presets");
     scratch.set_secret("preset-client-secret", CLIENT_SECRET);
     scratch.set_secret("preset-password", PASSWORD);
+    // `check` looks the key up by name; signing with it is for the interop tests.
+    scratch.set_secret("preset-key", "a private key's name is all check needs");
     let mut checked = 0;
     for (name, preset) in oauth2_host::presets::all() {
         let values: serde_json::Map<String, serde_json::Value> = preset
@@ -437,6 +439,12 @@ fn every_preset_passes_check_for_each_grant_it_offers() {
                 }
                 _ => {}
             }
+            let signs = grant == "jwt_bearer"
+                || preset.config.get("client_auth").and_then(|a| a.as_str())
+                    == Some("private_key_jwt");
+            if signs {
+                config["private_key"] = "preset-key".into();
+            }
             let out = scratch.check(config);
             assert!(
                 out.status.success(),
@@ -448,7 +456,7 @@ fn every_preset_passes_check_for_each_grant_it_offers() {
             checked += 1;
         }
     }
-    assert!(checked >= 12, "{checked} preset/grant pairs checked");
+    assert!(checked >= 20, "{checked} preset/grant pairs checked");
 
     let out = oauth2_host(&["presets"], None);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -1359,4 +1367,86 @@ fn a_rediss_store_with_a_private_ca() {
     );
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).contains("stored secret"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_google_service_account_key_file_becomes_a_connection_in_one_step() {
+    let scratch = Scratch::new("google-service-account");
+    let pem = "-----BEGIN PRIVATE KEY-----\nMIIEvSENTINELkey\n-----END PRIVATE KEY-----\n";
+    let key_file = scratch.0.join("key.json");
+    std::fs::write(
+        &key_file,
+        serde_json::json!({
+            "type": "service_account",
+            "project_id": "p",
+            "private_key_id": "0123abcd",
+            "private_key": pem,
+            "client_email": "svc@p.iam.gserviceaccount.com",
+            "token_uri": "https://oauth2.googleapis.com/token",
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let config = scratch.0.join("google.json");
+    let out = oauth2_host(
+        &[
+            "google-service-account",
+            "--key-file",
+            &key_file.display().to_string(),
+            "--scope",
+            "https://www.googleapis.com/auth/drive.readonly",
+            "--output",
+            &config.display().to_string(),
+            "--store",
+            &scratch.store(),
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let printed = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(!printed.contains("SENTINEL"), "{printed}");
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    assert_eq!(written["grant_type"], "jwt_bearer");
+    assert_eq!(written["client_id"], "svc@p.iam.gserviceaccount.com");
+    assert_eq!(written["key_id"], "0123abcd");
+    assert_eq!(written["private_key"], "svc@p.iam.gserviceaccount.com-key");
+    assert!(!written.to_string().contains("SENTINEL"));
+    let store = std::fs::read_to_string(scratch.store()).unwrap();
+    assert!(
+        store.contains("svc@p.iam.gserviceaccount.com-key"),
+        "the key is stored"
+    );
+
+    // The written file is a connection `check` accepts, its key found in the store.
+    let out = oauth2_host(
+        &[
+            "check",
+            "--config",
+            &config.display().to_string(),
+            "--store",
+            &scratch.store(),
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("OK (jwt_bearer"), "{}", stdout(&out));
+
+    // An existing file is never overwritten, and nothing else is changed.
+    let again = oauth2_host(
+        &[
+            "google-service-account",
+            "--key-file",
+            &key_file.display().to_string(),
+            "--scope",
+            "x",
+            "--output",
+            &config.display().to_string(),
+            "--store",
+            &scratch.store(),
+        ],
+        None,
+    );
+    assert!(!again.status.success());
+    assert!(stderr(&again).contains("creating"), "{}", stderr(&again));
 }

@@ -91,6 +91,8 @@ fn native_config(c: &ConnectionConfig) -> native_config::Config {
             GrantType::ClientCredentials => native_config::GrantType::ClientCredentials,
             GrantType::Password => native_config::GrantType::Password,
             GrantType::AuthorizationCode => native_config::GrantType::AuthorizationCode,
+            GrantType::JwtBearer => native_config::GrantType::JwtBearer,
+            GrantType::DeviceCode => native_config::GrantType::DeviceCode,
         },
         token_url: c.token_url.clone(),
         authorization_url: c.authorization_url.clone(),
@@ -108,11 +110,20 @@ fn native_config(c: &ConnectionConfig) -> native_config::Config {
             ClientAuth::Basic => native_config::ClientAuth::Basic,
             ClientAuth::BasicUnencoded => native_config::ClientAuth::BasicUnencoded,
             ClientAuth::RequestBody => native_config::ClientAuth::RequestBody,
+            ClientAuth::PrivateKeyJwt => native_config::ClientAuth::PrivateKeyJwt,
+            ClientAuth::ClientSecretJwt => native_config::ClientAuth::ClientSecretJwt,
         },
         extra_params: native_pairs(&c.extra_params),
         authorization_params: native_pairs(&c.authorization_params),
         response_format: native_config::ResponseFormat::default(),
         api_origins: c.api_origins.clone(),
+        // The benchmarked connections sign nothing.
+        signing_key: None,
+        assertion_audience: c.assertion_audience.clone(),
+        subject: c.subject.clone(),
+        device_authorization_url: c.device_authorization_url.clone(),
+        revocation_url: c.revocation_url.clone(),
+        issuer: c.issuer.clone(),
     }
 }
 
@@ -609,6 +620,7 @@ fn bench_build(c: &mut Criterion) {
             client_secret: Some(CLIENT_SECRET.into()),
             password: (config.grant_type == GrantType::Password && step == Step::NewToken)
                 .then(|| PASSWORD.into()),
+            ..Credentials::default()
         };
         let wasm = plugin
             .build_token_request(&services, &config, &wit_step)

@@ -13,10 +13,11 @@ wasmtime::component::bindgen!({
 });
 
 pub use integration::oauth2::types::{
-    AuthorizationStart, ClientAuth, CodeExchange, ConfigProblem, ConnectionConfig, GrantType,
-    HttpRequest, HttpResponse, MissingSecret, OauthError, Pair, ProviderError, ResponseFormat,
-    ResponseProblem, ScopeSeparator, StoreError, TimeUnit, Token as WitToken, TokenStep,
-    TransportError,
+    AuthorizationStart, ClientAuth, CodeExchange, ConfigProblem, ConnectionConfig,
+    DeviceAuthorization, DevicePoll, GrantType, HttpRequest, HttpResponse, IssuerMismatch,
+    MissingSecret, OauthError, Pair, ProviderError, ResponseFormat, ResponseProblem, Revocation,
+    RevocationOutcome, ScopeSeparator, SigningAlgorithm, SigningError, SigningKey, StoreError,
+    TimeUnit, Token as WitToken, TokenStep, TransportError,
 };
 
 impl Default for ResponseFormat {
@@ -52,6 +53,12 @@ impl ConnectionConfig {
             authorization_params: Vec::new(),
             response_format: ResponseFormat::default(),
             api_origins: Vec::new(),
+            signing_key: None,
+            assertion_audience: None,
+            subject: None,
+            device_authorization_url: None,
+            revocation_url: None,
+            issuer: None,
         }
     }
 }

@@ -4,7 +4,9 @@ use std::fmt::{self, Display, Formatter};
 
 use oauth2_plugin::hints::{self, TransportKind};
 
-use crate::bindings::{OauthError, ProviderError, ResponseProblem, StoreError, TransportError};
+use crate::bindings::{
+    OauthError, ProviderError, ResponseProblem, SigningError, StoreError, TransportError,
+};
 pub use crate::sandbox::{GUEST_TIME_LIMIT, LimitExceeded};
 
 /// The failure of one call into the component.
@@ -69,10 +71,15 @@ impl Display for Explain<'_, OauthError> {
                 provider(f, p)
             }
             OauthError::MalformedResponse(r) => response_problem(f, r),
-            OauthError::AuthorizationRequired(message) => write!(
-                f,
-                "authorization required: {message} (run: oauth2-host authorize)"
-            ),
+            OauthError::AuthorizationRequired(message) => {
+                // The component names the export that starts over for a device code grant.
+                let command = if message.contains("start-device-authorization") {
+                    "oauth2-host device"
+                } else {
+                    "oauth2-host authorize"
+                };
+                write!(f, "authorization required: {message} (run: {command})")
+            }
             OauthError::AuthorizationDenied(p) => {
                 f.write_str("authorization server redirected with ")?;
                 provider(f, p)
@@ -89,6 +96,31 @@ impl Display for Explain<'_, OauthError> {
                 f,
                 "the token may not be sent there: {message} (api_origins lists where it may go)"
             ),
+            OauthError::Signing(SigningError::UnknownKey(message)) => {
+                write!(f, "signing key (private_key): {message}")
+            }
+            OauthError::Signing(SigningError::WrongAlgorithm(message)) => {
+                write!(f, "signing key (private_key, signing_alg): {message}")
+            }
+            OauthError::Signing(SigningError::UnusableKey(message)) => {
+                write!(f, "signing key (private_key): unusable: {message}")
+            }
+            OauthError::IssuerMismatch(m) => match &m.received {
+                Some(received) => write!(
+                    f,
+                    "issuer_mismatch: the authorization response came from issuer {received:?}, \
+                     not the configured issuer {:?}; the code was not used (a mix-up attack, or \
+                     issuer is wrong)",
+                    m.expected
+                ),
+                None => write!(
+                    f,
+                    "issuer_mismatch: the authorization response carries no iss, but issuer {:?} \
+                     is configured; the code was not used (remove issuer if the provider does \
+                     not send iss, RFC 9207)",
+                    m.expected
+                ),
+            },
         }
     }
 }

@@ -20,8 +20,8 @@ use wasmtime::{AsContextMut, Store};
 
 use crate::bindings::exports::integration::oauth2::grant::Guest;
 use crate::bindings::{
-    AuthorizationStart, ConfigProblem, ConnectionConfig, HttpRequest, HttpResponse, OauthError,
-    Pair, TokenStep, WitToken,
+    AuthorizationStart, ConfigProblem, ConnectionConfig, DeviceAuthorization, DevicePoll,
+    HttpRequest, HttpResponse, OauthError, Pair, Revocation, TokenStep, WitToken,
 };
 
 /// The exported interface the host calls.
@@ -109,6 +109,14 @@ grant_exports! {
     forget_token: ForgetToken = "forget-token",
         call_forget_token(config: &'a ConnectionConfig, refused: Option<&'a str>)
             -> Result<(), OauthError>;
+    start_device_authorization: StartDeviceAuthorization = "start-device-authorization",
+        call_start_device_authorization(config: &'a ConnectionConfig)
+            -> Result<DeviceAuthorization, OauthError>;
+    poll_device_authorization: PollDeviceAuthorization = "poll-device-authorization",
+        call_poll_device_authorization(config: &'a ConnectionConfig, device_code: &'a str)
+            -> Result<DevicePoll, OauthError>;
+    revoke_tokens: RevokeTokens = "revoke-tokens",
+        call_revoke_tokens(config: &'a ConnectionConfig) -> Result<Revocation, OauthError>;
 }
 
 /// An export whose signature matched `E`'s types when the component was loaded.

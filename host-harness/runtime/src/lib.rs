@@ -1,5 +1,5 @@
 //! Embeds the oauth2-plugin component in a Rust host: the wasmtime sandbox, the host services it
-//! imports (HTTP, secrets, token store, clock), and the calls a connector makes.
+//! imports (HTTP, secrets, token store, signing, clock), and the calls a connector makes.
 
 pub mod api_call;
 pub mod bindings;
@@ -17,18 +17,23 @@ mod sandbox;
 #[cfg(feature = "redis")]
 pub mod sealing;
 pub mod secret_store;
+pub mod signing;
 pub mod token_store;
 
+pub use bindings::integration::oauth2::signing::KeyDescription;
 pub use bindings::{
-    ClientAuth, ConfigProblem, ConnectionConfig, GrantType, OauthError, Pair, ResponseFormat,
-    ScopeSeparator, StoreError, TimeUnit, TokenStep, TransportError,
+    ClientAuth, ConfigProblem, ConnectionConfig, GrantType, OauthError, Pair, ProviderError,
+    ResponseFormat, Revocation, RevocationOutcome, ScopeSeparator, SigningAlgorithm, SigningError,
+    SigningKey, StoreError, TimeUnit, TokenStep, TransportError,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use errors::CallError;
 pub use file_store::FileStore;
 pub use http_client::{HttpClient, UreqClient};
 pub use message::{Headers, HttpRequest, HttpResponse};
-pub use plugin::{AuthorizationStart, Instance, Plugin, Services, Token};
+pub use plugin::{
+    AuthorizationStart, DeviceAuthorization, DevicePoll, Instance, Plugin, Services, Token,
+};
 #[cfg(feature = "redis")]
 pub use redis_store::RedisStore;
 #[cfg(feature = "redis")]

@@ -6,13 +6,15 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use oauth2_plugin::extra_fields::{self, ExtraFields};
-use oauth2_plugin::secret::{AccessToken, IdToken, RefreshToken, State};
+use oauth2_plugin::secret::{AccessToken, DeviceCode, IdToken, RefreshToken, State};
 use wasmtime::component::{Component, InstancePre, Linker};
 use wasmtime::{
     Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store,
 };
 
-use crate::bindings::{self as wit, ConfigProblem, ConnectionConfig, TokenStep, WitToken};
+use crate::bindings::{
+    self as wit, ConfigProblem, ConnectionConfig, ProviderError, Revocation, TokenStep, WitToken,
+};
 use crate::clock::Clock;
 use crate::compiled_cache;
 use crate::errors::CallError;
@@ -64,6 +66,30 @@ pub struct AuthorizationStart {
     /// The authorization URL, carrying the state and the PKCE challenge.
     pub url: String,
     pub state: State,
+}
+
+/// A started device authorization: what the user is shown, and what the host polls with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceAuthorization {
+    pub device_code: DeviceCode,
+    pub user_code: String,
+    pub verification_uri: String,
+    pub verification_uri_complete: Option<String>,
+    pub interval_seconds: u32,
+    /// Unix seconds.
+    pub expires_at: u64,
+}
+
+/// One poll's answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DevicePoll {
+    /// The user approved: the token, already stored.
+    Granted(Token),
+    Pending,
+    /// Polling too fast: wait 5 s more from now on.
+    SlowDown,
+    Denied(ProviderError),
+    Expired(ProviderError),
 }
 
 impl From<WitToken> for Token {
@@ -335,6 +361,37 @@ impl Plugin {
     /// saves an instantiation per call. The component keeps no state between calls (only the
     /// secret store does), so reuse changes nothing but speed. Drop it after a
     /// `CallError::Host`: a trapped instance cannot be entered again.
+    /// Starts the device authorization grant. One fresh instance.
+    pub fn start_device_authorization(
+        &self,
+        services: &Services,
+        config: &ConnectionConfig,
+    ) -> Result<DeviceAuthorization, CallError> {
+        self.instance(services)?.start_device_authorization(config)
+    }
+
+    /// Asks once whether the user approved `device_code`; stores the token when they did. The
+    /// caller waits the interval between polls. One fresh instance.
+    pub fn poll_device_authorization(
+        &self,
+        services: &Services,
+        config: &ConnectionConfig,
+        device_code: &DeviceCode,
+    ) -> Result<DevicePoll, CallError> {
+        self.instance(services)?
+            .poll_device_authorization(config, device_code)
+    }
+
+    /// Removes the connection's tokens from the store and revokes them at the provider. One
+    /// fresh instance.
+    pub fn revoke_tokens(
+        &self,
+        services: &Services,
+        config: &ConnectionConfig,
+    ) -> Result<Revocation, CallError> {
+        self.instance(services)?.revoke_tokens(config)
+    }
+
     pub fn instance(&self, services: &Services) -> Result<Instance, CallError> {
         let mut store = Store::new(self.pre.engine(), HostState::new(services));
         store.limiter(|state| &mut state.limits);
@@ -474,15 +531,58 @@ impl Instance {
         result.map_err(CallError::OAuth)
     }
 
+    /// Starts the device authorization grant.
+    pub fn start_device_authorization(
+        &mut self,
+        config: &ConnectionConfig,
+    ) -> Result<DeviceAuthorization, CallError> {
+        let (result,) = self.call(config, |e| &e.start_device_authorization, (config,))?;
+        let started = result.map_err(CallError::OAuth)?;
+        Ok(DeviceAuthorization {
+            device_code: DeviceCode::new(started.device_code),
+            user_code: started.user_code,
+            verification_uri: started.verification_uri,
+            verification_uri_complete: started.verification_uri_complete,
+            interval_seconds: started.interval_seconds,
+            expires_at: started.expires_at,
+        })
+    }
+
+    /// Asks once whether the user approved `device_code`.
+    pub fn poll_device_authorization(
+        &mut self,
+        config: &ConnectionConfig,
+        device_code: &DeviceCode,
+    ) -> Result<DevicePoll, CallError> {
+        let (result,) = self.call(
+            config,
+            |e| &e.poll_device_authorization,
+            (config, device_code.secret()),
+        )?;
+        Ok(match result.map_err(CallError::OAuth)? {
+            wit::DevicePoll::Granted(token) => DevicePoll::Granted(Token::from(token)),
+            wit::DevicePoll::Pending => DevicePoll::Pending,
+            wit::DevicePoll::SlowDown => DevicePoll::SlowDown,
+            wit::DevicePoll::Denied(e) => DevicePoll::Denied(e),
+            wit::DevicePoll::Expired(e) => DevicePoll::Expired(e),
+        })
+    }
+
+    /// Removes the connection's tokens from the store and revokes them at the provider.
+    pub fn revoke_tokens(&mut self, config: &ConnectionConfig) -> Result<Revocation, CallError> {
+        let (result,) = self.call(config, |e| &e.revoke_tokens, (config,))?;
+        result.map_err(CallError::OAuth)
+    }
+
     /// One call into the component for `config`'s connection: its HTTP may reach only the
-    /// token URL's origin, and the limits start afresh.
+    /// origins of the connection's endpoints, and the limits start afresh.
     fn call<E: Export>(
         &mut self,
         config: &ConnectionConfig,
         export: impl FnOnce(&GrantExports) -> &Checked<E>,
         params: E::Params<'_>,
     ) -> Result<E::Results, CallError> {
-        self.store.data_mut().begin_call(&config.token_url);
+        self.store.data_mut().begin_call(config);
         self.store.set_epoch_deadline(1);
         let result = export(&self.exports).call(&mut self.store, &self.instance, params);
         self.store.data_mut().end_call();

@@ -13,8 +13,11 @@ use wasmtime_wasi::p2::bindings::{cli, clocks, random, sync};
 use wasmtime_wasi::random::WasiRandom;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::bindings::integration::oauth2::{http, secrets, token_store, types};
-use crate::bindings::{HttpRequest, HttpResponse, Oauth2Plugin, StoreError, TransportError};
+use crate::bindings::integration::oauth2::{http, secrets, signing, token_store, types};
+use crate::bindings::{
+    ConnectionConfig, HttpRequest, HttpResponse, Oauth2Plugin, SigningAlgorithm, SigningError,
+    StoreError, TransportError,
+};
 use crate::message;
 use crate::plugin::Services;
 use crate::token_store::LockGuard;
@@ -78,9 +81,12 @@ pub(crate) struct HostState {
     wasi: Option<WasiCtx>,
     table: ResourceTable,
     pub(crate) limits: Limits,
-    /// The connection's token URL, set for each call: `http.send` reaches only its origin.
-    /// Parsed only when the component sends, which most calls (a cached token) never do.
+    /// The connection's token URL, set for each call: `http.send` reaches only its origin, and
+    /// those of the device authorization and revocation endpoints when configured (kept in
+    /// `endpoints`). Parsed only when the component sends, which most calls (a cached token)
+    /// never do.
     token_url: String,
+    endpoints: Vec<String>,
     /// When the current call began, and how much of it was spent in the host's imports.
     call_started: Instant,
     in_host: Duration,
@@ -98,6 +104,7 @@ impl HostState {
             table: ResourceTable::new(),
             limits: Limits::default(),
             token_url: String::new(),
+            endpoints: Vec::new(),
             call_started: Instant::now(),
             in_host: Duration::ZERO,
             held: Vec::new(),
@@ -105,9 +112,16 @@ impl HostState {
         }
     }
 
-    /// Prepares for a call made for a connection whose token endpoint is `token_url`.
-    pub(crate) fn begin_call(&mut self, token_url: &str) {
-        token_url.trim().clone_into(&mut self.token_url);
+    /// Prepares for a call made for `config`'s connection.
+    pub(crate) fn begin_call(&mut self, config: &ConnectionConfig) {
+        config.token_url.trim().clone_into(&mut self.token_url);
+        self.endpoints.clear();
+        for url in [&config.device_authorization_url, &config.revocation_url]
+            .into_iter()
+            .flatten()
+        {
+            self.endpoints.push(url.trim().to_owned());
+        }
         self.call_started = Instant::now();
         self.in_host = Duration::ZERO;
         self.end_call();
@@ -297,10 +311,16 @@ impl http::Host for HostState {
     /// cannot use the host to reach anything else (no SSRF through a plugin).
     fn send(&mut self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
         let origin = Url::parse(&request.url).map(|url| url.origin());
-        let allowed_origin = Url::parse(&self.token_url).ok().map(|url| url.origin());
-        let allowed = match (&origin, &allowed_origin) {
-            (Ok(origin), Some(allowed)) => origin.is_tuple() && origin == allowed,
-            _ => false,
+        let origin_of = |url: &String| Url::parse(url).ok().map(|url| url.origin());
+        let allowed_origin = origin_of(&self.token_url);
+        let allowed = match &origin {
+            Ok(origin) => {
+                origin.is_tuple()
+                    && std::iter::once(&self.token_url)
+                        .chain(&self.endpoints)
+                        .any(|url| origin_of(url).as_ref() == Some(origin))
+            }
+            Err(_) => false,
         };
         if !allowed {
             let permitted = allowed_origin
@@ -311,7 +331,8 @@ impl http::Host for HostState {
                 |o| o.ascii_serialization(),
             );
             return Err(TransportError::ForbiddenDestination(format!(
-                "the component may reach only the token endpoint's origin ({permitted}), not {asked}"
+                "the component may reach only the origins of the connection's token, device \
+                 authorization and revocation endpoints ({permitted}, ...), not {asked}"
             )));
         }
         let request = message::HttpRequest::from(request);
@@ -321,8 +342,39 @@ impl http::Host for HostState {
 }
 
 impl secrets::Host for HostState {
+    /// A secret, unless it holds a private key: keys are used through `signing` and never
+    /// enter the component, whatever configuration names them.
     fn get(&mut self, name: String) -> Result<Option<String>, String> {
-        self.in_host(|services| services.secrets.get(&name))
+        let value = self.in_host(|services| services.secrets.get(&name))?;
+        if value
+            .as_deref()
+            .is_some_and(crate::signing::holds_private_key)
+        {
+            return Err(format!(
+                "the secret {name:?} holds a private key, which the component may not read: \
+                 name it as private_key, and the host signs with it"
+            ));
+        }
+        Ok(value)
+    }
+}
+
+impl signing::Host for HostState {
+    fn describe_key(
+        &mut self,
+        key_name: String,
+        algorithm: SigningAlgorithm,
+    ) -> Result<signing::KeyDescription, SigningError> {
+        self.in_host(|services| services.secrets.describe_key(&key_name, algorithm))
+    }
+
+    fn sign(
+        &mut self,
+        key_name: String,
+        algorithm: SigningAlgorithm,
+        data: Vec<u8>,
+    ) -> Result<Vec<u8>, SigningError> {
+        self.in_host(|services| services.secrets.sign(&key_name, algorithm, &data))
     }
 }
 

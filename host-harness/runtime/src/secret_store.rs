@@ -5,17 +5,56 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
+use crate::bindings::integration::oauth2::signing::KeyDescription;
+use crate::bindings::{SigningAlgorithm, SigningError};
 use crate::clock::{Clock, SystemClock};
+use crate::signing;
 use crate::token_store::{KeyLocks, LockGuard, StoreError, TokenStore};
 
-/// The user's secrets (client secrets, passwords) that configurations name. The component only
-/// reads them; `set` and `remove` are for the platform and the `oauth2-host secret` command.
-/// Errors are messages for the user and never contain a secret value.
+/// The user's secrets (client secrets, passwords, private keys) that configurations name. The
+/// component only reads them, and never a private key: it asks the store to sign with one.
+/// `set` and `remove` are for the platform and the `oauth2-host secret` command. Errors are
+/// messages for the user and never contain a secret value.
 pub trait SecretStore: Send + Sync {
     fn get(&self, name: &str) -> Result<Option<String>, String>;
     fn set(&self, name: &str, value: &str) -> Result<(), String>;
     /// Removing an absent name succeeds.
     fn remove(&self, name: &str) -> Result<(), String>;
+
+    /// What a JWT header may say about the private key `name`. By default the key is a PEM
+    /// secret of this store; a store backed by a KMS or HSM overrides this and [`sign`].
+    ///
+    /// [`sign`]: SecretStore::sign
+    fn describe_key(
+        &self,
+        name: &str,
+        algorithm: SigningAlgorithm,
+    ) -> Result<KeyDescription, SigningError> {
+        signing::describe(&private_key(self, name)?, algorithm)
+    }
+
+    /// The JWS signature of `data` by the private key `name`.
+    fn sign(
+        &self,
+        name: &str,
+        algorithm: SigningAlgorithm,
+        data: &[u8],
+    ) -> Result<Vec<u8>, SigningError> {
+        signing::sign(&private_key(self, name)?, algorithm, data)
+    }
+}
+
+/// The PEM secret `name` of `store`.
+fn private_key<S: SecretStore + ?Sized>(store: &S, name: &str) -> Result<String, SigningError> {
+    match store.get(name) {
+        Ok(Some(pem)) => Ok(pem),
+        Ok(None) => Err(SigningError::UnknownKey(format!(
+            "no secret named {name:?} holds a private key: store the PEM with `oauth2-host secret set {name}`"
+        ))),
+        Err(m) => Err(SigningError::UnusableKey(format!(
+            "the secret store failed: {m}"
+        ))),
+    }
 }
 
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {

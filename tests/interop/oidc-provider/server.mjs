@@ -1,11 +1,35 @@
 // Loopback oidc-provider authorization server plus a tiny protected API, for the interop tests.
 //
-//   node server.mjs [--port N] [--api-port N] [--redirect-uri URL]
-//   env: PORT, API_PORT, REDIRECT_URI, ACCESS_TOKEN_TTL (seconds, default 60)
+//   node server.mjs [--port N] [--api-port N] [--redirect-uri URL] [--client-jwks JWKS.json]
+//                   [--device-interval 5] [--device-expires-in 600]
+//   env: PORT, API_PORT, REDIRECT_URI, ACCESS_TOKEN_TTL (seconds, default 60), CLIENT_JWKS,
+//        DEVICE_INTERVAL, DEVICE_EXPIRES_IN (defaults for the flags)
 //
 // Port 0 (the default) picks a free port. Once both servers listen, exactly one JSON line is printed
 // on stdout (everything else goes to stderr). Exits on SIGTERM/SIGINT, and when stdin is a pipe that
 // closes (so a test that spawns it with a piped stdin never leaks it).
+// JSON fields: issuer, token_url, authorization_url, introspection_url, revocation_url,
+// device_authorization_url (/device/auth), device_verification_url (/device), device_interval,
+// device_expires_in, discovery_url, api_url, api_resource, redirect_uri, access_token_ttl,
+// clients {id: secret or null}, client_auth {id: token_endpoint_auth_method},
+// client_assertion_audiences ([issuer, token URL]: the aud values a client assertion may carry at any
+// endpoint; oidc-provider also takes the URL of the endpoint called, e.g. revocation_url at revocation).
+//
+// Clients (API tokens need resource=api_resource: scope api:read, opaque, checked by introspection):
+//   cc-client    client_secret_basic  client_credentials
+//   cc-body      client_secret_post   client_credentials
+//   web-client   client_secret_basic  authorization_code, refresh_token (redirect URI: --redirect-uri)
+//   device-client  none (public)      device_code, refresh_token
+// and only with --client-jwks FILE (a public JWKS, as ../authlib/make_keys.py writes):
+//   pkjwt-client private_key_jwt (keys: the JWKS; RS256, PS256, ES256)  client_credentials,
+//   sjwt-client  client_secret_jwt (HS256, secret in clients)   authorization_code, refresh_token
+// A client assertion needs exp, a single-use jti, iss = sub = client_id; every refusal is 401
+// invalid_client "client authentication failed" (the reason is only logged). Clock tolerance 15 s.
+// Device flow (RFC 8628): POST /device/auth, then the user at /device?user_code=... (confirm page,
+// dev login, dev consent; see device.mjs). The library's response has no interval and it never
+// answers slow_down: this server adds "interval": --device-interval to the response, not enforced.
+// --device-expires-in is the device code's lifetime (expired_token after it). Reusing a device code
+// gives invalid_grant and revokes every token issued from it (as for authorization codes).
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -20,12 +44,19 @@ const { values: args } = parseArgs({
     port: { type: 'string', default: process.env.PORT ?? '0' },
     'api-port': { type: 'string', default: process.env.API_PORT ?? '0' },
     'redirect-uri': { type: 'string', default: process.env.REDIRECT_URI ?? 'http://127.0.0.1:8765/callback' },
+    'client-jwks': { type: 'string', default: process.env.CLIENT_JWKS },
+    'device-interval': { type: 'string', default: process.env.DEVICE_INTERVAL ?? '5' },
+    'device-expires-in': { type: 'string', default: process.env.DEVICE_EXPIRES_IN ?? '600' },
   },
 });
 const HOST = '127.0.0.1';
 const ACCESS_TOKEN_TTL = Number(process.env.ACCESS_TOKEN_TTL ?? 60);
 const API_RESOURCE = 'https://api.example.test';
 const API_SCOPE = 'api:read';
+const DEVICE_INTERVAL = Number(args['device-interval']);
+const DEVICE_EXPIRES_IN = Number(args['device-expires-in']);
+const CLIENT_JWKS = args['client-jwks'] ? JSON.parse(fs.readFileSync(args['client-jwks'], 'utf8')) : null;
+const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 
 // Client secrets. The client-credentials clients' secret needs encoding in Basic auth (RFC 6749
 // §2.3.1) and in a form body: both client_auth styles are tested with the same awkward secret.
@@ -35,7 +66,12 @@ const SECRETS = {
   'cc-body': SPECIAL_SECRET,
   'web-client': 'web-secret-1',
   'api-introspector': 'api-introspector-secret',
+  'device-client': null,
 };
+if (CLIENT_JWKS) {
+  SECRETS['pkjwt-client'] = null;
+  SECRETS['sjwt-client'] = 'sjwt-secret-for-hs256-0123456789abcdef'; // HS256 wants >= 32 bytes
+}
 
 const listen = (server, port) => new Promise((resolve, reject) => {
   server.once('error', reject);
@@ -87,6 +123,36 @@ const provider = new Provider(issuer, {
       response_types: [],
       redirect_uris: [],
     },
+    {
+      // RFC 8628 device flow, a public client
+      client_id: 'device-client',
+      token_endpoint_auth_method: 'none',
+      grant_types: [DEVICE_GRANT, 'refresh_token'],
+      response_types: [],
+      redirect_uris: [],
+      scope: `openid offline_access ${API_SCOPE}`,
+    },
+    ...(CLIENT_JWKS ? [
+      {
+        client_id: 'pkjwt-client',
+        token_endpoint_auth_method: 'private_key_jwt', // RS256, PS256, ES256 (any asymmetric alg enabled)
+        jwks: CLIENT_JWKS,
+        grant_types: ['client_credentials', 'authorization_code', 'refresh_token'],
+        response_types: ['code'],
+        redirect_uris: [args['redirect-uri']],
+        scope: `openid offline_access ${API_SCOPE}`,
+      },
+      {
+        client_id: 'sjwt-client',
+        client_secret: SECRETS['sjwt-client'],
+        token_endpoint_auth_method: 'client_secret_jwt',
+        token_endpoint_auth_signing_alg: 'HS256',
+        grant_types: ['client_credentials', 'authorization_code', 'refresh_token'],
+        response_types: ['code'],
+        redirect_uris: [args['redirect-uri']],
+        scope: `openid offline_access ${API_SCOPE}`,
+      },
+    ] : []),
   ],
   scopes: ['openid', 'offline_access', API_SCOPE],
   jwks: { keys: [{ ...signingKey, kid: 'sig-1', use: 'sig', alg: 'RS256' }] },
@@ -106,10 +172,13 @@ const provider = new Provider(issuer, {
     Interaction: 3600,
     Session: 24 * 3600,
     Grant: 24 * 3600,
+    DeviceCode: DEVICE_EXPIRES_IN,
   },
   features: {
     devInteractions: { enabled: true }, // built-in login (any login/password) and consent pages
     clientCredentials: { enabled: true },
+    // RFC 8628: POST /device/auth, user pages at /device (then dev login and consent)
+    deviceFlow: { enabled: true },
     // the API's client may introspect any token, a client only its own; a client revokes only its own
     introspection: {
       enabled: true,
@@ -139,9 +208,17 @@ provider.use(async (ctx, next) => {
   if (!client || !['token', 'introspection', 'revocation'].includes(ctx.oidc.route)) return;
   const used = ctx.headers.authorization ? 'client_secret_basic' : 'client_secret_post';
   const registered = client.clientAuthMethod;
-  if (registered.startsWith('client_secret_') && used !== registered) {
+  if (['client_secret_basic', 'client_secret_post'].includes(registered) && used !== registered) {
     ctx.status = 401;
     ctx.body = { error: 'invalid_client', error_description: `client authentication failed: ${registered} required, got ${used}` };
+  }
+});
+// oidc-provider's device authorization response has no interval (RFC 8628 §3.2: then 5 s) and it
+// never answers slow_down: advertise --device-interval so that a client may poll that often.
+provider.use(async (ctx, next) => {
+  await next();
+  if (ctx.oidc?.route === 'device_authorization' && ctx.status === 200 && ctx.body?.device_code) {
+    ctx.body = { ...ctx.body, interval: DEVICE_INTERVAL };
   }
 });
 asServer.on('request', provider.callback());
@@ -197,15 +274,26 @@ if (fs.fstatSync(0).isFIFO() || fs.fstatSync(0).isSocket()) {
   process.stdin.resume();
 }
 
+const CLIENT_AUTH = {};
+for (const id of Object.keys(SECRETS)) CLIENT_AUTH[id] = (await provider.Client.find(id)).clientAuthMethod;
+
 process.stdout.write(`${JSON.stringify({
   issuer,
   token_url: `${issuer}/token`,
   authorization_url: `${issuer}/auth`,
   introspection_url: introspectionUrl,
   revocation_url: `${issuer}/token/revocation`,
+  device_authorization_url: `${issuer}/device/auth`,
+  device_verification_url: `${issuer}/device`,
+  device_interval: DEVICE_INTERVAL,
+  device_expires_in: DEVICE_EXPIRES_IN,
+  discovery_url: `${issuer}/.well-known/openid-configuration`,
   api_url: `http://${HOST}:${apiPort}/data`,
   api_resource: API_RESOURCE,
   redirect_uri: args['redirect-uri'],
   access_token_ttl: ACCESS_TOKEN_TTL,
   clients: Object.fromEntries(Object.entries(SECRETS).filter(([id]) => id !== 'api-introspector')),
+  client_auth: Object.fromEntries(Object.entries(SECRETS).filter(([id]) => id !== 'api-introspector')
+    .map(([id]) => [id, CLIENT_AUTH[id]])),
+  client_assertion_audiences: [issuer, `${issuer}/token`],
 })}\n`);

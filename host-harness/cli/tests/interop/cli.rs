@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::consent::{self, Driver};
 use crate::host;
 use crate::process::{Outcome, Spawned};
-use crate::server::{PASSWORD, Server, TempDir};
+use crate::server::{CLIENT_KEYS, PASSWORD, Server, TempDir, key_pem};
 
 /// Generous: every run compiles the component before it does anything.
 const LIMIT: Duration = Duration::from_secs(60);
@@ -41,6 +41,13 @@ impl Scratch {
         }
         scratch.set_secret("alice-password", PASSWORD);
         scratch
+    }
+
+    /// Stores the client keys ([`CLIENT_KEYS`]) with `oauth2-host secret set`.
+    pub fn store_keys(&self) {
+        for (name, file) in CLIENT_KEYS {
+            self.set_secret(name, &key_pem(file));
+        }
     }
 
     pub fn set_secret(&self, name: &str, value: &str) {
@@ -168,6 +175,24 @@ impl Scratch {
         let out = validate.finish(Duration::from_secs(30) + LIMIT);
         self.assert_no_secrets(&out, false);
         (out, consent)
+    }
+
+    /// `oauth2-host device`, the user deciding as `approve` says at the URI it prints: returns
+    /// how the command ended, and the two lines it printed first (URI and user code).
+    pub fn device(
+        &self,
+        server: &Server,
+        connection: &str,
+        approve: bool,
+    ) -> (Outcome, [String; 2]) {
+        let args = ["device", "--config", connection, "--timeout", "60"];
+        let mut device = self.spawn(&args, None, true);
+        let uri = device.next_line(LIMIT);
+        let user_code = device.next_line(LIMIT);
+        consent::decide_device(server, &uri, &user_code, approve);
+        let out = device.finish(Duration::from_secs(60) + LIMIT);
+        self.assert_no_secrets(&out, false);
+        (out, [uri, user_code])
     }
 
     /// `oauth2-host authorize` with consent given by `driver`: returns how authorize ended, and

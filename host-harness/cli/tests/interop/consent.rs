@@ -49,3 +49,54 @@ pub fn start(server: &Server, driver: Driver, url: &str) -> Spawned {
     };
     Spawned::start(&mut command, Some(""))
 }
+
+/// The user's decision on a device authorization's verification page (RFC 8628 §3.3), reached
+/// at `uri` (the complete one, carrying `user_code`): Authlib's form posted by an HTTP client,
+/// oidc-provider's pages clicked through by headless Chromium.
+pub fn decide_device(server: &Server, uri: &str, user_code: &str, approve: bool) {
+    match server.kind {
+        Kind::Authlib => {
+            use oauth2_runtime::{HttpClient, HttpRequest};
+            let mut form = form_urlencoded::Serializer::new(String::new());
+            form.append_pair("user_code", user_code);
+            if approve {
+                form.append_pair("username", USERNAME);
+                form.append_pair("password", PASSWORD);
+            }
+            form.append_pair("action", if approve { "allow" } else { "deny" });
+            let response = server
+                .http()
+                .send(&HttpRequest {
+                    method: "POST".into(),
+                    url: server.url("device_verification_url"),
+                    headers: vec![crate::server::header(
+                        "Content-Type",
+                        "application/x-www-form-urlencoded",
+                    )],
+                    body: form.finish().into_bytes(),
+                })
+                .expect("the verification page answers");
+            let page = String::from_utf8_lossy(&response.body);
+            let result = if approve { "approved" } else { "denied" };
+            assert!(
+                response.status == 200 && page.contains(&format!("data-result=\"{result}\"")),
+                "the verification page answered {}: {page}",
+                response.status
+            );
+        }
+        Kind::OidcProvider => {
+            require("/usr/bin/chromium".as_ref());
+            let mut command = node("browser");
+            command
+                .arg(kit("oidc-provider/device.mjs"))
+                .arg(uri)
+                .args(["--login", USERNAME]);
+            if !approve {
+                command.arg("--deny");
+            }
+            Spawned::start(&mut command, Some(""))
+                .finish(LIMIT)
+                .assert_success("the device page driver");
+        }
+    }
+}

@@ -15,7 +15,7 @@ const WRONG_SECRET: &str = "n0t:the/secret";
 
 /// Fetches a token for `connection`, which must fail; checks that nothing was stored and that
 /// the message shows nothing from the store.
-fn refused(host: &Host, connection: &Value) -> OauthError {
+pub fn refused(host: &Host, connection: &Value) -> OauthError {
     let error = plugin()
         .ensure_token(&host.services, &host::config(connection))
         .expect_err("the server refuses");
@@ -31,7 +31,7 @@ fn refused(host: &Host, connection: &Value) -> OauthError {
 }
 
 /// Asserts a provider error's code and that its hint contains `hint`.
-fn assert_provider(error: &OauthError, code: &str, hint: &str) {
+pub fn assert_provider(error: &OauthError, code: &str, hint: &str) {
     match error {
         OauthError::Provider(p) => {
             assert_eq!(p.code, code, "{error:?}");

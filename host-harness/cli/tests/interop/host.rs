@@ -12,7 +12,7 @@ use oauth2_runtime::{
 use serde_json::Value;
 
 use crate::consent::{self, Driver};
-use crate::server::{PASSWORD, Server};
+use crate::server::{CLIENT_KEYS, PASSWORD, Server, key_pem};
 
 /// How long the library's redirect listener waits for the consent driver.
 const CALLBACK_LIMIT: Duration = Duration::from_secs(60);
@@ -36,8 +36,8 @@ pub struct Host {
 }
 
 impl Host {
-    /// Trusts the server's CA; the store holds each client's secret under its client ID and
-    /// Alice's password under `alice-password`.
+    /// Trusts the server's CA; the store holds each client's secret under its client ID,
+    /// Alice's password under `alice-password`, and the client keys ([`CLIENT_KEYS`]).
     pub fn new(server: &Server) -> Self {
         Self::with_http(server, server.http())
     }
@@ -48,6 +48,9 @@ impl Host {
             store.set(client, secret).unwrap();
         }
         store.set("alice-password", PASSWORD).unwrap();
+        for (name, file) in CLIENT_KEYS {
+            store.set(name, &key_pem(file)).unwrap();
+        }
         Self {
             services: Services {
                 http: Arc::new(http),

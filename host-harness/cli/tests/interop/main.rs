@@ -28,10 +28,13 @@ mod host;
 mod process;
 mod server;
 
+mod assertions;
 mod authorization_code;
 mod client_auth_auto;
 mod client_credentials;
+mod device;
 mod errors;
+mod mix_up;
 mod password;
 mod refresh;
 mod revocation;

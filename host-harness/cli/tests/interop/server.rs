@@ -4,6 +4,7 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -44,6 +45,27 @@ pub const WEB_CLIENT: Client = Client {
     auth: ClientAuth::Basic,
 };
 
+/// Both servers' `private_key_jwt` client, its public keys from [`keys`]' `jwks.json`: client
+/// credentials, authorization code (the test's redirect URI), refresh (and at Authlib the
+/// password grant).
+pub const PRIVATE_KEY_JWT_CLIENT: Client = Client {
+    id: "pkjwt-client",
+    auth: ClientAuth::PrivateKeyJwt,
+};
+
+/// Both servers' `client_secret_jwt` client (HS256 over its secret), with the grants of
+/// [`PRIVATE_KEY_JWT_CLIENT`].
+pub const CLIENT_SECRET_JWT_CLIENT: Client = Client {
+    id: "sjwt-client",
+    auth: ClientAuth::ClientSecretJwt,
+};
+
+/// Both servers' public client of the device authorization grant.
+pub const DEVICE_CLIENT: &str = "device-client";
+
+/// Authlib's issuer of JWT bearer grants, with the keys of [`PRIVATE_KEY_JWT_CLIENT`].
+pub const JWT_BEARER_CLIENT: &str = "jwt-bearer-client";
+
 impl Kind {
     /// The confidential client allowed client credentials (and at Authlib the password grant)
     /// that must authenticate with `auth`. Both hold [`SPECIAL_SECRET`].
@@ -81,6 +103,8 @@ pub struct Settings {
     pub access_token_ttl: u64,
     /// https with a certificate from a CA made for this server (Authlib only).
     pub tls: bool,
+    /// How long a device code lives, in seconds.
+    pub device_expires_in: u64,
 }
 
 impl Default for Settings {
@@ -88,8 +112,44 @@ impl Default for Settings {
         Self {
             access_token_ttl: 60,
             tls: false,
+            device_expires_in: 600,
         }
     }
+}
+
+/// The seconds between device code polls the servers ask for: short, to keep tests quick.
+pub const DEVICE_INTERVAL: u64 = 1;
+
+/// The client keys both servers trust, made once per test run by the kit's `make_keys.py`:
+/// `rsa.pem`, `ec.pem` (PKCS#8), `rsa-cert.pem` (the RSA key and a certificate for it),
+/// `wrong.pem` (a key no server knows) and `jwks.json` (the public keys, `rsa-1` and `ec-1`).
+pub fn keys() -> &'static Path {
+    static KEYS: OnceLock<PathBuf> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("interop-keys-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("creating the key directory");
+        Spawned::start(
+            python().arg(kit("authlib/make_keys.py")).arg(&dir),
+            Some(""),
+        )
+        .finish(SCRIPT_LIMIT)
+        .assert_success("make_keys.py");
+        dir
+    })
+}
+
+/// The secret names the client keys of [`keys`] are stored under, and their files.
+pub const CLIENT_KEYS: [(&str, &str); 4] = [
+    ("rsa-key", "rsa.pem"),
+    ("ec-key", "ec.pem"),
+    ("rsa-cert-key", "rsa-cert.pem"),
+    ("wrong-key", "wrong.pem"),
+];
+
+/// A PEM file of [`keys`].
+pub fn key_pem(file: &str) -> String {
+    std::fs::read_to_string(keys().join(file)).expect("the key file was made")
 }
 
 /// A running server: what it printed on startup (URLs, clients and their secrets), the
@@ -113,6 +173,8 @@ impl Server {
         let dir = TempDir::new("server");
         let redirect_uri = format!("http://127.0.0.1:{}/callback", free_port());
         let ttl = settings.access_token_ttl.to_string();
+        let jwks = keys().join("jwks.json");
+        let device_expires_in = settings.device_expires_in.to_string();
         let mut ca = None;
         let mut command = match kind {
             Kind::OidcProvider => {
@@ -144,6 +206,11 @@ impl Server {
                 command
             }
         };
+        command
+            .arg("--client-jwks")
+            .arg(&jwks)
+            .args(["--device-interval", &DEVICE_INTERVAL.to_string()])
+            .args(["--device-expires-in", &device_expires_in]);
         let mut process = Spawned::start(&mut command, None);
         let line = process.next_line(STARTUP_LIMIT);
         let info = serde_json::from_str(&line)
@@ -158,7 +225,8 @@ impl Server {
         }
     }
 
-    fn url(&self, key: &str) -> String {
+    /// A URL the server announced on startup (`revocation_url`, `device_authorization_url`, ...).
+    pub fn url(&self, key: &str) -> String {
         self.info[key]
             .as_str()
             .unwrap_or_else(|| panic!("{:?} announced no {key}: {}", self.kind, self.info))
@@ -220,8 +288,16 @@ impl Server {
                 ClientAuth::Basic => "basic",
                 ClientAuth::BasicUnencoded => "basic_unencoded",
                 ClientAuth::RequestBody => "request_body",
+                ClientAuth::PrivateKeyJwt => "private_key_jwt",
+                ClientAuth::ClientSecretJwt => "client_secret_jwt",
             },
         });
+        if client.auth == ClientAuth::PrivateKeyJwt {
+            // The client's key, stored by `Host::new` and `Scratch::new`; it has no secret.
+            connection["private_key"] = "rsa-key".into();
+            connection["key_id"] = "rsa-1".into();
+            connection.as_object_mut().unwrap().remove("client_secret");
+        }
         match grant {
             "password" => {
                 connection["username"] = USERNAME.into();
