@@ -1,10 +1,15 @@
-//! The authorization-code consent, for the command and for the page: listen on the redirect
-//! URI, show the URL to open, wait for the browser, exchange the code and store the token.
+//! The user's part of the grants that need one, for the commands and the page: the
+//! authorization-code consent (listen on the redirect URI, show the URL to open, wait for the
+//! browser, exchange the code and store the token) and the device code approval (show the URI
+//! and the user code, poll until the user decides).
 
 use std::io;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use oauth2_runtime::{ConnectionConfig, Plugin, Services, Token};
+use anyhow::bail;
+use oauth2_runtime::{
+    CallError, ConnectionConfig, DevicePoll, OauthError, Plugin, Services, Token,
+};
 
 use crate::callback::CallbackListener;
 
@@ -39,6 +44,61 @@ pub fn run(
             // The browser is told why too; the message names codes and hints, never secrets.
             redirect.respond_failure(&error.to_string());
             Err(error.into())
+        }
+    }
+}
+
+/// Runs the device authorization for `config`: `show` gets the verification URI (the complete
+/// one when the provider gives it) and the user code; then polls at the provider's interval, 5 s
+/// more after each `slow_down`, until the user decides, the code expires or `timeout` passes.
+pub fn device(
+    plugin: &Plugin,
+    services: &Services,
+    config: &ConnectionConfig,
+    timeout: Duration,
+    show: &dyn Fn(&str, &str) -> io::Result<()>,
+) -> anyhow::Result<Token> {
+    let started = plugin.start_device_authorization(services, config)?;
+    let uri = started
+        .verification_uri_complete
+        .as_deref()
+        .unwrap_or(&started.verification_uri);
+    show(uri, &started.user_code)?;
+    eprintln!(
+        "open the address and enter the code; waiting for approval (polling every {} s)",
+        started.interval_seconds
+    );
+    let give_up = Instant::now() + timeout;
+    let mut interval = Duration::from_secs(started.interval_seconds.into());
+    loop {
+        let now = services
+            .clock
+            .now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_secs());
+        if now >= started.expires_at {
+            bail!("expired_token: the device code expired before the user approved: start again");
+        }
+        if Instant::now() + interval > give_up {
+            bail!(
+                "no decision within {} s (--timeout): start again",
+                timeout.as_secs()
+            );
+        }
+        std::thread::sleep(interval);
+        match plugin.poll_device_authorization(services, config, &started.device_code)? {
+            DevicePoll::Granted(token) => return Ok(token),
+            DevicePoll::Pending => {}
+            DevicePoll::SlowDown => {
+                interval += Duration::from_secs(5);
+                eprintln!(
+                    "the provider asked to slow down: polling every {} s",
+                    interval.as_secs()
+                );
+            }
+            DevicePoll::Denied(e) | DevicePoll::Expired(e) => {
+                bail!("{}", CallError::OAuth(OauthError::AuthorizationDenied(e)));
+            }
         }
     }
 }

@@ -17,9 +17,8 @@ use oauth2_plugin::provider_text::{escape_controls, is_unsafe_char};
 use oauth2_runtime::api_call;
 use oauth2_runtime::http_client::WithDeadline;
 use oauth2_runtime::{
-    ConnectionConfig, DevicePoll, FileStore, HttpRequest, Pair, Plugin, RedisStore,
-    RevocationOutcome, SealingKeys, SecretStore, Services, SystemClock, Token, TokenStore,
-    UreqClient,
+    ConnectionConfig, FileStore, HttpRequest, Pair, Plugin, RedisStore, RevocationOutcome,
+    SealingKeys, SecretStore, Services, SystemClock, Token, TokenStore, UreqClient,
 };
 
 const DEFAULT_STORE: &str = ".oauth2-host/store.json";
@@ -651,63 +650,20 @@ fn call(
 /// expires, or `timeout` passes.
 fn device(connection: &ConnectionArgs, timeout: Duration) -> anyhow::Result<ExitCode> {
     let session = Session::open_waiting(connection, timeout)?;
-    let (plugin, services, config) = (&session.plugin, &session.services, &session.config);
-    let started = plugin.start_device_authorization(services, config)?;
-    let mut stdout = io::stdout().lock();
-    let uri = started
-        .verification_uri_complete
-        .as_deref()
-        .unwrap_or(&started.verification_uri);
-    writeln!(stdout, "{}", escape_controls(uri))?;
-    writeln!(stdout, "{}", escape_controls(&started.user_code))?;
-    stdout.flush()?;
-    drop(stdout);
-    eprintln!(
-        "open the address above and enter the code; waiting for approval (polling every {} s)",
-        started.interval_seconds
-    );
-    let give_up = std::time::Instant::now() + timeout;
-    let mut interval = Duration::from_secs(started.interval_seconds.into());
-    loop {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        if now >= started.expires_at {
-            bail!(
-                "expired_token: the device code expired before the user approved: run the command again"
-            );
-        }
-        if std::time::Instant::now() + interval > give_up {
-            bail!(
-                "no decision within {} s (--timeout): run the command again",
-                timeout.as_secs()
-            );
-        }
-        std::thread::sleep(interval);
-        match plugin.poll_device_authorization(services, config, &started.device_code)? {
-            DevicePoll::Granted(token) => {
-                eprintln!("approved: the token is stored");
-                writeln!(io::stdout(), "{}", terminal_json(&token.summary(false)))?;
-                return Ok(ExitCode::SUCCESS);
-            }
-            DevicePoll::Pending => {}
-            DevicePoll::SlowDown => {
-                interval += Duration::from_secs(5);
-                eprintln!(
-                    "the provider asked to slow down: polling every {} s",
-                    interval.as_secs()
-                );
-            }
-            DevicePoll::Denied(e) | DevicePoll::Expired(e) => {
-                bail!(
-                    "{}",
-                    oauth2_runtime::CallError::OAuth(
-                        oauth2_runtime::OauthError::AuthorizationDenied(e)
-                    )
-                );
-            }
-        }
+    if session.config.grant_type != oauth2_runtime::GrantType::DeviceCode {
+        bail!(
+            "config: grant_type is {}: `device` is for device_code connections (authorization_code: `authorize`)",
+            config_file::grant_name(session.config.grant_type)
+        );
     }
+    let token = consent(&session, &session.services, timeout, &|uri| {
+        let mut stdout = io::stdout().lock();
+        writeln!(stdout, "{uri}")?;
+        stdout.flush()
+    })?;
+    eprintln!("approved: the token is stored");
+    writeln!(io::stdout(), "{}", terminal_json(&token.summary(false)))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Revokes the connection's tokens; exits 0 only when the provider confirmed both (or the
@@ -975,12 +931,30 @@ fn authorize(connection: &ConnectionArgs, timeout: Duration) -> anyhow::Result<E
 }
 
 /// The consent for `session`'s connection, from the terminal.
+/// The user's part of the session's grant: the consent in a browser for the authorization
+/// code, whose URL `show` gets; the approval on another device for the device code, whose
+/// verification URI and user code `show` gets as two lines.
 fn consent(
     session: &Session,
     services: &Services,
     timeout: Duration,
     show: &dyn Fn(&str) -> io::Result<()>,
 ) -> anyhow::Result<Token> {
+    if session.config.grant_type == oauth2_runtime::GrantType::DeviceCode {
+        return oauth2_host::consent::device(
+            &session.plugin,
+            services,
+            &session.config,
+            timeout,
+            &|uri, user_code| {
+                show(&format!(
+                    "{}\n{}",
+                    escape_controls(uri),
+                    escape_controls(user_code)
+                ))
+            },
+        );
+    }
     oauth2_host::consent::run(
         &session.plugin,
         services,

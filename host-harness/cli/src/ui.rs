@@ -14,6 +14,7 @@ use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use oauth2_plugin::provider_text::escape_controls;
 use oauth2_runtime::{Plugin, Services, Token};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -216,24 +217,45 @@ impl Ui {
     }
 
     /// The consent for a validation: the page sees the URL in the run and opens it in a new
-    /// tab; the browser comes back to the redirect URI's listener.
+    /// tab; the browser comes back to the redirect URI's listener. For a device code, the URL is
+    /// the verification URI, and the approval is polled for.
     fn consent(
         &self,
         services: &Services,
         config: &oauth2_runtime::ConnectionConfig,
         run: &Mutex<Run>,
     ) -> anyhow::Result<Token> {
-        let token = consent::run(
-            &self.plugin,
-            services,
-            config,
-            CONSENT_TIMEOUT,
-            &|url| {
-                lock(run).consent_url = Some(url.to_owned());
-                Ok(())
-            },
-            "The token is stored. You can close this tab.",
-        );
+        let token = if config.grant_type == oauth2_runtime::GrantType::DeviceCode {
+            // The page opens the verification URI as it opens a consent URL; the user code is
+            // in it when the provider gives the complete URI, and on the terminal either way.
+            consent::device(
+                &self.plugin,
+                services,
+                config,
+                CONSENT_TIMEOUT,
+                &|uri, code| {
+                    lock(run).consent_url = Some(uri.to_owned());
+                    eprintln!(
+                        "device code: enter {} at {}",
+                        escape_controls(code),
+                        escape_controls(uri)
+                    );
+                    Ok(())
+                },
+            )
+        } else {
+            consent::run(
+                &self.plugin,
+                services,
+                config,
+                CONSENT_TIMEOUT,
+                &|url| {
+                    lock(run).consent_url = Some(url.to_owned());
+                    Ok(())
+                },
+                "The token is stored. You can close this tab.",
+            )
+        };
         lock(run).consent_url = None;
         token
     }

@@ -116,7 +116,8 @@ pub struct Checks<'a> {
     pub problems: Vec<String>,
     pub api_url: &'a str,
     pub expect: &'a Expectations,
-    /// Runs the authorization-code consent and returns the token it stored.
+    /// Runs the user's part of the grant (the authorization-code consent, the device code
+    /// approval) and returns the token it stored.
     pub consent: &'a dyn Fn(&Services) -> anyhow::Result<Token>,
     /// Told of every step as it ends, for a page that shows the checklist live.
     pub progress: &'a dyn Fn(&Step),
@@ -160,7 +161,10 @@ pub fn run<'a>(
         http: recording.clone(),
         ..services.clone()
     };
-    let token = if config.grant_type == GrantType::AuthorizationCode {
+    let token = if matches!(
+        config.grant_type,
+        GrantType::AuthorizationCode | GrantType::DeviceCode
+    ) {
         consent(&services).map_err(|e| format!("{e:#}"))
     } else {
         plugin

@@ -186,7 +186,34 @@ impl Scratch {
         approve: bool,
     ) -> (Outcome, [String; 2]) {
         let args = ["device", "--config", connection, "--timeout", "60"];
-        let mut device = self.spawn(&args, None, true);
+        self.decide_device(server, &args, approve)
+    }
+
+    /// `oauth2-host validate` of a device code connection against the server's API, the user
+    /// approving at the URI it prints.
+    pub fn validate_device(&self, server: &Server, connection: &str) -> (Outcome, [String; 2]) {
+        let api = server.api_url();
+        let args = [
+            "validate",
+            "--config",
+            connection,
+            "--api",
+            &api,
+            "--timeout",
+            "60",
+        ];
+        self.decide_device(server, &args, true)
+    }
+
+    /// Runs `args`, a command that prints a verification URI and a user code on its first two
+    /// lines, and decides at that URI as `approve` says.
+    fn decide_device(
+        &self,
+        server: &Server,
+        args: &[&str],
+        approve: bool,
+    ) -> (Outcome, [String; 2]) {
+        let mut device = self.spawn(args, None, true);
         let uri = device.next_line(LIMIT);
         let user_code = device.next_line(LIMIT);
         consent::decide_device(server, &uri, &user_code, approve);

@@ -133,3 +133,25 @@ fn polling_too_fast_is_told_to_slow_down() {
     assert_eq!(poll(), DevicePoll::SlowDown);
     assert!(host.tokens().is_empty());
 }
+
+/// `oauth2-host validate` on a device code connection: the URI and the user code come first on
+/// stdout, as `device` prints them; once the user approves, the checklist runs to the end.
+#[test]
+fn validate_runs_the_device_approval() {
+    let server = Server::start(Kind::Authlib);
+    let scratch = Scratch::new(&server);
+    let path = scratch.connection(&connection(&server));
+    let (out, [uri, user_code]) = scratch.validate_device(&server, &path);
+    out.assert_success("validate");
+    assert!(
+        uri.contains(&user_code.replace('-', "")) || uri.contains(&user_code),
+        "{uri} {user_code}"
+    );
+    for step in [
+        "[pass] token:",
+        "[pass] API call:",
+        "[pass] after expiry: refreshed",
+    ] {
+        assert!(out.stdout.contains(step), "{step}:\n{}", out.stdout);
+    }
+}
