@@ -113,7 +113,7 @@ fuzz_target!(|input: Input| {
                 Ok(redirect) => {
                     assert!(url::Url::parse(redirect_url.trim()).is_ok());
                     if let Outcome::Code(code) = &redirect.outcome {
-                        assert!(!code.is_empty());
+                        assert!(!code.secret().is_empty());
                     }
                 }
                 Err(Error::InvalidRedirect(message)) => assert!(!message.is_empty()),
@@ -131,28 +131,36 @@ fuzz_target!(|input: Input| {
                 .extend_pairs(pairs.iter().map(|(n, v)| (n.as_str(), v.as_str())));
             url.set_fragment(fragment.as_deref());
             let result = parse(url.as_str(), &redirect_uri);
-            let names = ["state", "code", "error", "error_description", "error_uri"];
+            let names = [
+                "state",
+                "code",
+                "error",
+                "error_description",
+                "error_uri",
+                "iss",
+            ];
             let singles: std::result::Result<Vec<Option<String>>, ()> =
                 names.iter().map(|n| single(&pairs, n)).collect();
             match (singles, result) {
                 (Err(()), Err(Error::InvalidRedirect(_))) => {}
                 (Err(()), other) => panic!("a repeated parameter accepted: {other:?}"),
                 (Ok(values), result) => {
-                    let [state, code, error, description, uri] =
-                        <[Option<String>; 5]>::try_from(values).unwrap();
+                    let [state, code, error, description, uri, iss] =
+                        <[Option<String>; 6]>::try_from(values).unwrap();
                     let expected = match (error, code) {
                         (Some(code), _) => Some(Outcome::Error {
                             code,
                             description,
                             uri,
                         }),
-                        (None, Some(code)) if !code.is_empty() => Some(Outcome::Code(code)),
+                        (None, Some(code)) if !code.is_empty() => Some(Outcome::Code(code.into())),
                         _ => None,
                     };
                     match (expected, result) {
                         (Some(outcome), Ok(redirect)) => {
                             assert_eq!(redirect.outcome, outcome);
-                            assert_eq!(redirect.state, state);
+                            assert_eq!(redirect.state, state.map(Into::into));
+                            assert_eq!(redirect.iss, iss);
                         }
                         (None, Err(Error::InvalidRedirect(_))) => {}
                         (expected, got) => panic!("expected {expected:?}, got {got:?}"),

@@ -11,7 +11,8 @@ use arbitrary::{Arbitrary, Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use oauth2_plugin::authorization_url;
 use oauth2_plugin::config::{
-    ClientAuth, Config, GrantType, ResponseFormat, ScopeSeparator, TimeUnit,
+    ClientAuth, Config, GrantType, ResponseFormat, ScopeSeparator, SigningAlgorithm, SigningKey,
+    TimeUnit,
 };
 use oauth2_plugin::error::Error;
 use oauth2_plugin::token_request::{self, AuthMethod, Credentials, Step};
@@ -103,6 +104,8 @@ impl<'a> Arbitrary<'a> for Input {
                 GrantType::ClientCredentials,
                 GrantType::Password,
                 GrantType::AuthorizationCode,
+                GrantType::JwtBearer,
+                GrantType::DeviceCode,
             ])?,
             token_url: from(u, URLS)?,
             authorization_url: maybe(u, URLS)?,
@@ -122,6 +125,8 @@ impl<'a> Arbitrary<'a> for Input {
                 ClientAuth::Basic,
                 ClientAuth::BasicUnencoded,
                 ClientAuth::RequestBody,
+                ClientAuth::PrivateKeyJwt,
+                ClientAuth::ClientSecretJwt,
             ])?,
             extra_params: params(u)?,
             authorization_params: params(u)?,
@@ -133,6 +138,23 @@ impl<'a> Arbitrary<'a> for Input {
             api_origins: (0..u.int_in_range(0..=2)?)
                 .map(|_| from(u, URLS))
                 .collect::<Result<_>>()?,
+            signing_key: match maybe(u, WORDS)? {
+                Some(name) => Some(SigningKey {
+                    name,
+                    algorithm: *u.choose(&[
+                        SigningAlgorithm::Rs256,
+                        SigningAlgorithm::Ps256,
+                        SigningAlgorithm::Es256,
+                    ])?,
+                    key_id: maybe(u, WORDS)?,
+                }),
+                None => None,
+            },
+            assertion_audience: maybe(u, URLS)?,
+            subject: maybe(u, WORDS)?,
+            device_authorization_url: maybe(u, URLS)?,
+            revocation_url: maybe(u, URLS)?,
+            issuer: maybe(u, URLS)?,
         };
         Ok(Input {
             config,
@@ -195,7 +217,19 @@ fuzz_target!(|input: Input| {
             continue;
         }
         if config.check_api_url(api_url).is_ok() {
-            let url = url::Url::parse(api_url.trim()).expect("an accepted URL parses");
+            // Without api_origins, an `https://` URL passes on its scheme alone, unparsed (a
+            // step's fast path): whatever follows, the token can go only over https.
+            let Ok(url) = url::Url::parse(api_url.trim()) else {
+                assert!(config.api_origins.is_empty(), "{api_url}");
+                assert!(
+                    api_url
+                        .trim()
+                        .get(..8)
+                        .is_some_and(|s| s.eq_ignore_ascii_case("https://")),
+                    "{api_url}"
+                );
+                continue;
+            };
             assert!(
                 url.scheme() == "https"
                     || (url.scheme() == "http" && oauth2_plugin::config::is_loopback(&url)),
@@ -217,18 +251,18 @@ fuzz_target!(|input: Input| {
     }
 
     let credentials = Credentials {
-        client_secret,
-        password,
+        client_secret: client_secret.map(Into::into),
+        password: password.map(Into::into),
         ..Credentials::default()
     };
     let steps = [
         Step::NewToken,
         Step::ExchangeCode {
-            code: code.clone(),
-            pkce_verifier: verifier.clone(),
+            code: code.clone().into(),
+            pkce_verifier: verifier.clone().into(),
         },
         Step::Refresh {
-            refresh_token: refresh_token.clone(),
+            refresh_token: refresh_token.clone().into(),
         },
     ];
     for step in &steps {
@@ -250,9 +284,10 @@ fuzz_target!(|input: Input| {
                         .map(|(_, v)| v.as_str())
                         .collect();
                     let expected = match step {
-                        Step::NewToken => config.grant_type.as_str(),
+                        Step::NewToken => config.grant_type.wire_name(),
                         Step::ExchangeCode { .. } => "authorization_code",
                         Step::Refresh { .. } => "refresh_token",
+                        Step::PollDeviceCode { .. } => GrantType::DeviceCode.wire_name(),
                     };
                     assert_eq!(grant_types, [expected]);
                     let secret_in_body = pairs.iter().any(|(n, _)| n == "client_secret");
@@ -274,8 +309,13 @@ fuzz_target!(|input: Input| {
                     assert!(credentials.password.is_none());
                 }
                 Err(Error::AuthorizationRequired(_)) => {
+                    // The grants that need the user, and the JWT bearer grant without the
+                    // assertion the lifecycle signs.
                     assert!(matches!(step, Step::NewToken));
-                    assert_eq!(config.grant_type, GrantType::AuthorizationCode);
+                    assert!(matches!(
+                        config.grant_type,
+                        GrantType::AuthorizationCode | GrantType::DeviceCode | GrantType::JwtBearer
+                    ));
                 }
                 Err(other) => panic!("unexpected error from build: {other:?}"),
             }

@@ -316,18 +316,24 @@ fuzz_target!(|input: Input| {
                 "a token from an error status"
             );
             assert!(
-                !token.access_token.trim().is_empty(),
+                !token.access_token.secret().trim().is_empty(),
                 "a blank access token"
             );
             assert!(
                 token
                     .access_token
+                    .secret()
                     .bytes()
                     .all(|b| (0x20..0x7f).contains(&b)),
                 "an access token a header cannot carry"
             );
             assert_eq!(token.issued_at, now);
-            assert!(token.refresh_token.as_ref().is_none_or(|t| !t.is_empty()));
+            assert!(
+                token
+                    .refresh_token
+                    .as_ref()
+                    .is_none_or(|t| !t.secret().is_empty())
+            );
             // A lifetime (expires_in, expires) never ends before now; only an absolute
             // expires_at can lie in the past.
             if let Some(expires_at) = token.expires_at {
