@@ -268,9 +268,11 @@ impl Ui {
                 Ok(found) => found.into_iter().map(|p| (p.field, p.message)).collect(),
                 Err(error) => vec![("component".into(), error.to_string())],
             };
+        let private_key = config.signing_key.as_ref().map(|key| key.name.clone());
         for (key, name) in [
             ("client_secret", &config.client_secret_name),
             ("password", &config.password_name),
+            ("private_key", &private_key),
         ] {
             let Some(name) = name.as_deref().filter(|n| !n.trim().is_empty()) else {
                 continue;

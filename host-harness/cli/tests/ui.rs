@@ -325,3 +325,57 @@ fn the_page_refuses_requests_without_its_token_host_or_origin() {
         "the page listens on 127.0.0.1 only"
     );
 }
+
+/// The page offers the grants beyond the form and their keys, and checks that the private key
+/// a connection names is stored, as it does for the client secret.
+#[test]
+fn the_page_checks_a_jwt_bearer_connection_and_its_stored_key() {
+    let ui = UiProcess::start("jwt-bearer");
+    let port = ui.port();
+    let host = format!("Host: 127.0.0.1:{port}");
+    let origin = format!("Origin: http://127.0.0.1:{port}");
+    let with_token = format!("X-Launch-Token: {}", ui.token());
+    let (_, page) = ui.request(
+        &format!("GET /?token={} HTTP/1.1\r\n{host}", ui.token()),
+        "",
+    );
+    for wanted in [
+        r#"value="jwt_bearer""#,
+        r#"value="device_code""#,
+        r#"value="private_key_jwt""#,
+        r#"id="private_key_value""#,
+        r#"id="device_authorization_url""#,
+        r#"id="issuer""#,
+    ] {
+        assert!(page.contains(wanted), "the page lacks {wanted}");
+    }
+    let script = ui.request(&format!("GET /app.js HTTP/1.1\r\n{host}"), "").1;
+    for field in ["'private_key'", "'subject'", "'revocation_url'"] {
+        assert!(script.contains(field), "the page does not send {field}");
+    }
+
+    let check = || {
+        let body = serde_json::json!({"config": {
+            "grant_type": "jwt_bearer",
+            "token_url": "https://oauth2.googleapis.com/token",
+            "client_id": "svc@p.iam.gserviceaccount.com",
+            "private_key": "svc-key",
+            "scope": "https://www.googleapis.com/auth/drive.readonly",
+        }});
+        let (status, answer) = ui.request(
+            &format!("POST /api/check HTTP/1.1\r\n{host}\r\n{with_token}\r\n{origin}"),
+            &body.to_string(),
+        );
+        assert_eq!(status, 200, "{answer}");
+        serde_json::from_str::<serde_json::Value>(&answer).unwrap()["problems"].clone()
+    };
+    let problems = check();
+    assert_eq!(problems[0]["key"], "private_key", "{problems}");
+    let pem = "-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n";
+    let (status, _) = ui.request(
+        &format!("POST /api/secret HTTP/1.1\r\n{host}\r\n{with_token}\r\n{origin}"),
+        &serde_json::json!({"name": "svc-key", "value": pem}).to_string(),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(check(), serde_json::json!([]));
+}

@@ -5,8 +5,12 @@
 const token = new URLSearchParams(location.search).get('token') || '';
 const $ = (selector) => document.querySelector(selector);
 const $$ = (selector) => Array.from(document.querySelectorAll(selector));
-const FIELDS = ['grant_type', 'token_url', 'authorization_url', 'redirect_uri', 'client_id',
-  'client_secret', 'client_auth', 'username', 'password', 'header_prefix', 'audience', 'scope'];
+const FIELDS = ['grant_type', 'token_url', 'authorization_url', 'redirect_uri', 'issuer',
+  'device_authorization_url', 'revocation_url', 'client_id', 'client_secret', 'client_auth',
+  'private_key', 'signing_alg', 'key_id', 'assertion_audience', 'subject', 'username', 'password',
+  'header_prefix', 'audience', 'scope'];
+// The name a secret gets when the user stores one without naming it.
+const SECRET_SUFFIX = { client_secret: 'secret', password: 'password', private_key: 'key' };
 let presets = [];
 
 async function api(path, body) {
@@ -88,7 +92,7 @@ async function storeSecret(field) {
   const status = $(`[data-stored="${field}"]`);
   if (!name.value.trim()) {
     const id = $('#client_id').value.trim() || 'connection';
-    name.value = field === 'client_secret' ? `${id}-secret` : `${id}-password`;
+    name.value = `${id}-${SECRET_SUFFIX[field]}`;
   }
   if (!value.value) { status.textContent = 'Type the value first.'; return; }
   try {
