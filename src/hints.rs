@@ -322,7 +322,7 @@ pub const TABLE: &[Hint] = &[
         failure: Failure::Transport(TransportKind::ForbiddenDestination),
         #[cfg(test)]
         seen: "destination refused by the host",
-        advice: "the host only lets the component reach the configured token endpoint's origin: check token_url",
+        advice: "the host lets the component reach only the origins of the configured token, device authorization and revocation URLs: check those URLs",
     },
     Hint {
         failure: Failure::ApiUnauthorized,
