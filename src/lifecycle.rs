@@ -47,25 +47,30 @@ pub trait Host {
     /// Fills `bytes` from a CSPRNG; the error says why there is none.
     fn random(&self, bytes: &mut [u8]) -> Result<(), String>;
     /// What a JWT header may say about the host's key `name`. A host without keys keeps the
-    /// default, which says it holds none.
+    /// defaults of this and [`Host::sign`], which say it holds none.
     fn describe_key(
         &self,
         name: &str,
         _algorithm: SigningAlgorithm,
     ) -> Result<KeyDescription, SigningError> {
-        Err(SigningError::UnknownKey(format!(
-            "this host holds no signing keys, so none named {name:?}"
-        )))
+        Err(no_signing_keys(name))
     }
     /// The JWS signature of `data` by the host's key `name`; the key stays with the host.
     fn sign(
         &self,
         name: &str,
-        algorithm: SigningAlgorithm,
+        _algorithm: SigningAlgorithm,
         _data: &[u8],
     ) -> Result<Vec<u8>, SigningError> {
-        self.describe_key(name, algorithm).map(|_| Vec::new())
+        Err(no_signing_keys(name))
     }
+}
+
+/// What a host without signing keys answers for the key `name`.
+fn no_signing_keys(name: &str) -> SigningError {
+    SigningError::UnknownKey(format!(
+        "this host holds no signing keys, so none named {name:?}"
+    ))
 }
 
 /// A lock of the token store, released when dropped.

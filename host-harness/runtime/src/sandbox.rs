@@ -307,32 +307,33 @@ impl random::random::Host for HostState {
 impl types::Host for HostState {}
 
 impl http::Host for HostState {
-    /// Sends only to the origin of the connection's token URL: a component, however written,
-    /// cannot use the host to reach anything else (no SSRF through a plugin).
+    /// Sends only to the origins of the connection's token, device authorization and revocation
+    /// URLs: a component, however written, cannot use the host to reach anything else (no SSRF
+    /// through a plugin).
     fn send(&mut self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
         let origin = Url::parse(&request.url).map(|url| url.origin());
-        let origin_of = |url: &String| Url::parse(url).ok().map(|url| url.origin());
-        let allowed_origin = origin_of(&self.token_url);
-        let allowed = match &origin {
-            Ok(origin) => {
-                origin.is_tuple()
-                    && std::iter::once(&self.token_url)
-                        .chain(&self.endpoints)
-                        .any(|url| origin_of(url).as_ref() == Some(origin))
-            }
-            Err(_) => false,
-        };
+        let permitted: Vec<Origin> = std::iter::once(&self.token_url)
+            .chain(&self.endpoints)
+            .filter_map(|url| Url::parse(url).ok().map(|url| url.origin()))
+            .collect();
+        let allowed = origin
+            .as_ref()
+            .is_ok_and(|origin| origin.is_tuple() && permitted.contains(origin));
         if !allowed {
-            let permitted = allowed_origin
-                .as_ref()
-                .map_or_else(|| "none".to_owned(), Origin::ascii_serialization);
+            let permitted: Vec<String> =
+                permitted.iter().map(Origin::ascii_serialization).collect();
             let asked = origin.map_or_else(
                 |_| "an unparsable URL".to_owned(),
                 |o| o.ascii_serialization(),
             );
             return Err(TransportError::ForbiddenDestination(format!(
                 "the component may reach only the origins of the connection's token, device \
-                 authorization and revocation endpoints ({permitted}, ...), not {asked}"
+                 authorization and revocation endpoints ({}), not {asked}",
+                if permitted.is_empty() {
+                    "none".to_owned()
+                } else {
+                    permitted.join(", ")
+                }
             )));
         }
         let request = message::HttpRequest::from(request);

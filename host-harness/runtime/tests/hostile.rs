@@ -154,7 +154,7 @@ fn a_guests_output_reaches_none_of_the_hosts_streams() {
 }
 
 #[test]
-fn a_guest_reaches_only_the_token_endpoints_origin() {
+fn a_guest_reaches_only_the_connections_endpoints_origins() {
     // The "other" server is real and listening: the host refuses before connecting.
     let other = Provider::start(ProviderConfig::demo("http://127.0.0.1:9/callback")).unwrap();
     let token_endpoint =
@@ -186,6 +186,23 @@ fn a_guest_reaches_only_the_token_endpoints_origin() {
     connection.audience = Some(token_endpoint.token_url());
     let built = hostile().build_token_request(&services(), &connection, &TokenStep::NewToken);
     assert!(built.is_ok(), "{built:?}");
+
+    // So are the origins of the connection's device authorization and revocation endpoints,
+    // and those only while the connection names them.
+    for (device, revocation) in [
+        (Some(format!("{}/device", other.base_url())), None),
+        (None, Some(format!("{}/revoke", other.base_url()))),
+    ] {
+        let connection = ConnectionConfig {
+            audience: Some(format!("{}/api/me", other.base_url())),
+            device_authorization_url: device,
+            revocation_url: revocation,
+            ..connection.clone()
+        };
+        let built = hostile().build_token_request(&services(), &connection, &TokenStep::NewToken);
+        assert!(built.is_ok(), "{built:?}");
+    }
+    assert_eq!(other.api_call_count(), 2, "both reached the named origin");
     still_serves(hostile());
 }
 
