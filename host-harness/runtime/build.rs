@@ -4,6 +4,8 @@ use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use sha2::{Digest, Sha256};
+
 const TARGET: &str = "wasm32-wasip2";
 const ARTIFACT: &str = "oauth2_plugin.wasm";
 /// The workspace's profile for the component (sized, where the host's is not).
@@ -39,8 +41,16 @@ fn main() {
     }
 
     let built = target_dir.join(TARGET).join(PROFILE).join(ARTIFACT);
-    std::fs::copy(&built, out_dir.join(ARTIFACT))
-        .unwrap_or_else(|e| fail(&format!("could not copy {}: {e}", built.display())));
+    let bytes = std::fs::read(&built)
+        .unwrap_or_else(|e| fail(&format!("could not read {}: {e}", built.display())));
+    // Its digest, so hosts in other languages can show they run the same build.
+    let digest: String = Sha256::digest(&bytes)
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    std::fs::write(out_dir.join(ARTIFACT), &bytes)
+        .and_then(|()| std::fs::write(out_dir.join(format!("{ARTIFACT}.sha256")), digest))
+        .unwrap_or_else(|e| fail(&format!("could not write to {}: {e}", out_dir.display())));
 }
 
 /// The outer build's environment describes the host build; the component must not inherit it.

@@ -2,7 +2,8 @@
 # Installs what the interop tests run against, from the lock files beside this script: npm
 # oidc-provider and playwright-core, PyPI Authlib + Flask in a virtual environment, and Debian's
 # chromium and redis-server (the shared token store's tests start their own on a free loopback
-# port). Safe to run again: it reinstalls only what changed.
+# port); and the Node.js host's packages (host-harness/node, from its lock file). Safe to run
+# again: it reinstalls only what changed.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 
@@ -13,8 +14,8 @@ need node "install Node.js 20 or later"
 need npm "install npm (it comes with Node.js)"
 need python3 "install Python 3.11 or later with the venv module"
 
-for kit in oidc-provider browser; do
-  (cd "$here/$kit" && npm ci --no-audit --no-fund --loglevel=error)
+for kit in "$here/oidc-provider" "$here/browser" "$here/../../host-harness/node"; do
+  (cd "$kit" && npm ci --no-audit --no-fund --loglevel=error)
 done
 
 venv="$here/authlib/.venv"
@@ -37,4 +38,4 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-echo "interop setup: oidc-provider, playwright-core, Authlib, chromium and redis-server are ready"
+echo "interop setup: oidc-provider, playwright-core, Authlib, chromium, redis-server and the Node host's packages are ready"

@@ -21,6 +21,20 @@ use oauth2_runtime::{
     SealingKeys, SecretStore, Services, SystemClock, Token, TokenStore, UreqClient,
 };
 
+/// `--version`: the command's version and the component it embeds, whose SHA-256 another host
+/// (the Node.js package) compares with its own.
+fn long_version() -> &'static str {
+    static TEXT: OnceLock<String> = OnceLock::new();
+    TEXT.get_or_init(|| {
+        format!(
+            "{}\ncomponent sha256 {} ({} bytes)",
+            env!("CARGO_PKG_VERSION"),
+            oauth2_runtime::EMBEDDED_SHA256,
+            oauth2_runtime::plugin::EMBEDDED.len()
+        )
+    })
+}
+
 const DEFAULT_STORE: &str = ".oauth2-host/store.json";
 
 /// The Redis password, for a `--store` URL that names none: a password in the URL would be in
@@ -36,7 +50,7 @@ static HTTP: OnceLock<(Arc<WithDeadline>, Duration)> = OnceLock::new();
 /// Tries an OAuth 2.0 connection against its provider, with the oauth2-plugin component in a
 /// wasmtime sandbox.
 #[derive(Parser)]
-#[command(name = "oauth2-host", version)]
+#[command(name = "oauth2-host", version, long_version = long_version())]
 struct Cli {
     #[command(subcommand)]
     command: Command,

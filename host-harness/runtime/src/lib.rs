@@ -32,7 +32,8 @@ pub use file_store::FileStore;
 pub use http_client::{HttpClient, UreqClient};
 pub use message::{Headers, HttpRequest, HttpResponse};
 pub use plugin::{
-    AuthorizationStart, DeviceAuthorization, DevicePoll, Instance, Plugin, Services, Token,
+    AuthorizationStart, DeviceAuthorization, DevicePoll, EMBEDDED_SHA256, Instance, Plugin,
+    Services, Token,
 };
 #[cfg(feature = "redis")]
 pub use redis_store::RedisStore;

@@ -28,6 +28,11 @@ use crate::token_store::TokenStore;
 /// The component built from this workspace by `build.rs`: the release `.wasm` any host runs.
 pub const EMBEDDED: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/oauth2_plugin.wasm"));
 
+/// The SHA-256 of [`EMBEDDED`] in hex: the build another host (Node.js through jco) must run
+/// to behave as this one does.
+pub const EMBEDDED_SHA256: &str =
+    include_str!(concat!(env!("OUT_DIR"), "/oauth2_plugin.wasm.sha256"));
+
 /// What the component's imports are served by during a call.
 #[derive(Clone)]
 pub struct Services {

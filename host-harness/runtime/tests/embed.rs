@@ -1,5 +1,6 @@
 //! The embedding example (`examples/embed.rs`, shown in docs/embedding.md) works: against the
-//! embedded provider, it gets a token and the API accepts it.
+//! embedded provider, it gets a token and the API accepts it. And the digest other hosts compare
+//! with is the embedded component's.
 
 #[path = "../examples/embed.rs"]
 mod embed;
@@ -37,4 +38,16 @@ fn the_embedding_guide_shows_the_example_as_it_is() {
         shown == example,
         "docs/embedding.md shows an old copy of examples/embed.rs; paste the file in again"
     );
+}
+
+/// `EMBEDDED_SHA256`, which `oauth2-host --version` prints for the Node.js host's test to compare
+/// with, is the digest of the bytes embedded.
+#[test]
+fn the_embedded_digest_is_the_components_sha256() {
+    use sha2::{Digest, Sha256};
+    let digest: String = Sha256::digest(oauth2_runtime::plugin::EMBEDDED)
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    assert_eq!(digest, oauth2_runtime::EMBEDDED_SHA256);
 }

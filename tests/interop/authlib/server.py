@@ -40,6 +40,8 @@
 #   GET  /api/me       protected API: 200 {ok, client_id, sub, scope} for an active bearer token,
 #                      else 401 with WWW-Authenticate: Bearer error="invalid_token"
 #   GET  /.well-known/oauth-authorization-server   RFC 8414 metadata
+#   GET  /stats        {"tokens": {grant_type: tokens issued}, "refresh_replays": refreshes that
+#                      presented a refresh token already rotated out}
 #
 # Clients (token_endpoint_auth_method is enforced: a client must authenticate the way it is registered):
 #   cc-basic    client_secret_basic  client_credentials, password, refresh_token
@@ -275,6 +277,8 @@ if CLIENT_JWKS is not None:
         CLIENTS[_c.client_id] = _c
 ACCESS_TOKENS = {}  # access token string -> Token
 REFRESH_TOKENS = {}  # refresh token string -> Token
+# GET /stats: token responses by grant type, and refreshes that presented a rotated-out token.
+STATS = {"tokens": {}, "refresh_replays": 0}
 CODES = {}  # code -> AuthorizationCode
 
 
@@ -284,6 +288,7 @@ def query_client(client_id):
 
 def save_token(token, req):
     with LOCK:
+        STATS["tokens"][req.grant_type] = STATS["tokens"].get(req.grant_type, 0) + 1
         t = Token(req.client.get_client_id(), req.user, token)
         ACCESS_TOKENS[t.access_token] = t
         if t.refresh_token:
@@ -465,6 +470,8 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
     def authenticate_refresh_token(self, refresh_token):
         with LOCK:
             t = REFRESH_TOKENS.get(refresh_token)
+            if t and t.refresh_revoked:
+                STATS["refresh_replays"] += 1
         if t and t.refresh_active():
             return t
         return None  # -> invalid_grant
@@ -844,6 +851,12 @@ def device():
 @app.route("/token", methods=["POST"])
 def issue_token():
     return server.create_token_response()
+
+
+@app.route("/stats")
+def stats():
+    with LOCK:
+        return jsonify(STATS)
 
 
 @app.route("/revoke", methods=["POST"])

@@ -1,0 +1,160 @@
+// One whole HTTP exchange on node:http / node:https, run in the I/O thread: no redirect followed,
+// no proxy, a cap on the body and limits on time. Messages never hold a header value or a body.
+import http from 'node:http';
+import https from 'node:https';
+import tls from 'node:tls';
+import type {
+  HttpRequest,
+  HttpResponse,
+  Pair,
+  TransportError,
+} from '../gen/types/interfaces/integration-oauth2-types.js';
+
+/** Limits of the HTTP the component gets. */
+export interface HttpSettings {
+  /** Establishing the connection (TCP and TLS). */
+  connectTimeoutMs: number;
+  /** The whole exchange, from connecting to the last byte of the body. */
+  timeoutMs: number;
+  /** The largest response body accepted. */
+  maxBodyBytes: number;
+  /** PEM certificates trusted besides Node's bundled roots (a private CA). */
+  caCertificates?: string | undefined;
+}
+
+export type Outcome = { ok: HttpResponse } | { err: TransportError };
+
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+// What node:http refuses in a header value: control characters other than tab.
+const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
+
+class TimedOut extends Error {}
+
+/** A sender with keep-alive connections, one pool per scheme. */
+export function createSender(settings: HttpSettings): (request: HttpRequest) => Promise<Outcome> {
+  const agents = {
+    'http:': new http.Agent({ keepAlive: true }),
+    'https:': new https.Agent({
+      keepAlive: true,
+      ...(settings.caCertificates ? { ca: [...tls.rootCertificates, settings.caCertificates] } : {}),
+    }),
+  };
+  return (request) => send(request, settings, agents);
+}
+
+function refuse(tag: 'invalid-request', val: string): Outcome {
+  return { err: { tag, val } };
+}
+
+function send(request: HttpRequest, settings: HttpSettings,
+  agents: { 'http:': http.Agent; 'https:': https.Agent }): Promise<Outcome> {
+  let url: URL;
+  try {
+    url = new URL(request.url);
+  } catch {
+    return Promise.resolve(refuse('invalid-request', 'the URL does not parse'));
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    return Promise.resolve(refuse('invalid-request', `the scheme ${url.protocol} is not HTTP`));
+  }
+  if (!TOKEN.test(request.method)) {
+    return Promise.resolve(refuse('invalid-request', 'the method is not an HTTP token'));
+  }
+  // Headers go as a flat list, to keep their order and repeats; Node then adds no Host of its own.
+  const headers: string[] = [];
+  let hasHost = false;
+  let hasLength = false;
+  for (const { name, value } of request.headers) {
+    if (!TOKEN.test(name)) return Promise.resolve(refuse('invalid-request', 'a header name is not an HTTP token'));
+    if (BAD_VALUE.test(value)) {
+      return Promise.resolve(refuse('invalid-request', `the ${name} header holds a character HTTP does not allow`));
+    }
+    hasHost ||= name.toLowerCase() === 'host';
+    hasLength ||= name.toLowerCase() === 'content-length';
+    headers.push(name, value);
+  }
+  if (!hasHost) headers.unshift('Host', url.host);
+  if (request.body.length > 0 && !hasLength) headers.push('Content-Length', String(request.body.length));
+
+  const client = url.protocol === 'https:' ? https : http;
+  return new Promise<Outcome>((resolve) => {
+    let settled = false;
+    const finish = (outcome: Outcome) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(overall);
+      clearTimeout(connecting);
+      resolve(outcome);
+    };
+    const req = client.request({
+      protocol: url.protocol,
+      hostname: url.hostname.replace(/^\[(.*)\]$/, '$1'),
+      port: url.port || undefined,
+      path: `${url.pathname}${url.search}`,
+      method: request.method,
+      headers,
+      agent: agents[url.protocol as 'http:' | 'https:'],
+      servername: url.hostname.startsWith('[') ? undefined : url.hostname,
+    });
+    const overall = setTimeout(() => req.destroy(new TimedOut()), settings.timeoutMs);
+    let connecting: NodeJS.Timeout | undefined;
+    req.on('socket', (socket) => {
+      if (!socket.connecting) return;
+      connecting = setTimeout(() => req.destroy(new TimedOut()), settings.connectTimeoutMs);
+      socket.once(url.protocol === 'https:' ? 'secureConnect' : 'connect', () => clearTimeout(connecting));
+    });
+    req.on('error', (error) => finish({ err: classify(error) }));
+    req.on('response', (res) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > settings.maxBodyBytes) {
+          finish({ err: { tag: 'body-too-large', val: BigInt(settings.maxBodyBytes) } });
+          res.destroy();
+          return;
+        }
+        chunks.push(chunk);
+      });
+      res.on('error', (error) => finish({ err: classify(error, true) }));
+      res.on('aborted', () => finish({ err: { tag: 'interrupted', val: 'the server closed the connection mid-answer' } }));
+      res.on('end', () => {
+        const pairs: Pair[] = [];
+        for (let i = 0; i + 1 < res.rawHeaders.length; i += 2) {
+          pairs.push({ name: res.rawHeaders[i]!, value: res.rawHeaders[i + 1]! });
+        }
+        const body = Buffer.concat(chunks);
+        finish({
+          ok: {
+            status: res.statusCode ?? 0,
+            headers: pairs,
+            body: new Uint8Array(body.buffer, body.byteOffset, body.byteLength),
+          },
+        });
+      });
+    });
+    req.end(request.body.length > 0 ? Buffer.from(request.body) : undefined);
+  });
+}
+
+/** The transport error for a Node socket error; its message names the code and the host, not data. */
+function classify(error: Error & { code?: string }, midAnswer = false): TransportError {
+  if (error instanceof TimedOut) return { tag: 'timeout' };
+  const code = error.code ?? '';
+  const message = error.message;
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'EAI_NONAME') return { tag: 'dns', val: message };
+  if (['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL'].includes(code)) {
+    return { tag: 'connect', val: message };
+  }
+  if (code === 'ETIMEDOUT') return { tag: 'timeout' };
+  if (/^(ERR_TLS_|ERR_SSL_|CERT_|UNABLE_TO_|DEPTH_ZERO|SELF_SIGNED|HOSTNAME_MISMATCH)/.test(code)) {
+    return { tag: 'tls', val: `${code}: ${message}` };
+  }
+  if (midAnswer || ['ECONNRESET', 'EPIPE', 'ECONNABORTED'].includes(code) || message === 'socket hang up') {
+    return { tag: 'interrupted', val: message };
+  }
+  if (code.startsWith('ERR_INVALID') || code === 'ERR_UNESCAPED_CHARACTERS') {
+    return { tag: 'invalid-request', val: code };
+  }
+  return { tag: 'other', val: code ? `${code}: ${message}` : message };
+}

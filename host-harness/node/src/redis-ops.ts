@@ -1,0 +1,131 @@
+// The Redis commands of the shared token store, run in the I/O thread on node-redis. Values
+// arrive sealed and names complete: this side knows nothing of tokens, only of Redis.
+import { createClient } from 'redis';
+
+/** How to reach Redis. */
+export interface RedisSettings {
+  url: string;
+  /** The URL without its password, for messages. */
+  shown: string;
+  password?: string | undefined;
+  /** PEM certificates of a private CA for a rediss:// server. */
+  caCertificates?: string | undefined;
+  ioTimeoutMs: number;
+}
+
+/**
+ * Writes `ARGV[2]` (empty: deletes) over `KEYS[1]` if it still holds `ARGV[1]` (empty: holds
+ * nothing), with `ARGV[3]` milliseconds to live (empty: forever). The Rust host runs this same
+ * script: both hosts may share one Redis.
+ */
+const COMPARE_AND_SWAP = `
+local current = redis.call('GET', KEYS[1])
+if ARGV[1] == '' then
+  if current then return 0 end
+elseif current ~= ARGV[1] then
+  return 0
+end
+if ARGV[2] == '' then
+  redis.call('DEL', KEYS[1])
+elseif ARGV[3] == '' then
+  redis.call('SET', KEYS[1], ARGV[2])
+else
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+end
+return 1
+`;
+
+/** Deletes the lock only if it still holds this holder's id: an expired holder must not free the next one's. */
+const RELEASE = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+`;
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+type Handler = (...args: never[]) => Promise<unknown>;
+
+/** The operations, by name; each rejects with a message that names the server, never a value. */
+export async function redisHandlers(settings: RedisSettings): Promise<Record<string, Handler>> {
+  // The URL's parts given one by one: node-redis lets a URL's (empty) password override the
+  // password option, and the password given apart from the URL goes with the URL's user.
+  const url = new URL(settings.url);
+  const password = settings.password ?? (url.password ? decodeURIComponent(url.password) : undefined);
+  const database = Number(url.pathname.slice(1) || '0');
+  const client = createClient({
+    ...(password === undefined ? {} : { username: decodeURIComponent(url.username) || 'default', password }),
+    database,
+    disableOfflineQueue: true,
+    socket: {
+      host: url.hostname.replace(/^\[(.*)\]$/, '$1'),
+      port: Number(url.port || '6379'),
+      connectTimeout: settings.ioTimeoutMs,
+      // A refused login will not pass on a retry: give up and report it. Anything else (a Redis
+      // restarting) is retried with a growing pause.
+      reconnectStrategy: (retries: number, cause: Error) =>
+        /WRONGPASS|NOAUTH|NOPERM/.test(cause?.message ?? '') ? cause : Math.min(50 * 2 ** retries, 1000),
+      ...(url.protocol === 'rediss:'
+        ? { tls: true as const, servername: url.hostname, ...(settings.caCertificates ? { ca: settings.caCertificates } : {}) }
+        : {}),
+    },
+  });
+  // Failures are reported per command; the client reconnects by itself.
+  client.on('error', () => {});
+
+  const problem = (error: unknown) =>
+    new Error(`Redis at ${settings.shown}: ${error instanceof Error ? error.message : String(error)}`);
+  const bounded = async <T>(work: Promise<T>): Promise<T> => {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer in ${settings.ioTimeoutMs / 1000} s`)), settings.ioTimeoutMs);
+    });
+    try {
+      return await Promise.race([work, late]);
+    } catch (error) {
+      throw problem(error);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+
+  try {
+    await bounded(client.connect());
+  } catch (error) {
+    client.destroy();
+    throw error;
+  }
+
+  return {
+    'redis.get': async (name: string) => await bounded(client.get(name)),
+    'redis.set': async (name: string, value: string, ttlMs: number | null) => {
+      await bounded(ttlMs === null
+        ? client.set(name, value)
+        : client.set(name, value, { expiration: { type: 'PX', value: ttlMs } }));
+    },
+    'redis.del': async (name: string) => {
+      await bounded(client.del(name));
+    },
+    'redis.cas': async (name: string, current: string, value: string, ttlMs: string) =>
+      Number(await bounded(client.eval(COMPARE_AND_SWAP, { keys: [name], arguments: [current, value, ttlMs] }))),
+    // Polls SET NX PX until the lock is free or the wait is over: false then.
+    'redis.lock': async (name: string, holder: string, expiryMs: number, waitMs: number) => {
+      const deadline = Date.now() + waitMs;
+      for (let pause = 1; ; pause = Math.min(pause * 2, 25)) {
+        const taken = await bounded(client.set(name, holder, { condition: 'NX', expiration: { type: 'PX', value: expiryMs } }));
+        if (taken !== null) return true;
+        const left = deadline - Date.now();
+        if (left <= 0) return false;
+        await sleep(Math.min(pause, left));
+      }
+    },
+    'redis.release': async (name: string, holder: string) => {
+      await bounded(client.eval(RELEASE, { keys: [name], arguments: [holder] }));
+    },
+    'redis.ping': async () => await bounded(client.ping()),
+    'redis.close': async () => {
+      client.destroy();
+    },
+  };
+}

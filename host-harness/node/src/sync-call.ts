@@ -1,0 +1,66 @@
+// Synchronous calls into a worker thread that does asynchronous I/O: the component's imports
+// return before the call into it does, and Node's sockets answer only through its event loop.
+//
+// The calling thread posts a request and sleeps in Atomics.wait on a shared counter; the worker
+// posts its reply on a MessagePort, then bumps the counter and wakes it; the caller reads the
+// reply with receiveMessageOnPort, which needs no event loop. Each reply carries its request's
+// id, so one that comes after its caller gave up is recognised and dropped.
+import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
+
+/** A request the worker understands: an operation name and its arguments. */
+export interface Request {
+  op: string;
+  args: unknown[];
+}
+
+type Reply = { id: number; ok: true; value: unknown } | { id: number; ok: false; message: string };
+
+/** A worker thread serving synchronous calls; it never keeps the process alive by itself. */
+export class SyncWorker {
+  readonly #worker: Worker;
+  readonly #port: MessagePort;
+  readonly #signal: Int32Array;
+  #next = 0;
+
+  constructor(setup: Record<string, unknown>) {
+    const { port1, port2 } = new MessageChannel();
+    this.#signal = new Int32Array(new SharedArrayBuffer(4));
+    this.#worker = new Worker(new URL('./io-worker.js', import.meta.url), {
+      workerData: { ...setup, replies: port2, signal: this.#signal },
+      transferList: [port2],
+    });
+    this.#worker.unref();
+    this.#port = port1;
+    this.#port.unref();
+  }
+
+  /**
+   * Runs `op` in the worker and returns its value, waiting at most `limitMs`. Throws a plain
+   * Error with the worker's message when the operation failed, or when no answer came in time.
+   */
+  call(op: string, args: unknown[], limitMs: number): unknown {
+    const id = ++this.#next;
+    this.#worker.postMessage({ id, op, args });
+    const deadline = performance.now() + limitMs;
+    for (;;) {
+      // Read the counter before draining the port: a reply posted after the drain bumps it, and
+      // the wait below then returns at once instead of missing the wake-up.
+      const seen = Atomics.load(this.#signal, 0);
+      for (let received = receiveMessageOnPort(this.#port); received; received = receiveMessageOnPort(this.#port)) {
+        const reply = received.message as Reply;
+        if (reply.id !== id) continue;
+        if (reply.ok) return reply.value;
+        throw new Error(reply.message);
+      }
+      const left = deadline - performance.now();
+      if (left <= 0) throw new Error(`the host's I/O thread gave no answer in ${Math.round(limitMs / 1000)} s`);
+      Atomics.wait(this.#signal, 0, seen, left);
+    }
+  }
+
+  /** Stops the thread; calls after this fail. */
+  async close(): Promise<void> {
+    await this.#worker.terminate();
+    this.#port.close();
+  }
+}

@@ -1,0 +1,115 @@
+// What the Node host itself promises: the Rust host's component, its HTTP rules, and no secret in
+// anything it prints or throws, whatever a hostile provider sends back.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { component, connection, OAuth2Error, OAuth2Plugin, SealingKeys } from '../dist/index.js';
+import { encodings, fixture, oauth2Host, REDIS_PASSWORD, redisServer, scratch } from './support.mjs';
+
+test('the component is the one the Rust host embeds', () => {
+  const out = spawnSync(oauth2Host(), ['--version'], { encoding: 'utf8' });
+  assert.equal(out.status, 0, out.stderr);
+  const match = /component sha256 ([0-9a-f]{64}) \((\d+) bytes\)/.exec(out.stdout);
+  assert.ok(match, out.stdout);
+  assert.equal(component.sha256, match[1]);
+  assert.equal(component.bytes, Number(match[2]));
+});
+
+describe('HTTP rules', () => {
+  let server;
+  before(async () => {
+    server = await fixture('slow-provider.mjs');
+  });
+  after(() => server?.stop());
+  const config = (path) => connection({
+    grantType: 'client-credentials', tokenUrl: `${server.info.url}${path}`, clientId: 'c', clientSecretName: 's',
+  });
+  const failure = (plugin, path) => {
+    try {
+      plugin.ensureToken(config(path));
+    } catch (error) {
+      assert.ok(error instanceof OAuth2Error, String(error));
+      return error.error;
+    }
+    assert.fail('the token request succeeded');
+  };
+
+  test('a redirect is returned to the component, never followed', async () => {
+    const plugin = new OAuth2Plugin({ secrets: () => 'secret' });
+    const error = failure(plugin, '/redirect');
+    assert.equal(error.tag, 'malformed-response');
+    assert.equal(error.val.status, 302);
+    assert.equal(await (await fetch(`${server.info.url}/count`)).text(), '0');
+    await plugin.close();
+  });
+
+  test('a body over the limit is refused with the limit', async () => {
+    const plugin = new OAuth2Plugin({ secrets: () => 'secret' });
+    assert.deepEqual(failure(plugin, '/big'), { tag: 'transport', val: { tag: 'body-too-large', val: 1048576n } });
+    await plugin.close();
+  });
+
+  test('a server that never answers times out at the configured limit', async () => {
+    const plugin = new OAuth2Plugin({ secrets: () => 'secret', http: { timeoutMs: 1_000 } });
+    const started = Date.now();
+    assert.deepEqual(failure(plugin, '/silent'), { tag: 'transport', val: { tag: 'timeout' } });
+    assert.ok(Date.now() - started < 5_000);
+    await plugin.close();
+  });
+
+  test('nothing but the connection\'s endpoints is reachable, and plain http only on loopback', async () => {
+    const plugin = new OAuth2Plugin({ secrets: () => 'secret' });
+    const problems = plugin.validateConfig(connection({
+      grantType: 'client-credentials', tokenUrl: 'http://provider.example/token', clientId: 'c', clientSecretName: 's',
+    }));
+    assert.deepEqual(problems.map((p) => p.field), ['token_url']);
+    await plugin.close();
+  });
+});
+
+test('no secret in anything the Node host prints or throws, whatever the provider echoes', async (t) => {
+  const SENTINELS = {
+    SENTINEL_CLIENT_SECRET: 'cs-Sentinel/+ 7f3e:&%',
+    SENTINEL_PASSWORD: 'pw-Sentinel 9a1c!"é',
+    SENTINEL_REDIS_PASSWORD: REDIS_PASSWORD,
+  };
+  const accessToken = 'at-Sentinel-5d2b0e';
+  const refreshToken = 'rt-Sentinel-81c4aa';
+  const provider = await fixture('echo-provider.mjs', [accessToken, refreshToken]);
+  const redis = await redisServer();
+  const dir = scratch('sentinel');
+  t.after(async () => {
+    await provider.stop();
+    await redis.stop();
+    dir.remove();
+  });
+  const keyLine = SealingKeys.newKeyLine();
+  const keyFile = join(dir.dir, 'store.key');
+  writeFileSync(keyFile, `${keyLine}\n`, { mode: 0o600 });
+
+  const out = spawnSync(process.execPath, [fileURLToPath(new URL('fixtures/sentinel-scenario.mjs', import.meta.url)),
+    provider.info.url, redis.url, keyFile], { encoding: 'utf8', env: { ...process.env, ...SENTINELS }, timeout: 60_000 });
+  const printed = `${out.stdout}\n${out.stderr}`;
+  assert.equal(out.status, 0, printed);
+  // The scenario went where it should: every case ran and failed as a provider made it fail.
+  for (const expected of ['SCENARIO DONE', 'CASE password grant refused', 'invalid_client', 'invalid_grant',
+    'token endpoint answered 500', 'answered 302', 'CASE wrong redis password', 'WRONGPASS']) {
+    assert.ok(printed.includes(expected), `the output lacks ${expected}:\n${printed}`);
+  }
+  const secrets = [...Object.values(SENTINELS), accessToken, refreshToken, keyLine];
+  for (const secret of secrets) {
+    for (const form of encodings(secret)) {
+      assert.ok(!printed.includes(form), `${JSON.stringify(form)} (a form of a secret) was printed:\n${printed}`);
+    }
+  }
+  // The provider did echo them: the component's cleaning is what kept them out.
+  const stored = redis.cli('KEYS', '*');
+  assert.match(stored, /oauth2-host:entry:\{oauth2\/token\//);
+  for (const value of redis.cli('--scan').split('\n').filter(Boolean).map((key) => redis.cli('GET', key))) {
+    assert.match(value, /^v1\.[0-9a-f]{8}\./);
+    for (const secret of secrets) assert.ok(!value.includes(secret));
+  }
+});

@@ -1,0 +1,80 @@
+// The signing import on node:crypto: private_key_jwt client assertions with RS256, PS256 and ES256,
+// and one naming its key by the certificate's thumbprint, verified by Authlib (joserfc); the key
+// read from the secrets callback by the host and never handed to the component.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { connection, OAuth2Error, OAuth2Plugin } from '../dist/index.js';
+import { authlib, makeKeys, scratch } from './support.mjs';
+
+describe('private_key_jwt at Authlib', () => {
+  let server;
+  let dir;
+  let pem;
+  before(async () => {
+    dir = scratch('keys');
+    await makeKeys(dir.dir);
+    pem = (file) => readFileSync(join(dir.dir, file), 'utf8');
+    server = await authlib({ clientJwks: join(dir.dir, 'jwks.json') });
+  });
+  after(async () => {
+    await server?.stop();
+    dir?.remove();
+  });
+
+  const config = (key, algorithm, keyId) => connection({
+    grantType: 'client-credentials',
+    tokenUrl: server.info.token_url,
+    clientId: 'pkjwt-client',
+    clientAuth: 'private-key-jwt',
+    signingKey: { name: key, algorithm, keyId },
+    scope: 'read',
+  });
+
+  for (const [algorithm, file, keyId] of [['rs256', 'rsa.pem', 'rsa-1'], ['ps256', 'rsa.pem', 'rsa-1'],
+    ['es256', 'ec.pem', 'ec-1'], ['rs256', 'rsa-cert.pem', undefined]]) {
+    test(`${algorithm} with ${file}${keyId ? ` as ${keyId}` : ', named by its certificate'}: the API accepts the token`, async () => {
+      const asked = [];
+      const plugin = new OAuth2Plugin({ secrets: (name) => { asked.push(name); return name === 'client-key' ? pem(file) : undefined; } });
+      try {
+        const response = await plugin.fetch(config('client-key', algorithm, keyId), server.info.api_url);
+        assert.equal(response.status, 200);
+        assert.equal((await response.json()).client_id, 'pkjwt-client');
+        assert.ok(asked.every((name) => name === 'client-key'), 'the host read only the key');
+      } finally {
+        await plugin.close();
+      }
+    });
+  }
+
+  test('a key the provider does not know is invalid_client; a P-256 key for RS256 a typed signing error', async () => {
+    const plugin = new OAuth2Plugin({ secrets: (name) => ({ wrong: pem('wrong.pem'), ec: pem('ec.pem') })[name] });
+    try {
+      assert.throws(() => plugin.ensureToken(config('wrong', 'rs256', 'rsa-1')),
+        (e) => e instanceof OAuth2Error && e.error.tag === 'provider' && e.error.val.code === 'invalid_client');
+      assert.throws(() => plugin.ensureToken(config('ec', 'rs256', undefined)),
+        (e) => e.error?.tag === 'signing' && e.error.val.tag === 'wrong-algorithm');
+      assert.throws(() => plugin.ensureToken(config('nothing', 'es256', undefined)),
+        (e) => e.error?.tag === 'signing' && e.error.val.tag === 'unknown-key');
+    } finally {
+      await plugin.close();
+    }
+  });
+
+  test('a private key named as a client secret never reaches the component', async () => {
+    const plugin = new OAuth2Plugin({ secrets: () => pem('rsa.pem') });
+    try {
+      assert.throws(() => plugin.ensureToken(connection({
+        grantType: 'client-credentials', tokenUrl: server.info.token_url, clientId: 'cc-basic', clientSecretName: 'client-key',
+      })), (e) => {
+        assert.equal(e.error?.tag, 'secret-store');
+        assert.match(e.message, /holds a private key/);
+        assert.ok(!e.message.includes('PRIVATE KEY-----\n'));
+        return true;
+      });
+    } finally {
+      await plugin.close();
+    }
+  });
+});
