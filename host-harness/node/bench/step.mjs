@@ -7,7 +7,7 @@
 // take turns for three rounds, so the machine's drift reaches them all; reported is the median of
 // the rounds' median samples, with the lowest and highest of them.
 import { spawn, spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -90,6 +90,7 @@ if (only.startsWith('redis-')) {
     keys: SealingKeys.fromFile(keyFile),
     nearCacheMs: only === 'redis-near' ? 2_000 : 0,
   });
+  unlinkSync(keyFile);
 }
 const plugin = new OAuth2Plugin({ secrets, store, instancePerCall: only === 'step' || only === 'instantiate' });
 plugin.ensureToken(config);

@@ -102,7 +102,7 @@ if (values['with-command'] && !process.env.OAUTH2_HOST_BIN && !existsSync(join(w
  *  - instantiate() probes for JSPI ten times with `try { WebAssembly.promising(f) } catch {}`.
  *    Node 20 has no JSPI, and each failed probe costs V8 about 9 ms building its TypeError's
  *    message: a test of the function's type first gives the same answer for free, and an instance
- *    costs 0.4 ms instead of 100 ms.
+ *    costs about half a millisecond instead of 100 ms.
  *  - its debug logger reads process.env.JCO_DEBUG on every call; process.env is a slow getter,
  *    and reading it once at load takes a third off a warm call.
  * Each pattern must be found exactly as often as this jco version writes it, so a jco upgrade

@@ -25,8 +25,13 @@ export interface HttpSettings {
 export type Outcome = { ok: HttpResponse } | { err: TransportError };
 
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-// What node:http refuses in a header value: control characters other than tab.
+// Control characters other than tab, checked on the value's UTF-8 bytes.
 const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
+// Headers that frame the message or route it: the host sets Host and Content-Length itself, and
+// a component choosing them could desynchronise a kept-alive connection or reach another site
+// served at the permitted address.
+const HOST_ONLY = new Set(['host', 'content-length', 'transfer-encoding', 'connection', 'upgrade', 'te',
+  'expect', 'keep-alive', 'proxy-authorization', 'proxy-connection', 'trailer']);
 
 class TimedOut extends Error {}
 
@@ -42,8 +47,8 @@ export function createSender(settings: HttpSettings): (request: HttpRequest) => 
   return (request) => send(request, settings, agents);
 }
 
-function refuse(tag: 'invalid-request', val: string): Outcome {
-  return { err: { tag, val } };
+function refuse(reason: string): Outcome {
+  return { err: { tag: 'invalid-request', val: reason } };
 }
 
 function send(request: HttpRequest, settings: HttpSettings,
@@ -52,29 +57,26 @@ function send(request: HttpRequest, settings: HttpSettings,
   try {
     url = new URL(request.url);
   } catch {
-    return Promise.resolve(refuse('invalid-request', 'the URL does not parse'));
+    return Promise.resolve(refuse('the URL does not parse'));
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    return Promise.resolve(refuse('invalid-request', `the scheme ${url.protocol} is not HTTP`));
+    return Promise.resolve(refuse(`the scheme ${url.protocol} is not HTTP`));
   }
-  if (!TOKEN.test(request.method)) {
-    return Promise.resolve(refuse('invalid-request', 'the method is not an HTTP token'));
-  }
-  // Headers go as a flat list, to keep their order and repeats; Node then adds no Host of its own.
-  const headers: string[] = [];
-  let hasHost = false;
-  let hasLength = false;
+  if (!TOKEN.test(request.method)) return Promise.resolve(refuse('the method is not an HTTP token'));
+  // A flat list keeps the headers' order and repeats; Node then adds no Host of its own.
+  const headers: string[] = ['Host', url.host];
   for (const { name, value } of request.headers) {
-    if (!TOKEN.test(name)) return Promise.resolve(refuse('invalid-request', 'a header name is not an HTTP token'));
-    if (BAD_VALUE.test(value)) {
-      return Promise.resolve(refuse('invalid-request', `the ${name} header holds a character HTTP does not allow`));
-    }
-    hasHost ||= name.toLowerCase() === 'host';
-    hasLength ||= name.toLowerCase() === 'content-length';
-    headers.push(name, value);
+    if (!TOKEN.test(name)) return Promise.resolve(refuse('a header name is not an HTTP token'));
+    if (HOST_ONLY.has(name.toLowerCase())) return Promise.resolve(refuse(`the ${name} header is the host's to set`));
+    // Node writes header strings as latin1: the UTF-8 bytes as latin1 characters go out as UTF-8,
+    // as the Rust host sends them.
+    const bytes = Buffer.from(value, 'utf8').toString('latin1');
+    if (BAD_VALUE.test(bytes)) return Promise.resolve(refuse(`the ${name} header holds a character HTTP does not allow`));
+    headers.push(name, bytes);
   }
-  if (!hasHost) headers.unshift('Host', url.host);
-  if (request.body.length > 0 && !hasLength) headers.push('Content-Length', String(request.body.length));
+  if (request.body.length > 0 || !['GET', 'HEAD', 'DELETE', 'OPTIONS'].includes(request.method)) {
+    headers.push('Content-Length', String(request.body.length));
+  }
 
   const client = url.protocol === 'https:' ? https : http;
   return new Promise<Outcome>((resolve) => {
@@ -94,7 +96,6 @@ function send(request: HttpRequest, settings: HttpSettings,
       method: request.method,
       headers,
       agent: agents[url.protocol as 'http:' | 'https:'],
-      servername: url.hostname.startsWith('[') ? undefined : url.hostname,
     });
     const overall = setTimeout(() => req.destroy(new TimedOut()), settings.timeoutMs);
     let connecting: NodeJS.Timeout | undefined;

@@ -1,9 +1,9 @@
 // The Node.js host of the oauth2-plugin component: the same .wasm as the Rust host, run through
 // jco, with HTTP, the token store, secrets, signing, clock and randomness provided here.
-export { component, connection, LOCK_WAIT_MS, OAuth2Plugin } from './plugin.js';
+export { component, connection, OAuth2Plugin } from './plugin.js';
 export type { ConnectionFields, PluginOptions } from './plugin.js';
 export { ComponentFailure, explain, OAuth2Error } from './errors.js';
-export { MemoryTokenStore, StoreFailure } from './token-store.js';
+export { LOCK_WAIT_MS, MemoryTokenStore, StoreFailure } from './token-store.js';
 export type { HeldLock, TokenStore } from './token-store.js';
 export { RedisTokenStore } from './redis-store.js';
 export type { RedisStoreOptions } from './redis-store.js';

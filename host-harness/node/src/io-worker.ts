@@ -13,6 +13,13 @@ interface Setup {
 
 const { replies, signal, http, redis } = workerData as Setup;
 
+// However the thread ends, a caller waiting on it wakes and fails instead of sleeping out its limit.
+process.on('exit', () => {
+  Atomics.store(signal, 1, 1);
+  Atomics.add(signal, 0, 1);
+  Atomics.notify(signal, 0);
+});
+
 function reply(message: object): void {
   replies.postMessage(message);
   Atomics.add(signal, 0, 1);

@@ -21,14 +21,14 @@ import type {
   TransportError,
 } from '../gen/types/interfaces/integration-oauth2-types.js';
 import type { ImportObject } from '../gen/oauth2/oauth2.js';
+import { permittedOrigins, refusal } from './destination.js';
 import { ComponentFailure, ImportFailure, OAuth2Error } from './errors.js';
 import type { HttpSettings, Outcome } from './http-transport.js';
+import { RedisTokenStore } from './redis-store.js';
 import { holdsPrivateKey, pemSigner, SigningFailure, type Signer } from './signing.js';
 import { SyncWorker } from './sync-call.js';
-import { MemoryTokenStore, StoreFailure, type HeldLock, type TokenStore } from './token-store.js';
+import { LOCK_WAIT_MS, MemoryTokenStore, StoreFailure, type HeldLock, type TokenStore } from './token-store.js';
 
-/** The longest a call waits for a connection's lock another holder has. */
-export const LOCK_WAIT_MS = 30_000;
 /** Random bytes one request may ask for: more than the component's memory is a broken guest. */
 const MAX_RANDOM_BYTES = 64 << 20;
 /** What one call may do to the token store: an entry or two and a lock or two are the need. */
@@ -54,7 +54,7 @@ export interface PluginOptions {
   http?: Partial<HttpSettings>;
   /**
    * A new instance for every call, as the Rust host runs each step, so that nothing a call leaves
-   * in the component's memory can reach the next; about 0.3 ms per call (BENCHMARKS.md). By
+   * in the component's memory can reach the next; about half a millisecond per call (BENCHMARKS.md). By
    * default one instance serves the calls of this plugin, and is replaced after a failure.
    */
   instancePerCall?: boolean;
@@ -84,18 +84,9 @@ class Call {
   readonly held = new Map<string, HeldLock>();
   constructor(readonly config: ConnectionConfig) {}
 
-  /** The origins of the connection's endpoints, parsed when the component first sends. */
+  /** Parsed when the component first sends, which most calls (a cached token) never do. */
   get origins(): string[] {
-    this.#origins ??= [this.config.tokenUrl, this.config.deviceAuthorizationUrl, this.config.revocationUrl]
-      .flatMap((url) => {
-        if (url === undefined) return [];
-        try {
-          const origin = new URL(url.trim()).origin;
-          return origin === 'null' ? [] : [origin];
-        } catch {
-          return [];
-        }
-      });
+    this.#origins ??= permittedOrigins(this.config);
     return this.#origins;
   }
 
@@ -103,11 +94,6 @@ class Call {
     for (const lock of this.held.values()) lock.release();
     this.held.clear();
   }
-}
-
-function isLoopback(url: URL): boolean {
-  const host = url.hostname;
-  return host === 'localhost' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
 /** The WIT's oauth-error, as jco throws it out of an export: a plain `{ tag, val }` object. */
@@ -143,6 +129,11 @@ export class OAuth2Plugin {
       maxBodyBytes: options.http?.maxBodyBytes ?? 1 << 20,
       caCertificates: options.http?.caCertificates,
     };
+    // A live holder must keep its lock through its token requests, two at most per call: a
+    // shorter expiry lets another worker refresh the same token meanwhile.
+    if (this.#store instanceof RedisTokenStore && this.#store.lockExpiryMs < 3 * this.#http.timeoutMs) {
+      throw new Error(`the Redis store's lock expiry (${this.#store.lockExpiryMs} ms) must be at least three times the HTTP timeout (${this.#http.timeoutMs} ms)`);
+    }
   }
 
   /** Every problem in a configuration, without any I/O; empty when it is usable. */
@@ -208,8 +199,8 @@ export class OAuth2Plugin {
   /**
    * `fetch(url, init)` with the connection's token; after a 401, the refused token is dropped and
    * the request sent once more with a new one. Redirects are returned, not followed, so the token
-   * never follows one to another origin. A body given as a stream cannot be sent twice: pass bytes
-   * or text when a retry may be needed.
+   * never follows one to another origin. A body given as a stream cannot be sent twice: the 401 is
+   * returned (its token already dropped), so pass bytes or text when a retry may be needed.
    */
   async fetch(config: ConnectionConfig, url: string, init: RequestInit = {}): Promise<Response> {
     const send = (pairs: Pair[]) => {
@@ -219,10 +210,12 @@ export class OAuth2Plugin {
     };
     const pairs = this.authorizationHeaders(config, url);
     const response = await send(pairs);
-    if (response.status !== 401 || init.body instanceof ReadableStream) return response;
-    await response.body?.cancel();
+    if (response.status !== 401) return response;
     const refused = pairs.find((pair) => pair.name.toLowerCase() === 'authorization')?.value;
     this.forgetToken(config, refused);
+    // A stream was read by the first attempt: the next call gets the new token instead.
+    if (init.body instanceof ReadableStream) return response;
+    await response.body?.cancel();
     return send(this.authorizationHeaders(config, url));
   }
 
@@ -272,12 +265,12 @@ export class OAuth2Plugin {
       get: (key: string) => this.#storeOp(() => this.#store.get(key)),
       set: (key: string, value: string, ttl: bigint | undefined) =>
         this.#storeOp(() => {
-          this.#countWrite(key, value.length);
+          this.#countWrite(key, Buffer.byteLength(value));
           this.#store.set(key, value, ttl === undefined ? undefined : Number(ttl));
         }),
       compareAndSwap: (key: string, expected: string | undefined, value: string | undefined, ttl: bigint | undefined) =>
         this.#storeOp(() => {
-          this.#countWrite(key, value?.length ?? 0);
+          this.#countWrite(key, value === undefined ? 0 : Buffer.byteLength(value));
           return this.#store.compareAndSwap(key, expected, value, ttl === undefined ? undefined : Number(ttl));
         }),
       lock: (key: string) => this.#storeOp(() => this.#lock(key)),
@@ -304,7 +297,7 @@ export class OAuth2Plugin {
         if (len > BigInt(MAX_RANDOM_BYTES)) throw new ComponentFailure(`the component asked for ${len} random bytes, more than its memory`);
         return randomFillSync(new Uint8Array(Number(len)));
       },
-      getRandomU64: () => new BigUint64Array(randomFillSync(new BigUint64Array(1)).buffer)[0]!,
+      getRandomU64: () => randomFillSync(new BigUint64Array(1))[0]!,
     };
     const interfaces = {
       'integration:oauth2/http@0.2.0': http,
@@ -385,27 +378,15 @@ export class OAuth2Plugin {
    * reach anything else.
    */
   #send(request: HttpRequest): HttpResponse {
-    const call = this.#current();
-    let url: URL | undefined;
-    try {
-      url = new URL(request.url);
-    } catch {
-      url = undefined;
-    }
-    const permitted = call.origins;
-    const refused = (reason: string): never => {
-      throw new ImportFailure<TransportError>({ tag: 'forbidden-destination', val: reason });
-    };
-    if (!url || !permitted.includes(url.origin)) {
-      refused(`the component may reach only the origins of the connection's token, device authorization and revocation endpoints (${permitted.join(', ') || 'none'}), not ${url ? url.origin : 'an unparsable URL'}`);
-    } else if (url.protocol !== 'https:' && !(url.protocol === 'http:' && isLoopback(url))) {
-      refused(`plain http to ${url.host}: only https, or http to this machine`);
-    }
+    const refused = refusal(request.url, this.#current().origins);
+    if (refused !== undefined) throw new ImportFailure<TransportError>({ tag: 'forbidden-destination', val: refused });
     this.#io ??= new SyncWorker({ http: this.#http });
     let outcome: Outcome;
     try {
       outcome = this.#io.call('http.send', [request], this.#http.timeoutMs + 5_000) as Outcome;
     } catch (error) {
+      // A thread that ended is replaced for the next request.
+      if (this.#io.stopped) this.#io = undefined;
       throw new ImportFailure<TransportError>({ tag: 'other', val: (error as Error).message });
     }
     if ('err' in outcome) throw new ImportFailure(outcome.err);

@@ -1,5 +1,6 @@
 // The Redis commands of the shared token store, run in the I/O thread on node-redis. Values
 // arrive sealed and names complete: this side knows nothing of tokens, only of Redis.
+import { isIP } from 'node:net';
 import { createClient } from 'redis';
 
 /** How to reach Redis. */
@@ -52,14 +53,16 @@ export async function redisHandlers(settings: RedisSettings): Promise<Record<str
   // The URL's parts given one by one: node-redis lets a URL's (empty) password override the
   // password option, and the password given apart from the URL goes with the URL's user.
   const url = new URL(settings.url);
+  const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
   const password = settings.password ?? (url.password ? decodeURIComponent(url.password) : undefined);
   const database = Number(url.pathname.slice(1) || '0');
+  if (!Number.isInteger(database) || database < 0) throw new Error(`Redis URL ${settings.shown}: the path must be a database number`);
   const client = createClient({
     ...(password === undefined ? {} : { username: decodeURIComponent(url.username) || 'default', password }),
     database,
     disableOfflineQueue: true,
     socket: {
-      host: url.hostname.replace(/^\[(.*)\]$/, '$1'),
+      host,
       port: Number(url.port || '6379'),
       connectTimeout: settings.ioTimeoutMs,
       // A refused login will not pass on a retry: give up and report it. Anything else (a Redis
@@ -67,7 +70,7 @@ export async function redisHandlers(settings: RedisSettings): Promise<Record<str
       reconnectStrategy: (retries: number, cause: Error) =>
         /WRONGPASS|NOAUTH|NOPERM/.test(cause?.message ?? '') ? cause : Math.min(50 * 2 ** retries, 1000),
       ...(url.protocol === 'rediss:'
-        ? { tls: true as const, servername: url.hostname, ...(settings.caCertificates ? { ca: settings.caCertificates } : {}) }
+        ? { tls: true as const, ...(isIP(host) === 0 ? { servername: host } : {}), ...(settings.caCertificates ? { ca: settings.caCertificates } : {}) }
         : {}),
     },
   });
@@ -103,9 +106,6 @@ export async function redisHandlers(settings: RedisSettings): Promise<Record<str
       await bounded(ttlMs === null
         ? client.set(name, value)
         : client.set(name, value, { expiration: { type: 'PX', value: ttlMs } }));
-    },
-    'redis.del': async (name: string) => {
-      await bounded(client.del(name));
     },
     'redis.cas': async (name: string, current: string, value: string, ttlMs: string) =>
       Number(await bounded(client.eval(COMPARE_AND_SWAP, { keys: [name], arguments: [current, value, ttlMs] }))),

@@ -4,12 +4,10 @@ import { randomBytes } from 'node:crypto';
 import { inspect } from 'node:util';
 import { SyncWorker } from './sync-call.js';
 import { SealingKeys } from './sealing.js';
-import { StoreFailure, type HeldLock, type TokenStore } from './token-store.js';
+import { LOCK_WAIT_MS, StoreFailure, type HeldLock, type TokenStore } from './token-store.js';
 
 /** The component's largest expiry margin: memory never serves a token longer than this. */
 export const MAX_NEAR_CACHE_MS = 30_000;
-/** The longest a call waits for a connection's lock. */
-export const MAX_LOCK_WAIT_MS = 30_000;
 
 /** How to open a {@link RedisTokenStore}. */
 export interface RedisStoreOptions {
@@ -23,7 +21,11 @@ export interface RedisStoreOptions {
   namespace?: string;
   /** How long an entry read or written here is served from memory (0: never); default 2 s. */
   nearCacheMs?: number;
-  /** How long a lock outlives a holder that never released it; default 90 s. */
+  /**
+   * How long a lock outlives a holder that never released it; default 90 s. A live holder must
+   * finish its token requests within it: at least three times the plugin's HTTP timeout (a call
+   * makes two token requests at most), which the plugin checks.
+   */
   lockExpiryMs?: number;
   /** How long a call waits for a lock another holder has, at most 30 s (the default). */
   lockWaitMs?: number;
@@ -64,7 +66,7 @@ export class RedisTokenStore implements TokenStore {
     this.#namespace = options.namespace ?? 'oauth2-host:';
     this.#nearMs = Math.min(Math.max(options.nearCacheMs ?? 2_000, 0), MAX_NEAR_CACHE_MS);
     this.#lockExpiryMs = Math.max(options.lockExpiryMs ?? 90_000, 1);
-    this.#lockWaitMs = Math.min(Math.max(options.lockWaitMs ?? MAX_LOCK_WAIT_MS, 0), MAX_LOCK_WAIT_MS);
+    this.#lockWaitMs = Math.min(Math.max(options.lockWaitMs ?? LOCK_WAIT_MS, 0), LOCK_WAIT_MS);
   }
 
   /** Connects now, so a wrong address or password is reported before any work starts. */
@@ -106,6 +108,11 @@ export class RedisTokenStore implements TokenStore {
   /** The store's URL without its password. */
   get url(): string {
     return this.#shown;
+  }
+
+  /** How long a lock outlives a holder that never released it. */
+  get lockExpiryMs(): number {
+    return this.#lockExpiryMs;
   }
 
   #call(op: string, args: unknown[], limitMs = IO_TIMEOUT_MS * 2): unknown {
@@ -193,8 +200,16 @@ export class RedisTokenStore implements TokenStore {
     const wait = Math.min(waitMs, this.#lockWaitMs);
     const name = `${this.#namespace}lock:{${key}}`;
     const holder = randomBytes(16).toString('hex');
-    const taken = this.#call('redis.lock', [name, holder, this.#lockExpiryMs, wait], wait + IO_TIMEOUT_MS * 2);
-    if (!taken) throw new StoreFailure({ tag: 'lock-timeout', val: Math.round(wait / 1000) });
+    let taken: unknown;
+    try {
+      taken = this.#call('redis.lock', [name, holder, this.#lockExpiryMs, wait], wait + IO_TIMEOUT_MS * 2);
+    } catch (error) {
+      // The lock may have been taken after this call gave up: free it rather than leave every
+      // worker waiting out its expiry. Releasing checks the holder, so it is safe when not taken.
+      this.#release(name, holder);
+      throw error;
+    }
+    if (!taken) throw new StoreFailure({ tag: 'lock-timeout', val: Math.max(1, Math.floor(wait / 1000)) });
     // What was remembered before the lock may be older than what its last holder wrote.
     this.#near.delete(key);
     this.#held.add(key);
@@ -204,13 +219,17 @@ export class RedisTokenStore implements TokenStore {
         if (!held) return;
         held = false;
         this.#held.delete(key);
-        try {
-          this.#call('redis.release', [name, holder]);
-        } catch {
-          // Unreachable Redis: the lock expires by itself.
-        }
+        this.#release(name, holder);
       },
     };
+  }
+
+  #release(name: string, holder: string): void {
+    try {
+      this.#call('redis.release', [name, holder]);
+    } catch {
+      // Unreachable Redis: the lock expires by itself.
+    }
   }
 
   /** A secret as the Rust host's `oauth2-host secret set --store redis://...` stores it. */

@@ -45,6 +45,10 @@ export function pemSigner(pem: (name: string) => string | undefined): Signer {
     if (block === undefined) {
       throw new SigningFailure({ tag: 'unusable-key', val: 'it holds no PEM private key: store the key as PKCS#8 (-----BEGIN PRIVATE KEY-----)' });
     }
+    // The Rust host's rules, so a key works on every worker of a mixed fleet or on none.
+    if (block.startsWith('-----BEGIN EC PRIVATE KEY')) {
+      throw new SigningFailure({ tag: 'unusable-key', val: 'it is a SEC1 EC key (BEGIN EC PRIVATE KEY): convert it to PKCS#8 with `openssl pkcs8 -topk8 -nocrypt`' });
+    }
     let key: KeyObject;
     try {
       key = createPrivateKey(block);
@@ -56,6 +60,10 @@ export function pemSigner(pem: (name: string) => string | undefined): Signer {
     const curve = key.asymmetricKeyDetails?.namedCurve;
     const rsa = type === 'rsa';
     const p256 = type === 'ec' && curve === 'prime256v1';
+    const bits = key.asymmetricKeyDetails?.modulusLength ?? 0;
+    if (rsa && (bits < 2048 || bits > 8192)) {
+      throw new SigningFailure({ tag: 'unusable-key', val: `the RSA key has ${bits} bits: RS256 and PS256 need 2048 to 8192` });
+    }
     if (!rsa && !p256) {
       throw new SigningFailure({ tag: 'unusable-key', val: `the key is neither an RSA key nor a P-256 key (${type}${curve ? ` ${curve}` : ''})` });
     }

@@ -4,7 +4,8 @@
 // The calling thread posts a request and sleeps in Atomics.wait on a shared counter; the worker
 // posts its reply on a MessagePort, then bumps the counter and wakes it; the caller reads the
 // reply with receiveMessageOnPort, which needs no event loop. Each reply carries its request's
-// id, so one that comes after its caller gave up is recognised and dropped.
+// id, so one that comes after its caller gave up is recognised and dropped. A second shared word
+// says the worker has stopped, so a caller never sleeps out its limit waiting on a dead thread.
 import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
 
 /** A request the worker understands: an operation name and its arguments. */
@@ -24,7 +25,7 @@ export class SyncWorker {
 
   constructor(setup: Record<string, unknown>) {
     const { port1, port2 } = new MessageChannel();
-    this.#signal = new Int32Array(new SharedArrayBuffer(4));
+    this.#signal = new Int32Array(new SharedArrayBuffer(8));
     this.#worker = new Worker(new URL('./io-worker.js', import.meta.url), {
       workerData: { ...setup, replies: port2, signal: this.#signal },
       transferList: [port2],
@@ -39,6 +40,7 @@ export class SyncWorker {
    * Error with the worker's message when the operation failed, or when no answer came in time.
    */
   call(op: string, args: unknown[], limitMs: number): unknown {
+    if (this.stopped) throw new Error('the host\'s I/O thread has stopped');
     const id = ++this.#next;
     this.#worker.postMessage({ id, op, args });
     const deadline = performance.now() + limitMs;
@@ -52,14 +54,21 @@ export class SyncWorker {
         if (reply.ok) return reply.value;
         throw new Error(reply.message);
       }
+      if (this.stopped) throw new Error('the host\'s I/O thread stopped before it answered');
       const left = deadline - performance.now();
       if (left <= 0) throw new Error(`the host's I/O thread gave no answer in ${Math.round(limitMs / 1000)} s`);
       Atomics.wait(this.#signal, 0, seen, left);
     }
   }
 
+  /** Whether the thread has ended (closed, or failed): calls fail at once. */
+  get stopped(): boolean {
+    return Atomics.load(this.#signal, 1) === 1;
+  }
+
   /** Stops the thread; calls after this fail. */
   async close(): Promise<void> {
+    Atomics.store(this.#signal, 1, 1);
     await this.#worker.terminate();
     this.#port.close();
   }

@@ -2,6 +2,9 @@
 // single: the interface every store implements, and the in-memory store of one thread.
 import type { StoreError } from '../gen/types/interfaces/integration-oauth2-types.js';
 
+/** The longest a call waits for a connection's lock another holder has: the contract's bound. */
+export const LOCK_WAIT_MS = 30_000;
+
 /** A store operation that failed, with the WIT `store-error` the component receives. */
 export class StoreFailure extends Error {
   override readonly name = 'StoreFailure';

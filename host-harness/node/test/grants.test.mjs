@@ -1,6 +1,6 @@
 // The three grants of the form, refresh with rotation and the 401 retry, through the Node host,
-// against the interop kit's Authlib server over loopback HTTP, and client credentials at
-// oidc-provider (which has no password grant; its consent is in consent.test.mjs).
+// against the interop kit's Authlib server over loopback HTTP, client credentials at oidc-provider
+// (which has no password grant; its consent is in consent.test.mjs), and the device code grant.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { connection, OAuth2Error, OAuth2Plugin } from '../dist/index.js';
@@ -192,4 +192,40 @@ describe('grants against Authlib', () => {
       assert.throws(() => plugin.ensureToken(config), (error) => error.error?.tag === 'authorization-required');
     });
   });
+});
+
+test('device code at Authlib: the user approves on the verification page, polling gets the token', async (t) => {
+  const provider = await authlib({ deviceInterval: 1 });
+  t.after(() => provider.stop());
+  const plugin = new OAuth2Plugin({ secrets: () => undefined });
+  t.after(() => plugin.close());
+  const config = connection({
+    grantType: 'device-code',
+    tokenUrl: provider.info.token_url,
+    deviceAuthorizationUrl: provider.info.device_authorization_url,
+    clientId: 'device-client',
+    scope: 'read',
+  });
+  const started = plugin.startDeviceAuthorization(config);
+  assert.equal(started.intervalSeconds, 1);
+  assert.equal(plugin.pollDeviceAuthorization(config, started.deviceCode).tag, 'pending');
+
+  const approved = await fetch(provider.info.device_verification_url, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ user_code: started.userCode, username: USERNAME, password: PASSWORD, action: 'allow' }).toString(),
+  });
+  assert.match(await approved.text(), /data-result="approved"/);
+
+  let poll;
+  for (let interval = started.intervalSeconds; ; ) {
+    await new Promise((done) => setTimeout(done, interval * 1000));
+    poll = plugin.pollDeviceAuthorization(config, started.deviceCode);
+    if (poll.tag === 'slow-down') interval += 5;
+    else if (poll.tag !== 'pending') break;
+  }
+  assert.equal(poll.tag, 'granted');
+  const response = await plugin.fetch(config, provider.info.api_url);
+  assert.equal(response.status, 200);
+  assert.equal((await response.json()).sub, USERNAME);
 });

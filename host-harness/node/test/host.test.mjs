@@ -6,6 +6,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { permittedOrigins, refusal } from '../dist/destination.js';
 import { component, connection, OAuth2Error, OAuth2Plugin, SealingKeys } from '../dist/index.js';
 import { encodings, fixture, oauth2Host, REDIS_PASSWORD, redisServer, scratch } from './support.mjs';
 
@@ -60,7 +61,30 @@ describe('HTTP rules', () => {
     await plugin.close();
   });
 
-  test('nothing but the connection\'s endpoints is reachable, and plain http only on loopback', async () => {
+  test('the component\'s requests may go only to its endpoints\' origins, over https or to loopback', () => {
+    const config = connection({
+      grantType: 'device-code',
+      tokenUrl: 'https://login.example.com/oauth/token',
+      clientId: 'c',
+      deviceAuthorizationUrl: 'https://device.example.com/authorize',
+    });
+    const permitted = permittedOrigins(config);
+    assert.deepEqual(permitted, ['https://login.example.com', 'https://device.example.com']);
+    assert.equal(refusal('https://login.example.com/other/path?x=1', permitted), undefined);
+    assert.equal(refusal('https://device.example.com/authorize', permitted), undefined);
+    for (const elsewhere of ['https://revoke.example.com/revoke', 'https://login.example.com:8443/token',
+      'http://login.example.com/token', 'https://169.254.169.254/latest/meta-data', 'data:text/plain,x', 'not a url']) {
+      assert.match(refusal(elsewhere, permitted), /may reach only the origins/, elsewhere);
+    }
+    // The revocation endpoint, once configured, is reachable too.
+    assert.equal(refusal('https://revoke.example.com/r', permittedOrigins({ ...config, revocationUrl: 'https://revoke.example.com/r' })), undefined);
+    // A plain http endpoint passes only on loopback, even when it is the connection's own.
+    const plain = permittedOrigins({ ...config, tokenUrl: 'http://provider.example/token', deviceAuthorizationUrl: 'http://127.0.0.1:9/d' });
+    assert.match(refusal('http://provider.example/token', plain), /plain http to provider\.example/);
+    assert.equal(refusal('http://127.0.0.1:9/d', plain), undefined);
+  });
+
+  test('the component refuses a plain http endpoint before anything is sent', async () => {
     const plugin = new OAuth2Plugin({ secrets: () => 'secret' });
     const problems = plugin.validateConfig(connection({
       grantType: 'client-credentials', tokenUrl: 'http://provider.example/token', clientId: 'c', clientSecretName: 's',

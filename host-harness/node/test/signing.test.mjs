@@ -2,10 +2,11 @@
 // and one naming its key by the certificate's thumbprint, verified by Authlib (joserfc); the key
 // read from the secrets callback by the host and never handed to the component.
 import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { connection, OAuth2Error, OAuth2Plugin } from '../dist/index.js';
+import { connection, OAuth2Error, OAuth2Plugin, pemSigner } from '../dist/index.js';
 import { authlib, makeKeys, scratch } from './support.mjs';
 
 describe('private_key_jwt at Authlib', () => {
@@ -77,4 +78,16 @@ describe('private_key_jwt at Authlib', () => {
       await plugin.close();
     }
   });
+});
+
+test('keys the Rust host refuses are refused here too, with the same advice', () => {
+  const sec1 = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'sec1', format: 'pem' });
+  const short = generateKeyPairSync('rsa', { modulusLength: 1024 }).privateKey.export({ type: 'pkcs8', format: 'pem' });
+  const p384 = generateKeyPairSync('ec', { namedCurve: 'secp384r1' }).privateKey.export({ type: 'pkcs8', format: 'pem' });
+  const signer = pemSigner((name) => ({ sec1, short, p384 })[name]);
+  const refused = (name, algorithm, pattern) => assert.throws(() => signer.sign(name, algorithm, new Uint8Array(1)),
+    (e) => e.error.tag === 'unusable-key' && pattern.test(e.message) && !e.message.includes('PRIVATE KEY-----\n'));
+  refused('sec1', 'es256', /openssl pkcs8 -topk8 -nocrypt/);
+  refused('short', 'rs256', /1024 bits/);
+  refused('p384', 'es256', /neither an RSA key nor a P-256 key/);
 });

@@ -69,8 +69,9 @@ async function startPrinting(command, args, options = {}) {
 }
 
 /** The Authlib server of the interop kit; with `clientJwks`, its private_key_jwt clients too. */
-export async function authlib({ accessTokenTtl = 60, redirectUri, clientJwks } = {}) {
+export async function authlib({ accessTokenTtl = 60, redirectUri, clientJwks, deviceInterval } = {}) {
   const args = [kit('authlib/server.py'), '--access-token-ttl', String(accessTokenTtl)];
+  if (deviceInterval) args.push('--device-interval', String(deviceInterval));
   if (redirectUri) args.push('--redirect-uri', redirectUri);
   if (clientJwks) args.push('--client-jwks', clientJwks);
   return startPrinting(python(), args);
