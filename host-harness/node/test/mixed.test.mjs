@@ -171,10 +171,10 @@ test('the lock is one protocol: the Rust command waits for a Node holder, Node f
 
   // A lock as the Rust host takes it, held while the token is stale again: Node waits for it to
   // expire, then refreshes over the entry the Rust command sealed.
-  await expire();
-  redis.cli('SET', `oauth2-host:lock:{${key}}`, 'a-rust-holder', 'PX', '1500');
   const plugin = new OAuth2Plugin({ secrets: (name) => store.secret(name), store });
   t.after(() => plugin.close());
+  await expire();
+  redis.cli('SET', `oauth2-host:lock:{${key}}`, 'a-rust-holder', 'PX', '1500');
   const waited = Date.now();
   plugin.ensureToken(config);
   assert.ok(Date.now() - waited >= 1_300, 'Node waited for the Rust holder');
