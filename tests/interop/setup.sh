@@ -2,8 +2,9 @@
 # Installs what the interop tests run against, from the lock files beside this script: npm
 # oidc-provider and playwright-core, PyPI Authlib + Flask in a virtual environment, and Debian's
 # chromium and redis-server (the shared token store's tests start their own on a free loopback
-# port); and the Node.js host's packages (host-harness/node, from its lock file). Safe to run
-# again: it reinstalls only what changed.
+# port); and the Node.js host's packages (host-harness/node, from its lock file) unless
+# --without-node-host is given (the Node host's own `npm test` runs this script so). Safe to run
+# again.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 
@@ -14,7 +15,12 @@ need node "install Node.js 20 or later"
 need npm "install npm (it comes with Node.js)"
 need python3 "install Python 3.11 or later with the venv module"
 
-for kit in "$here/oidc-provider" "$here/browser" "$here/../../host-harness/node"; do
+kits=("$here/oidc-provider" "$here/browser")
+if [ "${1:-}" != "--without-node-host" ]; then
+  kits+=("$here/../../host-harness/node")
+  node_host=", and the Node host's packages"
+fi
+for kit in "${kits[@]}"; do
   (cd "$kit" && npm ci --no-audit --no-fund --loglevel=error)
 done
 
@@ -38,4 +44,4 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-echo "interop setup: oidc-provider, playwright-core, Authlib, chromium, redis-server and the Node host's packages are ready"
+echo "interop setup: oidc-provider, playwright-core, Authlib, chromium and redis-server are ready${node_host:-}"
