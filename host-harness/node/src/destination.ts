@@ -33,7 +33,7 @@ export function refusal(url: string, permitted: string[]): string | undefined {
 }
 
 /** The Rust host's rule: `localhost`, 127.0.0.0/8 or ::1. */
-function isLoopback(url: URL): boolean {
+export function isLoopback(url: URL): boolean {
   const host = url.hostname;
   return host === 'localhost' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }

@@ -1,8 +1,12 @@
 // One whole HTTP exchange on node:http / node:https, run in the I/O thread: no redirect followed,
-// no proxy, a cap on the body and limits on time. Messages never hold a header value or a body.
+// a proxy only for https to other machines, a cap on the body and limits on time. Messages never
+// hold a header value, a body or the proxy's credentials.
 import http from 'node:http';
 import https from 'node:https';
+import { isIPv6 } from 'node:net';
+import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
+import { isLoopback } from './destination.js';
 import type {
   HttpRequest,
   HttpResponse,
@@ -20,6 +24,11 @@ export interface HttpSettings {
   maxBodyBytes: number;
   /** PEM certificates trusted besides Node's bundled roots (a private CA). */
   caCertificates?: string | undefined;
+  /**
+   * An `http://[user:password@]host:port` proxy that carries `https` requests to other machines
+   * through CONNECT; loopback destinations and plain `http` never go through it.
+   */
+  proxy?: string | undefined;
 }
 
 export type Outcome = { ok: HttpResponse } | { err: TransportError };
@@ -35,14 +44,80 @@ const HOST_ONLY = new Set(['host', 'content-length', 'transfer-encoding', 'conne
 
 class TimedOut extends Error {}
 
-/** A sender with keep-alive connections, one pool per scheme. */
+/** The proxy refused to open the tunnel. */
+class ProxyRefused extends Error {
+  override readonly name = 'ProxyRefused';
+}
+
+/**
+ * Connections tunnelled through an HTTP proxy (CONNECT), then TLS to the destination end to end:
+ * the proxy sees the host name and port, never the request. Pooled like any keep-alive agent.
+ */
+class TunnelAgent extends https.Agent {
+  readonly #proxy: URL;
+  readonly #connectTimeoutMs: number;
+
+  constructor(proxy: URL, settings: HttpSettings, options: https.AgentOptions) {
+    super(options);
+    this.#proxy = proxy;
+    this.#connectTimeoutMs = settings.connectTimeoutMs;
+  }
+
+  // Node's agents accept a connection given later through the callback, as here.
+  override createConnection(options: http.RequestOptions,
+    callback?: (error: Error | null, stream: Duplex) => void): undefined {
+    // The stream is unused when there is an error.
+    const done = (error: Error | null, stream?: Duplex) => callback?.(error, stream as Duplex);
+    const host = options.host ?? '';
+    const target = `${isIPv6(host) ? `[${host}]` : host}:${options.port ?? 443}`;
+    const proxy = this.#proxy;
+    const credentials = proxy.username
+      ? { 'Proxy-Authorization': `Basic ${Buffer.from(`${decodeURIComponent(proxy.username)}:${decodeURIComponent(proxy.password)}`).toString('base64')}` }
+      : {};
+    const connect = http.request({
+      host: proxy.hostname.replace(/^\[(.*)\]$/, '$1'),
+      port: proxy.port || 80,
+      method: 'CONNECT',
+      path: target,
+      headers: { Host: target, ...credentials },
+      agent: false,
+    });
+    const timer = setTimeout(() => connect.destroy(new TimedOut()), this.#connectTimeoutMs);
+    connect.once('connect', (answer, socket) => {
+      clearTimeout(timer);
+      if (answer.statusCode !== 200) {
+        socket.destroy();
+        done(new ProxyRefused(`the proxy ${proxy.host} answered ${answer.statusCode} to CONNECT ${target}`));
+        return;
+      }
+      const { ca } = options as tls.ConnectionOptions;
+      done(null, tls.connect({ socket, servername: host, ...(ca ? { ca } : {}) }));
+    });
+    connect.once('error', (error) => {
+      clearTimeout(timer);
+      done(error instanceof TimedOut ? error : Object.assign(new Error(`the proxy ${proxy.host}: ${error.message}`), { code: (error as { code?: string }).code }));
+    });
+    connect.end();
+    return undefined;
+  }
+}
+
+interface Agents {
+  'http:': http.Agent;
+  'https:': https.Agent;
+  tunnel: https.Agent | undefined;
+}
+
+/** A sender with keep-alive connections, one pool per scheme (and one through the proxy). */
 export function createSender(settings: HttpSettings): (request: HttpRequest) => Promise<Outcome> {
-  const agents = {
+  const tlsOptions = {
+    keepAlive: true,
+    ...(settings.caCertificates ? { ca: [...tls.rootCertificates, settings.caCertificates] } : {}),
+  };
+  const agents: Agents = {
     'http:': new http.Agent({ keepAlive: true }),
-    'https:': new https.Agent({
-      keepAlive: true,
-      ...(settings.caCertificates ? { ca: [...tls.rootCertificates, settings.caCertificates] } : {}),
-    }),
+    'https:': new https.Agent(tlsOptions),
+    tunnel: settings.proxy ? new TunnelAgent(new URL(settings.proxy), settings, tlsOptions) : undefined,
   };
   return (request) => send(request, settings, agents);
 }
@@ -51,8 +126,7 @@ function refuse(reason: string): Outcome {
   return { err: { tag: 'invalid-request', val: reason } };
 }
 
-function send(request: HttpRequest, settings: HttpSettings,
-  agents: { 'http:': http.Agent; 'https:': https.Agent }): Promise<Outcome> {
+function send(request: HttpRequest, settings: HttpSettings, agents: Agents): Promise<Outcome> {
   let url: URL;
   try {
     url = new URL(request.url);
@@ -95,7 +169,7 @@ function send(request: HttpRequest, settings: HttpSettings,
       path: `${url.pathname}${url.search}`,
       method: request.method,
       headers,
-      agent: agents[url.protocol as 'http:' | 'https:'],
+      agent: url.protocol === 'https:' && agents.tunnel && !isLoopback(url) ? agents.tunnel : agents[url.protocol as 'http:' | 'https:'],
     });
     const overall = setTimeout(() => req.destroy(new TimedOut()), settings.timeoutMs);
     let connecting: NodeJS.Timeout | undefined;
@@ -141,6 +215,7 @@ function send(request: HttpRequest, settings: HttpSettings,
 /** The transport error for a Node socket error; its message names the code and the host, not data. */
 function classify(error: Error & { code?: string }, midAnswer = false): TransportError {
   if (error instanceof TimedOut) return { tag: 'timeout' };
+  if (error instanceof ProxyRefused) return { tag: 'connect', val: error.message };
   const code = error.code ?? '';
   const message = error.message;
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'EAI_NONAME') return { tag: 'dns', val: message };

@@ -50,7 +50,11 @@ export interface PluginOptions {
   signer?: Signer;
   /** Milliseconds since the epoch; tests move it. Default `Date.now`. */
   clock?: () => number;
-  /** Limits of the HTTP the component gets; defaults 10 s to connect, 30 s in all, 1 MiB bodies. */
+  /**
+   * Limits of the HTTP the component gets; defaults 10 s to connect, 30 s in all, 1 MiB bodies,
+   * and the proxy of `HTTPS_PROXY`, `ALL_PROXY` or `HTTP_PROXY` (either case), as the Rust host
+   * reads them; an empty `proxy` uses none.
+   */
   http?: Partial<HttpSettings>;
   /**
    * A new instance for every call, as the Rust host runs each step, so that nothing a call leaves
@@ -128,6 +132,7 @@ export class OAuth2Plugin {
       timeoutMs: options.http?.timeoutMs ?? 30_000,
       maxBodyBytes: options.http?.maxBodyBytes ?? 1 << 20,
       caCertificates: options.http?.caCertificates,
+      proxy: proxyFrom(options.http),
     };
     // A live holder must keep its lock through its token requests, two at most per call: a
     // shorter expiry lets another worker refresh the same token meanwhile.
@@ -392,6 +397,24 @@ export class OAuth2Plugin {
     if ('err' in outcome) throw new ImportFailure(outcome.err);
     return outcome.ok;
   }
+}
+
+/** The proxy to use: the option, else the environment's; only an `http://` proxy is understood. */
+function proxyFrom(http: Partial<HttpSettings> | undefined): string | undefined {
+  const env = process.env;
+  const proxy = http?.proxy ?? env.HTTPS_PROXY ?? env.https_proxy ?? env.ALL_PROXY ?? env.all_proxy
+    ?? env.HTTP_PROXY ?? env.http_proxy;
+  if (!proxy) return undefined;
+  let url: URL;
+  try {
+    url = new URL(proxy);
+  } catch {
+    throw new Error('the HTTPS proxy is not a URL');
+  }
+  if (url.protocol !== 'http:') {
+    throw new Error(`the HTTPS proxy ${url.protocol}//${url.host} is not an http:// proxy, the only kind this host speaks`);
+  }
+  return proxy;
 }
 
 /** The fields of a connection every grant needs; the rest are optional. */

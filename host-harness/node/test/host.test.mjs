@@ -84,6 +84,28 @@ describe('HTTP rules', () => {
     assert.equal(refusal('http://127.0.0.1:9/d', plain), undefined);
   });
 
+  test('a proxy carries https to other machines only: never loopback, never plain http', async (t) => {
+    const proxy = await fixture('recording-proxy.mjs');
+    t.after(() => proxy.stop());
+    const plugin = new OAuth2Plugin({ secrets: () => 'secret', http: { proxy: proxy.info.url } });
+    t.after(() => plugin.close());
+    const seen = async () => (await fetch(`${proxy.info.url}/seen`)).json();
+    // Loopback, through the proxy had it been used: the redirect comes back from the server itself.
+    assert.equal(failure(plugin, '/redirect').val.status, 302);
+    assert.deepEqual(await seen(), []);
+
+    assert.throws(() => plugin.ensureToken(connection({
+      grantType: 'client-credentials', tokenUrl: 'https://Provider.Example.invalid/token', clientId: 'c', clientSecretName: 's',
+    })), (error) => {
+      assert.deepEqual(error.error?.tag, 'transport');
+      assert.equal(error.error.val.tag, 'connect');
+      assert.match(error.error.val.val, /answered 403 to CONNECT provider\.example\.invalid:443/);
+      return true;
+    });
+    assert.deepEqual(await seen(), ['CONNECT provider.example.invalid:443 HTTP/1.1'], 'the host name as the URL parser reads it');
+    assert.throws(() => new OAuth2Plugin({ secrets: () => undefined, http: { proxy: 'socks5://127.0.0.1:1080' } }), /not an http:\/\/ proxy/);
+  });
+
   test('the component refuses a plain http endpoint before anything is sent', async () => {
     const plugin = new OAuth2Plugin({ secrets: () => 'secret' });
     const problems = plugin.validateConfig(connection({
