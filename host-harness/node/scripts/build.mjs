@@ -83,6 +83,12 @@ for (const [name, data] of Object.entries(types)) {
   writeFileSync(name, data);
 }
 
+// The shared store's Redis scripts, the very files the Rust host compiles in.
+mkdirSync(join(gen, 'redis'), { recursive: true });
+for (const script of ['compare_and_swap.lua', 'release.lua']) {
+  writeFileSync(join(gen, 'redis', script), readFileSync(join(workspace, 'host-harness/runtime/src/redis', script)));
+}
+
 writeFileSync(join(gen, 'component.json'), `${JSON.stringify({
   sha256: createHash('sha256').update(bytes).digest('hex'),
   bytes: bytes.length,

@@ -1,5 +1,6 @@
 // The Redis commands of the shared token store, run in the I/O thread on node-redis. Values
 // arrive sealed and names complete: this side knows nothing of tokens, only of Redis.
+import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { createClient } from 'redis';
 
@@ -14,35 +15,10 @@ export interface RedisSettings {
   ioTimeoutMs: number;
 }
 
-/**
- * Writes `ARGV[2]` (empty: deletes) over `KEYS[1]` if it still holds `ARGV[1]` (empty: holds
- * nothing), with `ARGV[3]` milliseconds to live (empty: forever). The Rust host runs this same
- * script: both hosts may share one Redis.
- */
-const COMPARE_AND_SWAP = `
-local current = redis.call('GET', KEYS[1])
-if ARGV[1] == '' then
-  if current then return 0 end
-elseif current ~= ARGV[1] then
-  return 0
-end
-if ARGV[2] == '' then
-  redis.call('DEL', KEYS[1])
-elseif ARGV[3] == '' then
-  redis.call('SET', KEYS[1], ARGV[2])
-else
-  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-end
-return 1
-`;
-
-/** Deletes the lock only if it still holds this holder's id: an expired holder must not free the next one's. */
-const RELEASE = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-`;
+/** The Rust host's own scripts (host-harness/runtime/src/redis), copied here by the build. */
+const script = (name: string) => readFileSync(new URL(`../gen/redis/${name}`, import.meta.url), 'utf8');
+const COMPARE_AND_SWAP = script('compare_and_swap.lua');
+const RELEASE = script('release.lua');
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 

@@ -39,31 +39,11 @@ const MAX_NEAR_ENTRIES: usize = 4096;
 /// Writes `ARGV[2]` (empty: deletes) over `KEYS[1]` if it still holds `ARGV[1]` (empty: holds
 /// nothing), with `ARGV[3]` milliseconds to live (empty: forever). Sealed values are never
 /// empty, so the empty string is free to mean "none".
-const COMPARE_AND_SWAP: &str = r"
-local current = redis.call('GET', KEYS[1])
-if ARGV[1] == '' then
-  if current then return 0 end
-elseif current ~= ARGV[1] then
-  return 0
-end
-if ARGV[2] == '' then
-  redis.call('DEL', KEYS[1])
-elseif ARGV[3] == '' then
-  redis.call('SET', KEYS[1], ARGV[2])
-else
-  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-end
-return 1
-";
+const COMPARE_AND_SWAP: &str = include_str!("redis/compare_and_swap.lua");
 
 /// Deletes the lock `KEYS[1]` only if it still holds this holder's random `ARGV[1]`: a holder
 /// whose lock expired must not release the next holder's.
-const RELEASE: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-";
+const RELEASE: &str = include_str!("redis/release.lua");
 
 /// A Redis store: the component's token state, and optionally the user's secrets, under
 /// `<namespace>entry:{<key>}`, `<namespace>lock:{<key>}` and `<namespace>secret:{<name>}`. The
