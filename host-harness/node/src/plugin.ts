@@ -250,7 +250,11 @@ export class OAuth2Plugin {
       // A trapped instance cannot be entered again; the next call gets a new one.
       this.#instance = undefined;
       const reason = thrown instanceof Error ? thrown.message : 'unknown failure';
-      throw new ComponentFailure(`the component failed: ${reason}`);
+      // jco's type checks of what crosses the boundary throw TypeErrors: most often an argument
+      // of the wrong shape, which is the caller's to fix, not the component's.
+      throw new ComponentFailure(thrown instanceof TypeError
+        ? `a value crossing into or out of the component does not fit the WIT types: ${reason}`
+        : `the component failed: ${reason}`);
     } finally {
       call.releaseAll();
       this.#call = undefined;

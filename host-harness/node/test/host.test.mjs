@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { permittedOrigins, refusal } from '../dist/destination.js';
-import { component, connection, OAuth2Error, OAuth2Plugin, SealingKeys } from '../dist/index.js';
+import { component, ComponentFailure, connection, OAuth2Error, OAuth2Plugin, SealingKeys } from '../dist/index.js';
 import { encodings, fixture, oauth2Host, REDIS_PASSWORD, redisServer, scratch } from './support.mjs';
 
 test('the component is the one the Rust host embeds', () => {
@@ -17,6 +17,16 @@ test('the component is the one the Rust host embeds', () => {
   assert.ok(match, out.stdout);
   assert.equal(component.sha256, match[1]);
   assert.equal(component.bytes, Number(match[2]));
+});
+
+test('an argument of the wrong shape is a clear failure, and the plugin serves the next call', async () => {
+  const plugin = new OAuth2Plugin({ secrets: () => undefined });
+  const config = connection({ grantType: 'client-credentials', tokenUrl: 'https://login.example.com/t', clientId: 'c', clientSecretName: 's' });
+  assert.throws(() => plugin.validateConfig({ ...config, grantType: 'implicit' }),
+    (e) => e instanceof ComponentFailure && /does not fit the WIT types: "implicit" is not one of the cases of grant-type/.test(e.message));
+  assert.throws(() => plugin.validateConfig({ ...config, clientId: 7 }), /expected a string/);
+  assert.deepEqual(plugin.validateConfig(config), []);
+  await plugin.close();
 });
 
 describe('HTTP rules', () => {
