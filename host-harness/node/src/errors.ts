@@ -18,6 +18,16 @@ export class OAuth2Error extends Error {
   }
 }
 
+/** The device authorization ended without a token: the user refused, or the code expired. */
+export class DeviceAuthorizationEnded extends Error {
+  override readonly name = 'DeviceAuthorizationEnded';
+  constructor(readonly outcome: 'denied' | 'expired', readonly error: ProviderError | undefined) {
+    super(outcome === 'denied'
+      ? `the user refused the device authorization${error ? `: ${provider(error)}` : ''}`
+      : `the device code expired before the user approved it${error ? `: ${provider(error)}` : ''}: start again`);
+  }
+}
+
 /** The component trapped or broke a host limit: the call failed, and the host replaces the instance. */
 export class ComponentFailure extends Error {
   override readonly name = 'ComponentFailure';

@@ -2,7 +2,7 @@
 // jco, with HTTP, the token store, secrets, signing, clock and randomness provided here.
 export { component, connection, OAuth2Plugin } from './plugin.js';
 export type { ConnectionFields, PluginOptions } from './plugin.js';
-export { ComponentFailure, explain, OAuth2Error } from './errors.js';
+export { ComponentFailure, DeviceAuthorizationEnded, explain, OAuth2Error } from './errors.js';
 export { LOCK_WAIT_MS, MemoryTokenStore, StoreFailure } from './token-store.js';
 export type { HeldLock, TokenStore } from './token-store.js';
 export { RedisTokenStore } from './redis-store.js';

@@ -22,7 +22,7 @@ import type {
 } from '../gen/types/interfaces/integration-oauth2-types.js';
 import type { ImportObject } from '../gen/oauth2/oauth2.js';
 import { permittedOrigins, refusal } from './destination.js';
-import { ComponentFailure, ImportFailure, OAuth2Error } from './errors.js';
+import { ComponentFailure, DeviceAuthorizationEnded, ImportFailure, OAuth2Error } from './errors.js';
 import type { HttpSettings, Outcome } from './http-transport.js';
 import { RedisTokenStore } from './redis-store.js';
 import { holdsPrivateKey, pemSigner, SigningFailure, type Signer } from './signing.js';
@@ -194,6 +194,38 @@ export class OAuth2Plugin {
   /** Asks once whether the user approved `deviceCode`; stores the token when they did. */
   pollDeviceAuthorization(config: ConnectionConfig, deviceCode: string): DevicePoll {
     return this.#run(config, (grant) => grant.pollDeviceAuthorization(config, deviceCode));
+  }
+
+  /**
+   * The whole device authorization grant: starts it, hands the verification URI and user code to
+   * `show`, then polls at the provider's interval (5 s more after each `slow_down`) without
+   * blocking this thread between polls, until the user approves (the token, stored), refuses or
+   * the code expires ({@link DeviceAuthorizationEnded}), or `signal` aborts.
+   */
+  async authorizeDevice(config: ConnectionConfig, show: (started: DeviceAuthorization) => void,
+    signal?: AbortSignal): Promise<Token> {
+    const started = this.startDeviceAuthorization(config);
+    show(started);
+    let interval = started.intervalSeconds;
+    for (;;) {
+      await sleep(interval * 1000, signal);
+      if (BigInt(Math.floor(this.#clock() / 1000)) >= started.expiresAt) {
+        throw new DeviceAuthorizationEnded('expired', undefined);
+      }
+      const poll = this.pollDeviceAuthorization(config, started.deviceCode);
+      switch (poll.tag) {
+        case 'granted':
+          return poll.val;
+        case 'slow-down':
+          interval += 5;
+          break;
+        case 'denied':
+        case 'expired':
+          throw new DeviceAuthorizationEnded(poll.tag, poll.val);
+        case 'pending':
+          break;
+      }
+    }
   }
 
   /** Revokes the stored refresh and access tokens (RFC 7009) and removes them from the store. */
@@ -401,6 +433,25 @@ export class OAuth2Plugin {
     if ('err' in outcome) throw new ImportFailure(outcome.err);
     return outcome.ok;
   }
+}
+
+/** Waits `ms` without blocking the thread; rejects with the signal's reason when it aborts. */
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(signal.reason);
+      return;
+    }
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', aborted);
+      resolve();
+    }, ms);
+    const aborted = () => {
+      clearTimeout(timer);
+      reject(signal?.reason);
+    };
+    signal?.addEventListener('abort', aborted, { once: true });
+  });
 }
 
 /** The proxy to use: the option, else the environment's; only an `http://` proxy is understood. */

@@ -3,7 +3,7 @@
 // (which has no password grant; its consent is in consent.test.mjs), and the device code grant.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { connection, OAuth2Error, OAuth2Plugin } from '../dist/index.js';
+import { connection, DeviceAuthorizationEnded, OAuth2Error, OAuth2Plugin } from '../dist/index.js';
 import { authlib, authlibConsent, freePort, oidcProvider, PASSWORD, SPECIAL_SECRET, USERNAME } from './support.mjs';
 
 let server;
@@ -194,38 +194,64 @@ describe('grants against Authlib', () => {
   });
 });
 
-test('device code at Authlib: the user approves on the verification page, polling gets the token', async (t) => {
-  const provider = await authlib({ deviceInterval: 1 });
-  t.after(() => provider.stop());
-  const plugin = new OAuth2Plugin({ secrets: () => undefined });
-  t.after(() => plugin.close());
-  const config = connection({
+describe('device code at Authlib', () => {
+  let provider;
+  before(async () => {
+    provider = await authlib({ deviceInterval: 1 });
+  });
+  after(() => provider?.stop());
+  const config = () => connection({
     grantType: 'device-code',
     tokenUrl: provider.info.token_url,
     deviceAuthorizationUrl: provider.info.device_authorization_url,
     clientId: 'device-client',
     scope: 'read',
   });
-  const started = plugin.startDeviceAuthorization(config);
-  assert.equal(started.intervalSeconds, 1);
-  assert.equal(plugin.pollDeviceAuthorization(config, started.deviceCode).tag, 'pending');
+  /** The user's decision on Authlib's verification page. */
+  const decide = async (userCode, action) => {
+    const page = await fetch(provider.info.device_verification_url, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ user_code: userCode, username: USERNAME, password: PASSWORD, action }).toString(),
+    });
+    return page.text();
+  };
 
-  const approved = await fetch(provider.info.device_verification_url, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ user_code: started.userCode, username: USERNAME, password: PASSWORD, action: 'allow' }).toString(),
+  test('started and polled by hand: pending until the user approves', async (t) => {
+    const plugin = new OAuth2Plugin({ secrets: () => undefined });
+    t.after(() => plugin.close());
+    const started = plugin.startDeviceAuthorization(config());
+    assert.equal(started.intervalSeconds, 1);
+    assert.equal(plugin.pollDeviceAuthorization(config(), started.deviceCode).tag, 'pending');
+    assert.match(await decide(started.userCode, 'allow'), /data-result="approved"/);
+    await new Promise((done) => setTimeout(done, 1_000));
+    const poll = plugin.pollDeviceAuthorization(config(), started.deviceCode);
+    assert.equal(poll.tag, 'granted');
+    assert.equal((await (await plugin.fetch(config(), provider.info.api_url)).json()).sub, USERNAME);
   });
-  assert.match(await approved.text(), /data-result="approved"/);
 
-  let poll;
-  for (let interval = started.intervalSeconds; ; ) {
-    await new Promise((done) => setTimeout(done, interval * 1000));
-    poll = plugin.pollDeviceAuthorization(config, started.deviceCode);
-    if (poll.tag === 'slow-down') interval += 5;
-    else if (poll.tag !== 'pending') break;
-  }
-  assert.equal(poll.tag, 'granted');
-  const response = await plugin.fetch(config, provider.info.api_url);
-  assert.equal(response.status, 200);
-  assert.equal((await response.json()).sub, USERNAME);
+  test('authorizeDevice: shown to the user, polled until approved, the token stored', async (t) => {
+    const plugin = new OAuth2Plugin({ secrets: () => undefined });
+    t.after(() => plugin.close());
+    let approval;
+    const token = await plugin.authorizeDevice(config(), (started) => {
+      assert.ok(started.verificationUriComplete.includes(encodeURIComponent(started.userCode)) || started.verificationUriComplete.includes(started.userCode));
+      approval = decide(started.userCode, 'allow');
+    });
+    assert.match(await approval, /data-result="approved"/);
+    assert.equal(plugin.ensureToken(config()).accessToken, token.accessToken);
+    const response = await plugin.fetch(config(), provider.info.api_url);
+    assert.equal((await response.json()).sub, USERNAME);
+  });
+
+  test('authorizeDevice: a refusal ends it with access_denied', async (t) => {
+    const plugin = new OAuth2Plugin({ secrets: () => undefined });
+    t.after(() => plugin.close());
+    await assert.rejects(plugin.authorizeDevice(config(), (started) => { decide(started.userCode, 'deny'); }), (error) => {
+      assert.ok(error instanceof DeviceAuthorizationEnded);
+      assert.equal(error.outcome, 'denied');
+      assert.equal(error.error.code, 'access_denied');
+      return true;
+    });
+  });
 });
