@@ -38,6 +38,23 @@ pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// The longest a call waits for a token lock another holder has, before `lock-timeout`.
 pub const LOCK_WAIT: Duration = crate::file_store::LOCK_WAIT;
 
+/// Headers that frame or route a request: the HTTP client sets `Host` and `Content-Length`
+/// itself, and a component choosing them could reach another site served at a permitted address
+/// or desynchronise a kept-alive connection.
+const HOST_ONLY_HEADERS: [&str; 11] = [
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "upgrade",
+    "te",
+    "expect",
+    "keep-alive",
+    "proxy-authorization",
+    "proxy-connection",
+    "trailer",
+];
+
 /// What one call may do to the token store. The component writes an entry or two and holds a
 /// lock or two per call; a component that does more is stopped before it fills the store.
 const MAX_KEY_BYTES: usize = 256;
@@ -334,6 +351,16 @@ impl http::Host for HostState {
                 } else {
                     permitted.join(", ")
                 }
+            )));
+        }
+        if let Some(header) = request.headers.iter().find(|header| {
+            HOST_ONLY_HEADERS
+                .iter()
+                .any(|name| header.name.eq_ignore_ascii_case(name))
+        }) {
+            return Err(TransportError::InvalidRequest(format!(
+                "the {} header is the host's to set",
+                header.name
             )));
         }
         let request = message::HttpRequest::from(request);

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use oauth2_runtime::errors::LimitExceeded;
 use oauth2_runtime::{
     CallError, ConnectionConfig, GrantType, HttpRequest, HttpResponse, ManualClock, MemoryStore,
-    OauthError, Plugin, Services, TokenStep, TransportError, UreqClient,
+    OauthError, Pair, Plugin, Services, TokenStep, TransportError, UreqClient,
 };
 use oauth2_test_provider::{Provider, ProviderConfig};
 
@@ -203,6 +203,25 @@ fn a_guest_reaches_only_the_connections_endpoints_origins() {
         assert!(built.is_ok(), "{built:?}");
     }
     assert_eq!(other.api_call_count(), 2, "both reached the named origin");
+
+    // To the token endpoint's own origin, but with a Host, a length or a framing header of the
+    // guest's choosing: refused before anything is sent.
+    for name in ["Host", "content-length", "Transfer-Encoding", "Connection"] {
+        let connection = ConnectionConfig {
+            audience: Some(token_endpoint.token_url()),
+            extra_params: vec![Pair {
+                name: name.into(),
+                value: "other.example".into(),
+            }],
+            ..connection.clone()
+        };
+        match hostile().build_token_request(&services(), &connection, &TokenStep::NewToken) {
+            Err(CallError::OAuth(OauthError::Transport(TransportError::InvalidRequest(m)))) => {
+                assert!(m.contains(name), "{m}");
+            }
+            other => panic!("{name}: expected a refusal, got {other:?}"),
+        }
+    }
     still_serves(hostile());
 }
 
