@@ -3,7 +3,7 @@
 // hold a header value, a body or the proxy's credentials.
 import http from 'node:http';
 import https from 'node:https';
-import { isIPv6 } from 'node:net';
+import { isIP, isIPv6 } from 'node:net';
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { isLoopback } from './destination.js';
@@ -29,6 +29,23 @@ export interface HttpSettings {
    * through CONNECT; loopback destinations and plain `http` never go through it.
    */
   proxy?: string | undefined;
+  /** Hosts that bypass the proxy, as `NO_PROXY` writes them (`*`, `.suffix`, `*suffix`, `prefix*`, exact). */
+  noProxy?: string[] | undefined;
+}
+
+/** Whether `host` matches one of the `NO_PROXY` patterns, as the Rust host's HTTP client reads them. */
+export function bypassesProxy(host: string, patterns: string[]): boolean {
+  const name = host.toLowerCase();
+  return patterns.some((raw) => {
+    const pattern = raw.trim().toLowerCase();
+    if (pattern === '') return false;
+    if (pattern === '*') return true;
+    if (pattern.startsWith('*')) return name.endsWith(pattern.slice(1));
+    if (pattern.startsWith('.')) return name.endsWith(pattern);
+    if (pattern.endsWith('*')) return name.startsWith(pattern.slice(0, -1));
+    if (pattern.endsWith('.')) return name.startsWith(pattern);
+    return name === pattern;
+  });
 }
 
 export type Outcome = { ok: HttpResponse } | { err: TransportError };
@@ -40,7 +57,8 @@ const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
 // a component choosing them could desynchronise a kept-alive connection or reach another site
 // served at the permitted address.
 const HOST_ONLY = new Set(['host', 'content-length', 'transfer-encoding', 'connection', 'upgrade', 'te',
-  'expect', 'keep-alive', 'proxy-authorization', 'proxy-connection', 'trailer']);
+  'expect', 'keep-alive', 'trailer']);
+const hostOnly = (name: string) => HOST_ONLY.has(name) || name.startsWith('proxy-');
 
 class TimedOut extends Error {}
 
@@ -82,16 +100,25 @@ class TunnelAgent extends https.Agent {
       headers: { Host: target, ...credentials },
       agent: false,
     });
-    const timer = setTimeout(() => connect.destroy(new TimedOut()), this.#connectTimeoutMs);
+    // The connect timeout covers the tunnel and the TLS handshake through it.
+    let secure: tls.TLSSocket | undefined;
+    const timer = setTimeout(() => {
+      if (secure) secure.destroy(new TimedOut());
+      else connect.destroy(new TimedOut());
+    }, this.#connectTimeoutMs);
     connect.once('connect', (answer, socket) => {
-      clearTimeout(timer);
       if (answer.statusCode !== 200) {
+        clearTimeout(timer);
         socket.destroy();
         done(new ProxyRefused(`the proxy ${proxy.host} answered ${answer.statusCode} to CONNECT ${target}`));
         return;
       }
       const { ca } = options as tls.ConnectionOptions;
-      done(null, tls.connect({ socket, servername: host, ...(ca ? { ca } : {}) }));
+      // `host` names the certificate to check (not the proxy's); SNI carries names, never addresses.
+      secure = tls.connect({ socket, host, ...(isIP(host) === 0 ? { servername: host } : {}), ...(ca ? { ca } : {}) });
+      secure.once('secureConnect', () => clearTimeout(timer));
+      secure.once('close', () => clearTimeout(timer));
+      done(null, secure);
     });
     connect.once('error', (error) => {
       clearTimeout(timer);
@@ -141,7 +168,7 @@ function send(request: HttpRequest, settings: HttpSettings, agents: Agents): Pro
   const headers: string[] = ['Host', url.host];
   for (const { name, value } of request.headers) {
     if (!TOKEN.test(name)) return Promise.resolve(refuse('a header name is not an HTTP token'));
-    if (HOST_ONLY.has(name.toLowerCase())) return Promise.resolve(refuse(`the ${name} header is the host's to set`));
+    if (hostOnly(name.toLowerCase())) return Promise.resolve(refuse(`the ${name} header is the host's to set`));
     // Node writes header strings as latin1: the UTF-8 bytes as latin1 characters go out as UTF-8,
     // as the Rust host sends them.
     const bytes = Buffer.from(value, 'utf8').toString('latin1');
@@ -169,7 +196,9 @@ function send(request: HttpRequest, settings: HttpSettings, agents: Agents): Pro
       path: `${url.pathname}${url.search}`,
       method: request.method,
       headers,
-      agent: url.protocol === 'https:' && agents.tunnel && !isLoopback(url) ? agents.tunnel : agents[url.protocol as 'http:' | 'https:'],
+      agent: url.protocol === 'https:' && agents.tunnel && !isLoopback(url) && !bypassesProxy(url.hostname, settings.noProxy ?? [])
+        ? agents.tunnel
+        : agents[url.protocol as 'http:' | 'https:'],
     });
     const overall = setTimeout(() => req.destroy(new TimedOut()), settings.timeoutMs);
     let connecting: NodeJS.Timeout | undefined;

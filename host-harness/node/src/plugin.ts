@@ -52,8 +52,8 @@ export interface PluginOptions {
   clock?: () => number;
   /**
    * Limits of the HTTP the component gets; defaults 10 s to connect, 30 s in all, 1 MiB bodies,
-   * and the proxy of `HTTPS_PROXY`, `ALL_PROXY` or `HTTP_PROXY` (either case), as the Rust host
-   * reads them; an empty `proxy` uses none.
+   * and the environment's proxy and `NO_PROXY`, as the Rust host reads them; an empty `proxy`
+   * uses none.
    */
   http?: Partial<HttpSettings>;
   /**
@@ -132,7 +132,7 @@ export class OAuth2Plugin {
       timeoutMs: options.http?.timeoutMs ?? 30_000,
       maxBodyBytes: options.http?.maxBodyBytes ?? 1 << 20,
       caCertificates: options.http?.caCertificates,
-      proxy: proxyFrom(options.http),
+      ...proxyFrom(options.http),
     };
     // A live holder must keep its lock through its token requests, two at most per call: a
     // shorter expiry lets another worker refresh the same token meanwhile.
@@ -202,17 +202,20 @@ export class OAuth2Plugin {
    * blocking this thread between polls, until the user approves (the token, stored), refuses or
    * the code expires ({@link DeviceAuthorizationEnded}), or `signal` aborts.
    */
-  async authorizeDevice(config: ConnectionConfig, show: (started: DeviceAuthorization) => void,
+  async authorizeDevice(config: ConnectionConfig, show: (prompt: Omit<DeviceAuthorization, 'deviceCode'>) => void,
     signal?: AbortSignal): Promise<Token> {
-    const started = this.startDeviceAuthorization(config);
-    show(started);
-    let interval = started.intervalSeconds;
+    const { deviceCode, ...prompt } = this.startDeviceAuthorization(config);
+    // The device code stands for the grant: the user sees the rest.
+    show(prompt);
+    let interval = prompt.intervalSeconds;
     for (;;) {
-      await sleep(interval * 1000, signal);
-      if (BigInt(Math.floor(this.#clock() / 1000)) >= started.expiresAt) {
+      const left = Number(prompt.expiresAt) * 1000 - this.#clock();
+      // Never past the expiry, however long an interval the provider asks for.
+      await sleep(Math.max(0, Math.min(Math.max(interval, 1) * 1000, left)), signal);
+      if (BigInt(Math.floor(this.#clock() / 1000)) >= prompt.expiresAt) {
         throw new DeviceAuthorizationEnded('expired', undefined);
       }
-      const poll = this.pollDeviceAuthorization(config, started.deviceCode);
+      const poll = this.pollDeviceAuthorization(config, deviceCode);
       switch (poll.tag) {
         case 'granted':
           return poll.val;
@@ -454,22 +457,39 @@ function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
   });
 }
 
-/** The proxy to use: the option, else the environment's; only an `http://` proxy is understood. */
-function proxyFrom(http: Partial<HttpSettings> | undefined): string | undefined {
+/**
+ * The proxy to use and the hosts that bypass it: the `http.proxy` option (an `http://` proxy;
+ * empty for none), else the environment as the Rust host's HTTP client reads it: the first of
+ * `ALL_PROXY`, `HTTPS_PROXY`, `HTTP_PROXY` (either case) that parses, a missing scheme meaning
+ * `http://`, and `NO_PROXY`. A socks or https proxy there is one this host cannot speak: it
+ * connects directly instead.
+ */
+function proxyFrom(http: Partial<HttpSettings> | undefined): Pick<HttpSettings, 'proxy' | 'noProxy'> {
+  if (http?.proxy !== undefined) {
+    if (http.proxy === '') return {};
+    let url: URL | undefined;
+    try {
+      url = new URL(http.proxy);
+    } catch {
+      url = undefined;
+    }
+    if (url?.protocol !== 'http:') throw new Error('the http.proxy option must be an http:// URL, the only kind of proxy this host speaks');
+    return { proxy: http.proxy, noProxy: http.noProxy };
+  }
   const env = process.env;
-  const proxy = http?.proxy ?? env.HTTPS_PROXY ?? env.https_proxy ?? env.ALL_PROXY ?? env.all_proxy
-    ?? env.HTTP_PROXY ?? env.http_proxy;
-  if (!proxy) return undefined;
-  let url: URL;
-  try {
-    url = new URL(proxy);
-  } catch {
-    throw new Error('the HTTPS proxy is not a URL');
+  const noProxy = (env.NO_PROXY ?? env.no_proxy)?.split(',');
+  for (const name of ['ALL_PROXY', 'all_proxy', 'HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy']) {
+    const value = env[name];
+    if (!value) continue;
+    let url: URL;
+    try {
+      url = new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(value) ? value : `http://${value}`);
+    } catch {
+      continue;
+    }
+    return url.protocol === 'http:' ? { proxy: url.toString(), noProxy } : {};
   }
-  if (url.protocol !== 'http:') {
-    throw new Error(`the HTTPS proxy ${url.protocol}//${url.host} is not an http:// proxy, the only kind this host speaks`);
-  }
-  return proxy;
+  return {};
 }
 
 /** The fields of a connection every grant needs; the rest are optional. */

@@ -76,6 +76,12 @@ export async function redisHandlers(settings: RedisSettings): Promise<Record<str
     throw error;
   }
 
+  const release = async (name: string, holder: string) => {
+    await bounded(client.eval(RELEASE, { keys: [name], arguments: [holder] }));
+  };
+  const polling = new Set<string>();
+  const abandoned = new Set<string>();
+
   return {
     'redis.get': async (name: string) => await bounded(client.get(name)),
     'redis.set': async (name: string, value: string, ttlMs: number | null) => {
@@ -88,16 +94,35 @@ export async function redisHandlers(settings: RedisSettings): Promise<Record<str
     // Polls SET NX PX until the lock is free or the wait is over: false then.
     'redis.lock': async (name: string, holder: string, expiryMs: number, waitMs: number) => {
       const deadline = Date.now() + waitMs;
-      for (let pause = 1; ; pause = Math.min(pause * 2, 25)) {
-        const taken = await bounded(client.set(name, holder, { condition: 'NX', expiration: { type: 'PX', value: expiryMs } }));
-        if (taken !== null) return true;
-        const left = deadline - Date.now();
-        if (left <= 0) return false;
-        await sleep(Math.min(pause, left));
+      polling.add(holder);
+      try {
+        for (let pause = 1; ; pause = Math.min(pause * 2, 25)) {
+          if (abandoned.delete(holder)) return false;
+          const taken = await bounded(client.set(name, holder, { condition: 'NX', expiration: { type: 'PX', value: expiryMs } }));
+          if (taken !== null) {
+            // Its caller gave up meanwhile: nobody would release it.
+            if (abandoned.delete(holder)) {
+              await release(name, holder);
+              return false;
+            }
+            return true;
+          }
+          const left = deadline - Date.now();
+          if (left <= 0) return false;
+          await sleep(Math.min(pause, left));
+        }
+      } finally {
+        polling.delete(holder);
       }
     },
     'redis.release': async (name: string, holder: string) => {
-      await bounded(client.eval(RELEASE, { keys: [name], arguments: [holder] }));
+      await release(name, holder);
+    },
+    // A caller that gave up on a lock: stop any poll still running for it, and free the lock if
+    // it was taken.
+    'redis.abandon': async (name: string, holder: string) => {
+      if (polling.has(holder)) abandoned.add(holder);
+      await release(name, holder);
     },
     'redis.ping': async () => await bounded(client.ping()),
     'redis.close': async () => {

@@ -204,9 +204,13 @@ export class RedisTokenStore implements TokenStore {
     try {
       taken = this.#call('redis.lock', [name, holder, this.#lockExpiryMs, wait], wait + IO_TIMEOUT_MS * 2);
     } catch (error) {
-      // The lock may have been taken after this call gave up: free it rather than leave every
-      // worker waiting out its expiry. Releasing checks the holder, so it is safe when not taken.
-      this.#release(name, holder);
+      // The lock may be taken after this call gave up: free it rather than leave every worker
+      // waiting out its expiry. Releasing checks the holder, so it is safe when not taken.
+      try {
+        this.#call('redis.abandon', [name, holder]);
+      } catch {
+        // Unreachable Redis: the lock expires by itself.
+      }
       throw error;
     }
     if (!taken) throw new StoreFailure({ tag: 'lock-timeout', val: Math.max(1, Math.floor(wait / 1000)) });

@@ -60,9 +60,15 @@ export function pemSigner(pem: (name: string) => string | undefined): Signer {
     const curve = key.asymmetricKeyDetails?.namedCurve;
     const rsa = type === 'rsa';
     const p256 = type === 'ec' && curve === 'prime256v1';
+    // ring's limits, which the Rust host signs with: a 2048- to 4096-bit modulus, an exponent of
+    // at least 65537 and at most 33 bits.
     const bits = key.asymmetricKeyDetails?.modulusLength ?? 0;
-    if (rsa && (bits < 2048 || bits > 8192)) {
-      throw new SigningFailure({ tag: 'unusable-key', val: `the RSA key has ${bits} bits: RS256 and PS256 need 2048 to 8192` });
+    const exponent = key.asymmetricKeyDetails?.publicExponent ?? 0n;
+    if (rsa && (bits < 2048 || bits > 4096)) {
+      throw new SigningFailure({ tag: 'unusable-key', val: `the RSA key has ${bits} bits: RS256 and PS256 take 2048 to 4096` });
+    }
+    if (rsa && (exponent < 65537n || exponent >= 1n << 33n)) {
+      throw new SigningFailure({ tag: 'unusable-key', val: `the RSA key's public exponent is ${exponent}: it must be at least 65537 (make the key with the usual 65537)` });
     }
     if (!rsa && !p256) {
       throw new SigningFailure({ tag: 'unusable-key', val: `the key is neither an RSA key nor a P-256 key (${type}${curve ? ` ${curve}` : ''})` });

@@ -30,6 +30,9 @@ export class SyncWorker {
       workerData: { ...setup, replies: port2, signal: this.#signal },
       transferList: [port2],
     });
+    // A thread that failed to load or ran out of memory never ran its own exit handler: later
+    // calls see this flag instead of sleeping out their limit.
+    this.#worker.on('exit', () => Atomics.store(this.#signal, 1, 1));
     this.#worker.unref();
     this.#port = port1;
     this.#port.unref();
@@ -45,16 +48,18 @@ export class SyncWorker {
     this.#worker.postMessage({ id, op, args });
     const deadline = performance.now() + limitMs;
     for (;;) {
-      // Read the counter before draining the port: a reply posted after the drain bumps it, and
-      // the wait below then returns at once instead of missing the wake-up.
+      // Read the counter and the flag before draining the port: a reply posted after the drain
+      // bumps the counter, so the wait below returns at once instead of missing the wake-up, and
+      // a thread that answered and then stopped has its answer read before the flag counts.
       const seen = Atomics.load(this.#signal, 0);
+      const stopped = this.stopped;
       for (let received = receiveMessageOnPort(this.#port); received; received = receiveMessageOnPort(this.#port)) {
         const reply = received.message as Reply;
         if (reply.id !== id) continue;
         if (reply.ok) return reply.value;
         throw new Error(reply.message);
       }
-      if (this.stopped) throw new Error('the host\'s I/O thread stopped before it answered');
+      if (stopped) throw new Error('the host\'s I/O thread stopped before it answered');
       const left = deadline - performance.now();
       if (left <= 0) throw new Error(`the host's I/O thread gave no answer in ${Math.round(limitMs / 1000)} s`);
       Atomics.wait(this.#signal, 0, seen, left);

@@ -2,13 +2,14 @@
 // anything it prints or throws, whatever a hostile provider sends back.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { permittedOrigins, refusal } from '../dist/destination.js';
+import { bypassesProxy } from '../dist/http-transport.js';
 import { component, ComponentFailure, connection, OAuth2Error, OAuth2Plugin, SealingKeys } from '../dist/index.js';
-import { encodings, fixture, oauth2Host, REDIS_PASSWORD, redisServer, scratch } from './support.mjs';
+import { encodings, fixture, makeCa, oauth2Host, REDIS_PASSWORD, redisServer, scratch } from './support.mjs';
 
 test('the component is the one the Rust host embeds', () => {
   const out = spawnSync(oauth2Host(), ['--version'], { encoding: 'utf8' });
@@ -113,7 +114,56 @@ describe('HTTP rules', () => {
       return true;
     });
     assert.deepEqual(await seen(), ['CONNECT provider.example.invalid:443 HTTP/1.1'], 'the host name as the URL parser reads it');
-    assert.throws(() => new OAuth2Plugin({ secrets: () => undefined, http: { proxy: 'socks5://127.0.0.1:1080' } }), /not an http:\/\/ proxy/);
+    assert.throws(() => new OAuth2Plugin({ secrets: () => undefined, http: { proxy: 'socks5://127.0.0.1:1080' } }), /must be an http:\/\/ URL/);
+    // From the environment, a proxy this host cannot speak is passed over, as a malformed one is.
+    const saved = process.env.ALL_PROXY;
+    process.env.ALL_PROXY = 'socks5://127.0.0.1:1080';
+    try {
+      await new OAuth2Plugin({ secrets: () => undefined }).close();
+    } finally {
+      if (saved === undefined) delete process.env.ALL_PROXY;
+      else process.env.ALL_PROXY = saved;
+    }
+  });
+
+  test('through the proxy, TLS runs end to end to the named host, checked against the given CA', async (t) => {
+    const dir = scratch('tunnel');
+    t.after(dir.remove);
+    await makeCa(dir.dir, 'provider.test');
+    const world = await fixture('tunnel-world.mjs', [join(dir.dir, 'cert.pem'), join(dir.dir, 'key.pem')]);
+    t.after(() => world.stop());
+    const ca = readFileSync(join(dir.dir, 'ca.pem'), 'utf8');
+    const plugin = new OAuth2Plugin({ secrets: () => 'secret', http: { proxy: world.info.proxy, caCertificates: ca } });
+    t.after(() => plugin.close());
+    const config = (host) => connection({
+      grantType: 'client-credentials', tokenUrl: `https://${host}/token`, clientId: 'c', clientSecretName: 's',
+    });
+    assert.equal(plugin.ensureToken(config('provider.test')).accessToken, 'through-the-tunnel-1');
+    plugin.forgetToken(config('provider.test'));
+    assert.equal(plugin.ensureToken(config('provider.test')).accessToken, 'through-the-tunnel-2');
+    assert.deepEqual(await (await fetch(world.info.seen)).json(), ['CONNECT provider.test:443'],
+      'one tunnel, kept alive for the second request');
+
+    // The certificate names provider.test, not this host: refused however the tunnel got there.
+    assert.throws(() => plugin.ensureToken(config('other.test')), (error) => {
+      assert.equal(error.error?.val?.tag, 'tls', String(error.message));
+      return true;
+    });
+    // Without the CA, the same endpoint is not trusted.
+    const untrusting = new OAuth2Plugin({ secrets: () => 'secret', http: { proxy: world.info.proxy } });
+    t.after(() => untrusting.close());
+    assert.throws(() => untrusting.ensureToken(config('provider.test')), (error) => error.error?.val?.tag === 'tls');
+  });
+
+  test('NO_PROXY patterns are read as the Rust host reads them', () => {
+    const patterns = ['internal.example', '.corp.example', '*.svc', 'idp-*'];
+    for (const direct of ['internal.example', 'INTERNAL.example', 'a.corp.example', 'x.svc', 'idp-eu.example']) {
+      assert.ok(bypassesProxy(direct, patterns), direct);
+    }
+    for (const proxied of ['other.example', 'corp.example', 'svc.example', 'xidp-eu.example']) {
+      assert.ok(!bypassesProxy(proxied, patterns), proxied);
+    }
+    assert.ok(bypassesProxy('anything.example', ['*']));
   });
 
   test('the component refuses a plain http endpoint before anything is sent', async () => {

@@ -84,10 +84,12 @@ test('keys the Rust host refuses are refused here too, with the same advice', ()
   const sec1 = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'sec1', format: 'pem' });
   const short = generateKeyPairSync('rsa', { modulusLength: 1024 }).privateKey.export({ type: 'pkcs8', format: 'pem' });
   const p384 = generateKeyPairSync('ec', { namedCurve: 'secp384r1' }).privateKey.export({ type: 'pkcs8', format: 'pem' });
-  const signer = pemSigner((name) => ({ sec1, short, p384 })[name]);
+  const small = generateKeyPairSync('rsa', { modulusLength: 2048, publicExponent: 3 }).privateKey.export({ type: 'pkcs8', format: 'pem' });
+  const signer = pemSigner((name) => ({ sec1, short, p384, small })[name]);
   const refused = (name, algorithm, pattern) => assert.throws(() => signer.sign(name, algorithm, new Uint8Array(1)),
     (e) => e.error.tag === 'unusable-key' && pattern.test(e.message) && !e.message.includes('PRIVATE KEY-----\n'));
   refused('sec1', 'es256', /openssl pkcs8 -topk8 -nocrypt/);
   refused('short', 'rs256', /1024 bits/);
   refused('p384', 'es256', /neither an RSA key nor a P-256 key/);
+  refused('small', 'rs256', /public exponent is 3/);
 });

@@ -125,6 +125,11 @@ export async function makeKeys(dir) {
   await runScript(python(), [kit('authlib/make_keys.py'), dir]);
 }
 
+/** A CA (ca.pem) and a server certificate it signed (cert.pem, key.pem) naming `names` too. */
+export async function makeCa(dir, ...names) {
+  await runScript(python(), [kit('authlib/make_ca.py'), dir, ...names]);
+}
+
 /** A private scratch directory, removed by the returned function. */
 export function scratch(label) {
   const dir = mkdtempSync(join(tmpdir(), `oauth2-node-${label}-`));

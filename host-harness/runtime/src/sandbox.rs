@@ -38,10 +38,10 @@ pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// The longest a call waits for a token lock another holder has, before `lock-timeout`.
 pub const LOCK_WAIT: Duration = crate::file_store::LOCK_WAIT;
 
-/// Headers that frame or route a request: the HTTP client sets `Host` and `Content-Length`
-/// itself, and a component choosing them could reach another site served at a permitted address
-/// or desynchronise a kept-alive connection.
-const HOST_ONLY_HEADERS: [&str; 11] = [
+/// Headers that frame or route a request, and with them every `Proxy-` header: the HTTP client
+/// sets `Host` and `Content-Length` itself, and a component choosing them could reach another
+/// site served at a permitted address or desynchronise a kept-alive connection.
+const HOST_ONLY_HEADERS: [&str; 9] = [
     "host",
     "content-length",
     "transfer-encoding",
@@ -50,8 +50,6 @@ const HOST_ONLY_HEADERS: [&str; 11] = [
     "te",
     "expect",
     "keep-alive",
-    "proxy-authorization",
-    "proxy-connection",
     "trailer",
 ];
 
@@ -354,9 +352,8 @@ impl http::Host for HostState {
             )));
         }
         if let Some(header) = request.headers.iter().find(|header| {
-            HOST_ONLY_HEADERS
-                .iter()
-                .any(|name| header.name.eq_ignore_ascii_case(name))
+            let name = header.name.to_ascii_lowercase();
+            name.starts_with("proxy-") || HOST_ONLY_HEADERS.contains(&name.as_str())
         }) {
             return Err(TransportError::InvalidRequest(format!(
                 "the {} header is the host's to set",

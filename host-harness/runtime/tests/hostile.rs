@@ -206,7 +206,13 @@ fn a_guest_reaches_only_the_connections_endpoints_origins() {
 
     // To the token endpoint's own origin, but with a Host, a length or a framing header of the
     // guest's choosing: refused before anything is sent.
-    for name in ["Host", "content-length", "Transfer-Encoding", "Connection"] {
+    for name in [
+        "Host",
+        "content-length",
+        "Transfer-Encoding",
+        "Connection",
+        "Proxy-Authorization",
+    ] {
         let connection = ConnectionConfig {
             audience: Some(token_endpoint.token_url()),
             extra_params: vec![Pair {

@@ -1,9 +1,10 @@
 # Makes a throwaway CA and a server certificate it signed, for serving server.py over https.
 #
-#   .venv/bin/python make_ca.py DIR
+#   .venv/bin/python make_ca.py DIR [DNS_NAME...]
 #
 # Writes into DIR (which must exist): ca.pem (the CA certificate, what clients trust), cert.pem (the
-# leaf for IP 127.0.0.1 and DNS localhost, followed by the CA so the server sends the chain) and
+# leaf for IP 127.0.0.1, DNS localhost and any DNS_NAME given (a name a test reaches through a
+# proxy), followed by the CA so the server sends the chain) and
 # key.pem (the leaf's unencrypted private key, mode 0600). The CA's key is never written: nothing
 # else can be signed with it. Both certificates are valid from an hour ago (clock skew) for a day.
 import datetime
@@ -39,9 +40,10 @@ def certificate(subject, subject_key, issuer, issuer_key, extensions):
 
 
 def main():
-    if len(sys.argv) != 2 or not os.path.isdir(sys.argv[1]):
-        sys.exit("usage: make_ca.py EXISTING_DIR")
+    if len(sys.argv) < 2 or not os.path.isdir(sys.argv[1]):
+        sys.exit("usage: make_ca.py EXISTING_DIR [DNS_NAME...]")
     out = sys.argv[1]
+    extra_names = [x509.DNSName(dns) for dns in sys.argv[2:]]
 
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = name("oauth2-host interop test CA")
@@ -58,6 +60,7 @@ def main():
         (x509.SubjectAlternativeName([
             x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
             x509.DNSName("localhost"),
+            *extra_names,
         ]), False),
         (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False),
         (x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False),
