@@ -4,8 +4,8 @@
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import { describe, test } from 'node:test';
-import { connection, OAuth2Plugin } from '../dist/index.js';
-import { authlib, chromiumConsent, freePort, oidcProvider, USERNAME } from './support.mjs';
+import { OAuth2Plugin } from '../dist/index.js';
+import { authlib, chromiumConsent, freePort, oidcProvider, USERNAME, webConnection } from './support.mjs';
 
 /** A listener on the redirect URI's port: the first request's full URL. */
 function redirectListener(port) {
@@ -38,13 +38,7 @@ describe('consent in Chromium', () => {
       });
       const listener = redirectListener(port);
       try {
-        const config = connection({
-          grantType: 'authorization-code',
-          tokenUrl: server.info.token_url,
-          authorizationUrl: server.info.authorization_url,
-          redirectUri,
-          clientId: 'web-client',
-          clientSecretName: 'web-secret',
+        const config = webConnection(server, redirectUri, {
           scope: kind.scope,
           // RFC 9207 where the provider speaks it: a response from another issuer is refused.
           ...(kind.sendsIss ? { issuer: server.info.issuer } : {}),

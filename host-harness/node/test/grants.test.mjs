@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { connection, DeviceAuthorizationEnded, OAuth2Error, OAuth2Plugin } from '../dist/index.js';
-import { authlib, authlibConsent, freePort, oidcProvider, PASSWORD, SPECIAL_SECRET, USERNAME } from './support.mjs';
+import { authlib, authlibConsent, freePort, oidcProvider, PASSWORD, SPECIAL_SECRET, USERNAME, webConnection } from './support.mjs';
 
 let server;
 let redirectUri;
@@ -124,16 +124,7 @@ describe('grants against Authlib', () => {
     let config;
     let first;
     before(() => {
-      config = connection({
-        grantType: 'authorization-code',
-        tokenUrl: server.info.token_url,
-        authorizationUrl: server.info.authorization_url,
-        redirectUri,
-        clientId: 'web-client',
-        clientSecretName: 'web-secret',
-        scope: 'read write',
-        revocationUrl: server.info.revocation_url,
-      });
+      config = webConnection(server, redirectUri, { scope: 'read write', revocationUrl: server.info.revocation_url });
     });
     after(() => plugin.close());
 

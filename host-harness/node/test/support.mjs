@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { connection } from '../dist/index.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const workspace = resolve(here, '../../..');
@@ -83,6 +84,22 @@ export async function oidcProvider({ accessTokenTtl = 60, redirectUri } = {}) {
   const args = [kit('oidc-provider/server.mjs')];
   if (redirectUri) args.push('--redirect-uri', redirectUri);
   return startPrinting(process.execPath, args, { env: { ...process.env, ACCESS_TOKEN_TTL: String(accessTokenTtl) } });
+}
+
+/**
+ * Both servers' authorization-code client as a connection: `web-client` with its secret stored
+ * as `web-secret`, `redirectUri` as registered at start; `fields` add to or override it.
+ */
+export function webConnection(server, redirectUri, fields) {
+  return connection({
+    grantType: 'authorization-code',
+    tokenUrl: server.info.token_url,
+    authorizationUrl: server.info.authorization_url,
+    redirectUri,
+    clientId: 'web-client',
+    clientSecretName: 'web-secret',
+    ...fields,
+  });
 }
 
 /** Runs a kit script to its end and returns its stdout; fails with its stderr. */
