@@ -32,7 +32,7 @@
 // current page when the run fails.
 import fs from 'node:fs';
 import { parseArgs } from 'node:util';
-import { chromium } from 'playwright-core';
+import { launchLoopbackOnly } from './launch.mjs';
 
 const USAGE = 'usage: node consent.mjs AUTH_URL [--deny] [--user NAME] [--password PW] [--redirect-prefix URL] '
   + '[--screenshot PATH] [--timeout SECONDS] [--chromium PATH] [--ignore-https-errors]';
@@ -41,15 +41,6 @@ const ALLOW = /allow|continue|sign-in|sign in|log ?in|authori[sz]e|yes|accept|ap
 const DENY = /deny|cancel|abort|reject|decline|do not|don't|\bno\b/i;
 const LOGIN_FIELDS = ['login', 'username', 'user', 'email'];
 const MAX_STEPS = 10;
-const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]']);
-
-// Chromium flags that keep a headless run off the network (Chromium's own background traffic is
-// refused by a closed network, noisily). Playwright adds its own fresh --user-data-dir (a temporary
-// profile it deletes on close) and refuses one in args; it also adds --no-sandbox (needed as root).
-const CHROMIUM_ARGS = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-];
 
 let opts;
 let positionals;
@@ -190,20 +181,16 @@ async function act(stepNo) {
 }
 
 async function run() {
-  browser = await chromium.launch({
+  let context;
+  ({ browser, context } = await launchLoopbackOnly({
     executablePath: opts.chromium,
-    headless: true,
-    args: CHROMIUM_ARGS,
-    timeout: timeoutMs,
-  });
-  const context = await browser.newContext({ ignoreHTTPSErrors: opts['ignore-https-errors'] });
-  await context.route('**/*', (route) => {
-    const { protocol, hostname } = new URL(route.request().url());
-    if (!['http:', 'https:'].includes(protocol) || LOOPBACK.has(hostname)) return route.continue();
-    blocked += 1;
-    log(`blocked ${route.request().method()} ${protocol}//${hostname}`);
-    return route.abort('blockedbyclient');
-  });
+    timeoutMs,
+    ignoreHTTPSErrors: opts['ignore-https-errors'],
+    onBlocked: (method, origin) => {
+      blocked += 1;
+      log(`blocked ${method} ${origin}`);
+    },
+  }));
   page = await context.newPage();
   page.setDefaultTimeout(timeoutMs);
   page.on('response', (res) => {

@@ -12,12 +12,8 @@
 // Exit 1 with a message on stderr on failure; the browser is always closed.
 import fs from 'node:fs';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
+import { launchLoopbackOnly } from './launch.mjs';
 
-const CHROMIUM_ARGS = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-];
 const TIMEOUT_MS = 45_000;
 
 const [pageUrl, specJson, outDir] = process.argv.slice(2);
@@ -30,18 +26,11 @@ const log = (message) => console.error(`ui: ${message}`);
 
 let browser;
 try {
-  browser = await chromium.launch({
+  let context;
+  ({ browser, context } = await launchLoopbackOnly({
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-    headless: true,
-    args: CHROMIUM_ARGS,
-    timeout: TIMEOUT_MS,
-  });
-  const context = await browser.newContext();
-  // Nothing may leave the machine.
-  await context.route('**/*', (route) => {
-    const { hostname } = new URL(route.request().url());
-    return ['127.0.0.1', 'localhost', '[::1]'].includes(hostname) ? route.continue() : route.abort();
-  });
+    timeoutMs: TIMEOUT_MS,
+  }));
   const page = await context.newPage();
   page.setDefaultTimeout(TIMEOUT_MS);
   const origin = new URL(pageUrl).origin;

@@ -27,16 +27,10 @@
 // ending on the interrupted page or the reverse; timeout, 30 s overall by default), 2 on bad usage.
 // Progress goes to stderr. The browser is always closed.
 import fs from 'node:fs';
-import { createRequire } from 'node:module';
 import { parseArgs } from 'node:util';
 
 const USAGE = 'usage: node device.mjs VERIFICATION_URL [--deny] [--deny-at confirm|consent] [--user-code CODE] '
   + '[--login NAME] [--timeout SECONDS] [--chromium PATH]';
-const CHROMIUM_ARGS = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-];
-const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]']);
 const MAX_STEPS = 10;
 
 let opts;
@@ -73,9 +67,8 @@ if (!fs.existsSync(opts.chromium)) {
   console.error(`no browser at ${opts.chromium}: install Debian's chromium (apt-get install -y chromium) or pass --chromium`);
   process.exit(1);
 }
-// playwright-core lives in the browser kit beside this one.
-const require = createRequire(new URL('../browser/package.json', import.meta.url));
-const { chromium } = require('playwright-core');
+// playwright-core lives in the browser kit beside this one, with the launcher.
+const { launchLoopbackOnly } = await import('../browser/launch.mjs');
 
 const started = Date.now();
 const log = (msg) => console.error(`device [${((Date.now() - started) / 1000).toFixed(1)}s] ${msg}`);
@@ -189,14 +182,14 @@ async function act(stepNo) {
 }
 
 async function run() {
-  browser = await chromium.launch({ executablePath: opts.chromium, headless: true, args: CHROMIUM_ARGS, timeout: timeoutMs });
-  const context = await browser.newContext();
-  await context.route('**/*', (route) => {
-    const { protocol, hostname } = new URL(route.request().url());
-    if (!['http:', 'https:'].includes(protocol) || LOOPBACK.has(hostname)) return route.continue();
-    blocked += 1;
-    return route.abort('blockedbyclient');
-  });
+  let context;
+  ({ browser, context } = await launchLoopbackOnly({
+    executablePath: opts.chromium,
+    timeoutMs,
+    onBlocked: () => {
+      blocked += 1;
+    },
+  }));
   page = await context.newPage();
   page.setDefaultTimeout(timeoutMs);
 
