@@ -15,7 +15,7 @@ use oauth2_runtime::http_client::UreqClient;
 use oauth2_runtime::message::HttpRequest;
 use oauth2_runtime::plugin::{Plugin, Services, Token};
 use oauth2_runtime::secret_store::{MemoryStore, SecretStore};
-use oauth2_runtime::{ClientAuth, ConnectionConfig, GrantType};
+use oauth2_runtime::{ClientAuth, ConnectionConfig, GrantType, Pair, RevocationOutcome};
 use oauth2_test_provider::{Provider, ProviderConfig};
 
 /// How far the demo moves the component's clock to make a one-hour token expire.
@@ -176,8 +176,47 @@ impl Demo<'_> {
         )?;
         self.api_round(out, &config, "authorization_code")?;
         self.expire_and_refresh(out, &config, &token)?;
+        config.revocation_url = Some(self.provider.revocation_url());
+        self.disconnect(out, &config)?;
         writeln!(out)?;
         Ok(())
+    }
+
+    /// The user disconnects: both tokens revoked at the provider (RFC 7009) and removed from the
+    /// store, so the old token opens nothing and the next step asks for authorization again.
+    fn disconnect(&self, out: &mut impl Write, config: &ConnectionConfig) -> anyhow::Result<()> {
+        let held = self.token(config)?;
+        let revocation = self.plugin.revoke_tokens(&self.services, config)?;
+        ensure!(
+            matches!(
+                (&revocation.refresh_token, &revocation.access_token),
+                (RevocationOutcome::Revoked, RevocationOutcome::Revoked)
+            ),
+            "the provider did not confirm both revocations: {revocation:?}"
+        );
+        step(
+            out,
+            "disconnected: the refresh token, then the access token, revoked at /revoke and removed from the store",
+        )?;
+        let mut stale = get(&format!("{}/api/orders", self.provider.base_url()));
+        stale.headers.push(Pair {
+            name: "Authorization".into(),
+            value: format!("Bearer {}", held.access_token.secret()),
+        });
+        let status = self.services.http.send(&stale)?.status;
+        ensure!(
+            status == 401,
+            "the revoked token still opened the API ({status})"
+        );
+        match self.plugin.ensure_token(&self.services, config) {
+            Err(oauth2_runtime::CallError::OAuth(
+                oauth2_runtime::OauthError::AuthorizationRequired(_),
+            )) => step(
+                out,
+                "GET /api/orders with the revoked token -> 401; the next step asks for authorization again",
+            ),
+            other => bail!("expected authorization-required after the disconnect, got {other:?}"),
+        }
     }
 
     /// What a browser does: opens the authorization URL, follows the provider's redirect to the

@@ -136,6 +136,11 @@ fn demo_runs_every_grant() {
         "{text}"
     );
     assert!(
+        text.contains("disconnected: the refresh token, then the access token, revoked")
+            && text.contains("with the revoked token -> 401"),
+        "{text}"
+    );
+    assert!(
         text.trim_end().ends_with("All three grants passed."),
         "{text}"
     );

@@ -5,7 +5,7 @@
 //! with form-urlencoded halves (RFC 6749 §2.3.1) or by request body, never both; the client
 //! credentials, password, authorization code (PKCE S256 required, RFC 7636) and refresh token
 //! grants, with optional refresh token rotation; an authorization endpoint with automatic or
-//! interactive consent; a bearer-protected API (RFC 6750). Tests steer it (injected failures,
+//! interactive consent; token revocation (RFC 7009); a bearer-protected API (RFC 6750). Tests steer it (injected failures,
 //! revocation, forced expiry) and inspect what it received (recorded token requests, counters).
 //!
 //! HTTP is axum's, on a tokio runtime of its own: dropping the [`Provider`] stops accepting,
@@ -314,6 +314,11 @@ impl Provider {
 
     pub fn authorization_url(&self) -> String {
         format!("{}/authorize", self.base_url())
+    }
+
+    /// The RFC 7009 revocation endpoint.
+    pub fn revocation_url(&self) -> String {
+        format!("{}/revoke", self.base_url())
     }
 
     /// Every request received at the token endpoint so far, oldest first.
@@ -802,7 +807,8 @@ impl Shared {
             ("POST", "/token") => self.token_endpoint(request),
             ("GET", "/authorize") => self.authorize(request),
             ("POST", "/authorize/decision") => self.decide(request),
-            (_, "/token" | "/authorize/decision") => method_not_allowed("POST"),
+            ("POST", "/revoke") => self.revocation_endpoint(request),
+            (_, "/token" | "/authorize/decision" | "/revoke") => method_not_allowed("POST"),
             (_, "/authorize") => method_not_allowed("GET"),
             _ if path == "/api" || path.starts_with("/api/") => self.api(request),
             _ => Response::new(404, "text/plain; charset=utf-8", "not found\n"),
@@ -879,6 +885,38 @@ impl Shared {
             GrantType::Password => self.password_grant(state, client, &form),
             GrantType::AuthorizationCode => self.code_grant(state, client, &form),
             GrantType::RefreshToken => self.refresh_grant(state, client, &form),
+        }
+    }
+
+    /// RFC 7009: an authenticated client revokes one of its tokens. A refresh token takes its
+    /// whole grant with it, an access token only itself; a token that is unknown or another
+    /// client's is answered 200 all the same (§2.2), so the answer tells nothing about it.
+    fn revocation_endpoint(&self, request: &Request) -> Response {
+        let revoked = Form::parse(&request.body).and_then(|form| {
+            let client = self.authenticate(request, &form)?;
+            let token = form
+                .get("token")
+                .ok_or_else(|| OAuthError::new("invalid_request", "token is missing"))?;
+            let mut state = self.lock();
+            let family = state
+                .refresh_tokens
+                .get(token)
+                .filter(|grant| grant.client_id == client.id)
+                .map(|grant| grant.family);
+            if let Some(family) = family {
+                state.revoke_family(family);
+            } else if state
+                .access_tokens
+                .get(token)
+                .is_some_and(|access| access.grant.client_id == client.id)
+            {
+                state.access_tokens.remove(token);
+            }
+            Ok(())
+        });
+        match revoked {
+            Ok(()) => Response::new(200, "text/plain; charset=utf-8", ""),
+            Err(error) => token_error_response(error.code, &error.description),
         }
     }
 
@@ -1953,6 +1991,75 @@ mod tests {
             (400, "invalid_request".to_owned())
         );
         assert_eq!(provider.token_requests().len(), 8);
+    }
+
+    fn revoke(provider: &Provider, client: (&str, &str), token: &str) -> Reply {
+        reply(
+            agent()
+                .post(provider.revocation_url())
+                .header("Authorization", basic(client.0, client.1))
+                .send_form([("token", token)]),
+        )
+    }
+
+    #[test]
+    fn revocation_takes_a_clients_own_tokens_only() {
+        let provider = start(|config| {
+            config
+                .clients
+                .push(ClientConfig::confidential("other-client", "o-secret"));
+        });
+        let password = [
+            ("grant_type", "password"),
+            ("username", "alice"),
+            ("password", "wonderland"),
+        ];
+        let first = token(&provider, DEMO, &password);
+        let access = first.access_token();
+        let first_refresh = first.refresh_token().expect("a refresh token");
+
+        // Another client's token, and an unknown one, are answered 200 and left as they are.
+        assert_eq!(
+            revoke(&provider, ("other-client", "o-secret"), &access).status,
+            200
+        );
+        assert_eq!(
+            revoke(&provider, ("demo-client", "demo-secret"), "no-such").status,
+            200
+        );
+        assert_eq!(api(&provider, bearer(&access).as_deref()).status, 200);
+        // A wrong secret is refused as at the token endpoint.
+        let refused = revoke(&provider, ("demo-client", "wrong"), &access);
+        assert_eq!(refused.error(), (401, "invalid_client".to_owned()));
+
+        // The access token alone: the refresh token still works.
+        assert_eq!(
+            revoke(&provider, ("demo-client", "demo-secret"), &access).status,
+            200
+        );
+        assert_eq!(api(&provider, bearer(&access).as_deref()).status, 401);
+        let renewed = refresh(&provider, &first_refresh);
+        let second_access = renewed.access_token();
+        let second_refresh = renewed.refresh_token().expect("a rotated refresh token");
+
+        // The refresh token: its whole grant goes.
+        assert_eq!(
+            revoke(&provider, ("demo-client", "demo-secret"), &second_refresh).status,
+            200
+        );
+        assert_eq!(
+            api(&provider, bearer(&second_access).as_deref()).status,
+            401
+        );
+        let gone = token(
+            &provider,
+            DEMO,
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &second_refresh),
+            ],
+        );
+        assert_eq!(gone.error(), (400, "invalid_grant".to_owned()));
     }
 
     #[test]
