@@ -32,7 +32,7 @@
 // current page when the run fails.
 import fs from 'node:fs';
 import { parseArgs } from 'node:util';
-import { launchLoopbackOnly } from './launch.mjs';
+import { launchLoopbackOnly, within } from './launch.mjs';
 
 const USAGE = 'usage: node consent.mjs AUTH_URL [--deny] [--user NAME] [--password PW] [--redirect-prefix URL] '
   + '[--screenshot PATH] [--timeout SECONDS] [--chromium PATH] [--ignore-https-errors]';
@@ -227,17 +227,12 @@ async function run() {
   };
 }
 
-let timer;
-const timeout = new Promise((_, reject) => {
-  timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs / 1000} s`
-    + `${page ? ` at ${withoutQuery(page.url())}` : ' launching the browser'} (${steps.length} steps done)`)), timeoutMs);
-});
 try {
-  result = await Promise.race([run(), timeout]);
+  result = await within(timeoutMs, run,
+    () => `${page ? ` at ${withoutQuery(page.url())}` : ' launching the browser'} (${steps.length} steps done)`);
 } catch (err) {
   failed = err;
 } finally {
-  clearTimeout(timer);
   if (failed && opts.screenshot && page) {
     lastShot = await Promise.race([
       page.screenshot({ fullPage: true }).catch(() => null),

@@ -27,3 +27,19 @@ export async function launchLoopbackOnly({ executablePath, timeoutMs, ignoreHTTP
   });
   return { browser, context };
 }
+
+/**
+ * `work()`, or a rejection once `timeoutMs` has passed, saying how far the driver got: `where()`
+ * is read then (" at <page>" or " launching the browser", and the steps done).
+ */
+export async function within(timeoutMs, work, where) {
+  let timer;
+  const late = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs / 1000} s${where()}`)), timeoutMs);
+  });
+  try {
+    return await Promise.race([work(), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -68,7 +68,7 @@ if (!fs.existsSync(opts.chromium)) {
   process.exit(1);
 }
 // playwright-core lives in the browser kit beside this one, with the launcher.
-const { launchLoopbackOnly } = await import('../browser/launch.mjs');
+const { launchLoopbackOnly, within } = await import('../browser/launch.mjs');
 
 const started = Date.now();
 const log = (msg) => console.error(`device [${((Date.now() - started) / 1000).toFixed(1)}s] ${msg}`);
@@ -219,19 +219,14 @@ async function run() {
   }
 }
 
-let timer;
 let result;
 let failed;
-const timeout = new Promise((_, reject) => {
-  timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs / 1000} s`
-    + `${page ? ` at ${withoutQuery(page.url())}` : ' launching the browser'} (${steps.length} steps done)`)), timeoutMs);
-});
 try {
-  result = await Promise.race([run(), timeout]);
+  result = await within(timeoutMs, run,
+    () => `${page ? ` at ${withoutQuery(page.url())}` : ' launching the browser'} (${steps.length} steps done)`);
 } catch (err) {
   failed = err;
 } finally {
-  clearTimeout(timer);
   await browser?.close().catch((e) => log(`closing the browser: ${e.message}`));
 }
 if (failed) {
