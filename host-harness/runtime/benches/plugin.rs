@@ -7,7 +7,9 @@
 //! - `step`: a fresh `Store` + instance + `decorate-request` with a cached, valid token, through
 //!   the public [`Plugin`] API (what a connector step costs); `step/floor`, the same call into
 //!   `tests/fixtures/floor-guest`, a component whose exports answer at once (the engine's own
-//!   cost of a step); `step/instantiate-only`, the fresh `Store` and instance alone.
+//!   cost of a step); `step/no-op`, a fresh instance of the real component asked for a request
+//!   URL it refuses before any grant logic runs (the engine's cost of a component this size);
+//!   `step/instantiate-only`, the fresh `Store` and instance alone.
 //! - `decorate-warm`: `authorization-headers` on an instance that is already there.
 //! - `decorate-native`: `lifecycle::decorate_request` of the rlib with an in-memory host.
 //! - `parse`: `parse-token-response` on a 1 KB response with an id token: wasm, native, oauth2-rs;
@@ -18,9 +20,10 @@
 //! - `store`: the step with the token in `MemoryStore`, and in a `RedisStore` on a real
 //!   redis-server on loopback, with its near cache (`redis-near`) and without (`redis-direct`).
 //!
-//! After them, [`ratios`] prints `step / floor`, `step / native` and the Redis step over the
-//! memory step, each from blocks of calls alternated between the two, so the machine's drift hits
-//! both alike; [`processes`] prints decorations per second of 4 processes sharing one Redis.
+//! After them, [`ratios`] prints `step / floor`, `step / no-op`, `no-op / floor`, `step / native`
+//! and the Redis step over the memory step, each from blocks of calls alternated between the two,
+//! so the machine's drift hits both alike; [`processes`] prints decorations per second of 4
+//! processes sharing one Redis.
 //!
 //! `OAUTH2_BENCH_BASELINE=old.wasm cargo bench -p oauth2-runtime --bench plugin` runs none of
 //! these: it compares the embedded component with another build of it ([`compare`]).
@@ -40,9 +43,9 @@ use oauth2_plugin::token_cache::{CachedToken, token_key};
 use oauth2_plugin::token_request::{self, AuthMethod, Credentials, Step};
 use oauth2_plugin::{config as native_config, http as native_http, token_response};
 use oauth2_runtime::{
-    ClientAuth, ConnectionConfig, GrantType, HttpClient, HttpRequest, HttpResponse, Instance,
-    ManualClock, MemoryStore, Pair, Plugin, RedisStore, SealingKeys, SecretStore, Services,
-    TokenStep, TokenStore, TransportError,
+    CallError, ClientAuth, ConnectionConfig, GrantType, HttpClient, HttpRequest, HttpResponse,
+    Instance, ManualClock, MemoryStore, OauthError, Pair, Plugin, RedisStore, SealingKeys,
+    SecretStore, Services, TokenStep, TokenStore, TransportError,
 };
 
 #[path = "../tests/redis_server/mod.rs"]
@@ -419,6 +422,19 @@ fn floor() -> Plugin {
     Plugin::from_file(&fixtures::build("floor-guest")).expect("the floor component loads")
 }
 
+/// A step's crossing into the real component without its grant logic: a fresh instance asked
+/// for the headers of a request whose URL it refuses first of all.
+fn no_op(plugin: &Plugin, services: &Services, config: &ConnectionConfig) {
+    let refused = plugin
+        .instance(services)
+        .unwrap()
+        .authorization_headers(black_box(config), black_box(""));
+    assert!(
+        matches!(refused, Err(CallError::OAuth(OauthError::ApiUrlRefused(_)))),
+        "{refused:?}"
+    );
+}
+
 fn authorization(request: &HttpRequest) -> Option<&str> {
     request
         .headers
@@ -480,6 +496,7 @@ fn bench_step(c: &mut Criterion) {
                 .unwrap()
         })
     });
+    group.bench_function("no-op", |b| b.iter(|| no_op(&plugin, &services, &config)));
     group.bench_function("instantiate-only", |b| {
         b.iter(|| black_box(plugin.instance(&services).unwrap()))
     });
@@ -732,7 +749,9 @@ const CALLS: u32 = 20_000;
 
 /// `step / floor` and `step / native`: a step through the component against the same call into
 /// the floor component, and against the native build of the same logic with an in-memory host;
-/// then the step with its token in Redis against the same step with `MemoryStore`.
+/// `step / no-op` and `no-op / floor` split the first into what the grant logic costs and what
+/// instantiating and crossing into a component of this size does; then the step with its token
+/// in Redis against the same step with `MemoryStore`.
 fn ratios(redis: &RedisServer) {
     let (plugin, floor) = (plugin(), floor());
     let config = wit_config(GrantType::ClientCredentials);
@@ -757,6 +776,20 @@ fn ratios(redis: &RedisServer) {
         "step / floor",
         [
             ("step", &mut || step(&plugin)),
+            ("floor", &mut || step(&floor)),
+        ],
+    );
+    alternate(
+        "step / no-op",
+        [
+            ("step", &mut || step(&plugin)),
+            ("no-op", &mut || no_op(&plugin, &services, &config)),
+        ],
+    );
+    alternate(
+        "no-op / floor",
+        [
+            ("no-op", &mut || no_op(&plugin, &services, &config)),
             ("floor", &mut || step(&floor)),
         ],
     );
