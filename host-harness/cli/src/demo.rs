@@ -1,5 +1,5 @@
-//! `oauth2-host demo`: every grant end to end through the component, against the embedded
-//! provider on loopback, printed step by step.
+//! `oauth2-host demo`: the form's three grants and the device code grant end to end through the
+//! component, against the embedded provider on loopback, printed step by step.
 
 use std::io::Write;
 use std::net::TcpListener;
@@ -13,7 +13,7 @@ use oauth2_runtime::api_call;
 use oauth2_runtime::clock::{Clock, ManualClock};
 use oauth2_runtime::http_client::UreqClient;
 use oauth2_runtime::message::HttpRequest;
-use oauth2_runtime::plugin::{Plugin, Services, Token};
+use oauth2_runtime::plugin::{DevicePoll, Plugin, Services, Token};
 use oauth2_runtime::secret_store::{MemoryStore, SecretStore};
 use oauth2_runtime::{ClientAuth, ConnectionConfig, GrantType, Pair, RevocationOutcome};
 use oauth2_test_provider::{Provider, ProviderConfig};
@@ -55,7 +55,8 @@ pub fn run(plugin: &Plugin, out: &mut impl Write) -> anyhow::Result<()> {
     demo.client_credentials(out)?;
     demo.password(out)?;
     demo.authorization_code(out, &redirect_uri)?;
-    writeln!(out, "All three grants passed.")?;
+    demo.device_code(out)?;
+    writeln!(out, "All four grants passed.")?;
     Ok(())
 }
 
@@ -178,6 +179,65 @@ impl Demo<'_> {
         self.expire_and_refresh(out, &config, &token)?;
         config.revocation_url = Some(self.provider.revocation_url());
         self.disconnect(out, &config)?;
+        writeln!(out)?;
+        Ok(())
+    }
+
+    /// The connection starts a device authorization; the user opens the verification page with
+    /// the code in it and approves (fetched here as the user's browser would); the component's
+    /// next poll turns the approval into a stored token.
+    fn device_code(&self, out: &mut impl Write) -> anyhow::Result<()> {
+        writeln!(out, "Device code (RFC 8628)")?;
+        let mut config = self.config(GrantType::DeviceCode, ClientAuth::Basic);
+        config.device_authorization_url = Some(self.provider.device_authorization_url());
+        let started = self
+            .plugin
+            .start_device_authorization(&self.services, &config)?;
+        step(
+            out,
+            format!(
+                "device authorization: the user is asked to enter {} at {}",
+                started.user_code, started.verification_uri
+            ),
+        )?;
+        let poll = || {
+            self.plugin
+                .poll_device_authorization(&self.services, &config, &started.device_code)
+        };
+        match poll()? {
+            DevicePoll::Pending => step(
+                out,
+                "polled before the user approved: authorization_pending, so polling goes on",
+            )?,
+            other => bail!("expected authorization_pending before the approval, got {other:?}"),
+        }
+        let page = started
+            .verification_uri_complete
+            .as_deref()
+            .context("the provider gave no verification_uri_complete")?;
+        let status = self.services.http.send(&get(page))?.status;
+        ensure!(status == 200, "the verification page answered {status}");
+        step(
+            out,
+            "the user opened the verification page with the code and approved",
+        )?;
+        // A host waits the interval between polls; the demo moves the component's clock.
+        let interval = Duration::from_secs(started.interval_seconds.into());
+        self.clock.advance(interval);
+        let token = match poll()? {
+            DevicePoll::Granted(token) => token,
+            other => bail!("expected the token after the approval, got {other:?}"),
+        };
+        step(
+            out,
+            format!(
+                "polled {} s later: token stored: {}, with a refresh token",
+                interval.as_secs(),
+                describe(&token, self.clock.now())
+            ),
+        )?;
+        self.api_round(out, &config, "urn:ietf:params:oauth:grant-type:device_code")?;
+        self.expire_and_refresh(out, &config, &token)?;
         writeln!(out)?;
         Ok(())
     }

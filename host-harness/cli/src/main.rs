@@ -58,7 +58,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Runs every grant end to end against an embedded provider and API on 127.0.0.1.
+    /// Runs the client credentials, password, authorization code and device code grants end to
+    /// end against an embedded provider and API on 127.0.0.1.
     Demo {
         #[command(flatten)]
         component: ComponentArg,

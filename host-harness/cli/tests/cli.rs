@@ -128,6 +128,7 @@ fn demo_runs_every_grant() {
         "Client credentials",
         "Password",
         "Authorization code with PKCE",
+        "Device code (RFC 8628)",
     ] {
         assert!(text.contains(heading), "{text}");
     }
@@ -141,7 +142,18 @@ fn demo_runs_every_grant() {
         "{text}"
     );
     assert!(
-        text.trim_end().ends_with("All three grants passed."),
+        text.contains("polled before the user approved: authorization_pending")
+            && text.contains("the user opened the verification page with the code and approved"),
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("token refreshed; the provider rotated the refresh token")
+            .count(),
+        3,
+        "password, authorization code and device code each refresh: {text}"
+    );
+    assert!(
+        text.trim_end().ends_with("All four grants passed."),
         "{text}"
     );
 }

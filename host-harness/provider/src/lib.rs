@@ -3,9 +3,10 @@
 //!
 //! It is strict where a client can get the protocol wrong: client authentication by HTTP Basic
 //! with form-urlencoded halves (RFC 6749 §2.3.1) or by request body, never both; the client
-//! credentials, password, authorization code (PKCE S256 required, RFC 7636) and refresh token
-//! grants, with optional refresh token rotation; an authorization endpoint with automatic or
-//! interactive consent; token revocation (RFC 7009); a bearer-protected API (RFC 6750). Tests steer it (injected failures,
+//! credentials, password, authorization code (PKCE S256 required, RFC 7636), device code
+//! (RFC 8628) and refresh token grants, with optional refresh token rotation; an authorization
+//! endpoint and a device verification page with automatic or interactive consent; token
+//! revocation (RFC 7009); a bearer-protected API (RFC 6750). Tests steer it (injected failures,
 //! revocation, forced expiry) and inspect what it received (recorded token requests, counters).
 //!
 //! HTTP is axum's, on a tokio runtime of its own: dropping the [`Provider`] stops accepting,
@@ -16,7 +17,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -31,14 +32,22 @@ const MAX_BODY: usize = 64 * 1024;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// Authorization codes are short-lived (RFC 6749 §4.1.2 recommends at most ten minutes).
 const CODE_LIFETIME: Duration = Duration::from_secs(60);
+/// How long a device code waits for the user's decision (RFC 8628 §3.2 `expires_in`).
+const DEVICE_CODE_LIFETIME: Duration = Duration::from_secs(600);
+/// The polling interval announced with a device code (RFC 8628 §3.2 `interval`).
+const DEVICE_POLL_INTERVAL_SECS: u64 = 5;
+/// User codes: consonants only, so that no word is spelled, and no vowel-like digits
+/// (RFC 8628 §6.1); eight of them carry about 34 bits.
+const USER_CODE_ALPHABET: &[u8; 20] = b"BCDFGHJKLMNPQRSTVWXZ";
 /// The realm named in `WWW-Authenticate` challenges.
 const REALM: &str = "demo";
 /// Form parameters that carry credentials: recorded as present, never with their value.
-const SECRET_PARAMS: [&str; 4] = [
+const SECRET_PARAMS: [&str; 5] = [
     "client_secret",
     "password",
     "code_verifier",
     "refresh_token",
+    "device_code",
 ];
 const REDACTED: &str = "[redacted]";
 
@@ -53,14 +62,16 @@ pub enum GrantType {
     Password,
     AuthorizationCode,
     RefreshToken,
+    DeviceCode,
 }
 
 impl GrantType {
-    pub const ALL: [GrantType; 4] = [
+    pub const ALL: [GrantType; 5] = [
         GrantType::ClientCredentials,
         GrantType::Password,
         GrantType::AuthorizationCode,
         GrantType::RefreshToken,
+        GrantType::DeviceCode,
     ];
 
     /// The `grant_type` value on the wire.
@@ -70,6 +81,7 @@ impl GrantType {
             GrantType::Password => "password",
             GrantType::AuthorizationCode => "authorization_code",
             GrantType::RefreshToken => "refresh_token",
+            GrantType::DeviceCode => "urn:ietf:params:oauth:grant-type:device_code",
         }
     }
 
@@ -89,7 +101,8 @@ pub enum ClientAuthMethod {
     Any,
 }
 
-/// What the authorization endpoint does once a request is valid.
+/// What the authorization endpoint does once a request is valid, and the device verification
+/// page once it is given a known user code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConsentMode {
     /// Redirect with a code at once.
@@ -129,7 +142,7 @@ impl ClientConfig {
     }
 
     /// A public client (no secret) for the authorization code grant, with the scopes `read` and
-    /// `write`.
+    /// `write`. A public client may also be given the device code grant, which is made for one.
     pub fn public(id: &str, redirect_uri: &str) -> Self {
         ClientConfig {
             id: id.to_owned(),
@@ -175,8 +188,8 @@ pub struct ProviderConfig {
 impl ProviderConfig {
     /// The confidential client `demo-client` / `demo-secret` (every grant, either authentication
     /// method, scopes `read write`, the given redirect URI), the user `alice` / `wonderland`,
-    /// one-hour access tokens, refresh tokens for password and authorization code, rotation on,
-    /// automatic consent.
+    /// one-hour access tokens, refresh tokens for password, authorization code and device code,
+    /// rotation on, automatic consent.
     ///
     /// The redirect URI is the caller's: it picks the port of its callback listener first.
     pub fn demo(redirect_uri: &str) -> Self {
@@ -191,7 +204,11 @@ impl ProviderConfig {
             resource_owner: "alice".to_owned(),
             access_token_lifetime_secs: 3600,
             rotate_refresh_tokens: true,
-            refresh_token_grants: vec![GrantType::Password, GrantType::AuthorizationCode],
+            refresh_token_grants: vec![
+                GrantType::Password,
+                GrantType::AuthorizationCode,
+                GrantType::DeviceCode,
+            ],
             consent: ConsentMode::AutoAllow,
             token_delay: Duration::ZERO,
         }
@@ -288,15 +305,16 @@ impl Provider {
     pub fn start(config: ProviderConfig) -> io::Result<Provider> {
         let shared = Arc::new(Shared {
             config,
+            origin: OnceLock::new(),
             state: Mutex::default(),
         });
         let app = axum::Router::new()
             .fallback(serve)
             .with_state(Arc::clone(&shared));
-        Ok(Provider {
-            server: Server::start(app)?,
-            shared,
-        })
+        let server = Server::start(app)?;
+        // Its own address, not a request's Host header, goes into the verification URI.
+        let _ = shared.origin.set(format!("http://{}", server.addr));
+        Ok(Provider { server, shared })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -319,6 +337,11 @@ impl Provider {
     /// The RFC 7009 revocation endpoint.
     pub fn revocation_url(&self) -> String {
         format!("{}/revoke", self.base_url())
+    }
+
+    /// The RFC 8628 device authorization endpoint.
+    pub fn device_authorization_url(&self) -> String {
+        format!("{}/device_authorization", self.base_url())
     }
 
     /// Every request received at the token endpoint so far, oldest first.
@@ -623,6 +646,8 @@ async fn serve(
 
 struct Shared {
     config: ProviderConfig,
+    /// `http://127.0.0.1:PORT`, set once the port is bound.
+    origin: OnceLock<String>,
     state: Mutex<State>,
 }
 
@@ -638,6 +663,8 @@ struct State {
     refresh_replays: usize,
     /// Authorization requests waiting for the user's decision, by the id on the consent page.
     pending_consents: HashMap<String, Authorization>,
+    /// Device authorizations, by device code, until they are redeemed or found expired.
+    device_authorizations: HashMap<String, DeviceAuthorization>,
     next_family: u64,
     injected: VecDeque<Response>,
     token_requests: Vec<TokenRequestRecord>,
@@ -674,6 +701,22 @@ struct Authorization {
 struct Code {
     authorization: Authorization,
     issued: Instant,
+}
+
+/// A device code and what the user made of it (RFC 8628 §3.2-3.5).
+struct DeviceAuthorization {
+    client_id: String,
+    user_code: String,
+    scope: Vec<String>,
+    issued: Instant,
+    /// Allowed or denied; `None` while the user has not decided.
+    decision: Option<bool>,
+}
+
+impl DeviceAuthorization {
+    fn is_undecided(&self) -> bool {
+        self.decision.is_none() && self.issued.elapsed() < DEVICE_CODE_LIFETIME
+    }
 }
 
 /// Where the authorization endpoint sends the user agent back, with the client's `state`.
@@ -808,8 +851,18 @@ impl Shared {
             ("GET", "/authorize") => self.authorize(request),
             ("POST", "/authorize/decision") => self.decide(request),
             ("POST", "/revoke") => self.revocation_endpoint(request),
-            (_, "/token" | "/authorize/decision" | "/revoke") => method_not_allowed("POST"),
-            (_, "/authorize") => method_not_allowed("GET"),
+            ("POST", "/device_authorization") => self.device_authorization_endpoint(request),
+            ("GET", "/device") => self.device_page(request),
+            ("POST", "/device/decision") => self.device_decision(request),
+            (
+                _,
+                "/token"
+                | "/authorize/decision"
+                | "/revoke"
+                | "/device_authorization"
+                | "/device/decision",
+            ) => method_not_allowed("POST"),
+            (_, "/authorize" | "/device") => method_not_allowed("GET"),
             _ if path == "/api" || path.starts_with("/api/") => self.api(request),
             _ => Response::new(404, "text/plain; charset=utf-8", "not found\n"),
         }
@@ -856,11 +909,11 @@ impl Shared {
             )
         })?;
         let client = self.authenticate(request, &form)?;
-        // A public client cannot prove who it is: only a PKCE-bound code (and the refresh token
-        // that came from one) is safe to honour for it.
+        // A public client cannot prove who it is: only a PKCE-bound code, a device code the
+        // user approved (and the refresh tokens that came from them) are safe to honour for it.
         let public_may_use = matches!(
             grant_type,
-            GrantType::AuthorizationCode | GrantType::RefreshToken
+            GrantType::AuthorizationCode | GrantType::RefreshToken | GrantType::DeviceCode
         );
         if !client.grants.contains(&grant_type) || (client.secret.is_none() && !public_may_use) {
             return Err(OAuthError::new(
@@ -885,6 +938,7 @@ impl Shared {
             GrantType::Password => self.password_grant(state, client, &form),
             GrantType::AuthorizationCode => self.code_grant(state, client, &form),
             GrantType::RefreshToken => self.refresh_grant(state, client, &form),
+            GrantType::DeviceCode => self.device_code_grant(state, client, &form),
         }
     }
 
@@ -1111,6 +1165,54 @@ impl Shared {
         state.issue(access, self.config.access_token_lifetime_secs, rotated)
     }
 
+    /// RFC 8628 §3.4-3.5: the state of the client's device code, or its tokens once the user
+    /// approved. An approved, denied or expired code is spent by the answer that says so.
+    fn device_code_grant(
+        &self,
+        state: &mut State,
+        client: &ClientConfig,
+        form: &Form,
+    ) -> Result<TokenResponse, OAuthError> {
+        let device_code = form
+            .get("device_code")
+            .ok_or_else(|| OAuthError::new("invalid_request", "device_code is missing"))?;
+        let Some(authorization) = state
+            .device_authorizations
+            .get(device_code)
+            .filter(|authorization| authorization.client_id == client.id)
+        else {
+            return Err(OAuthError::new("invalid_grant", "unknown device code"));
+        };
+        let expired = authorization.issued.elapsed() >= DEVICE_CODE_LIFETIME;
+        let decision = authorization.decision;
+        if decision.is_none() && !expired {
+            return Err(OAuthError::new(
+                "authorization_pending",
+                "the user has not decided yet",
+            ));
+        }
+        let authorization = state
+            .device_authorizations
+            .remove(device_code)
+            .ok_or_else(|| OAuthError::new("invalid_grant", "unknown device code"))?;
+        match decision {
+            _ if expired => Err(OAuthError::new(
+                "expired_token",
+                "the device code expired: start again",
+            )),
+            Some(true) => {
+                let grant = Grant {
+                    client_id: client.id.clone(),
+                    subject: self.config.resource_owner.clone(),
+                    scope: authorization.scope,
+                    family: state.new_family(),
+                };
+                self.issue_new(state, client, GrantType::DeviceCode, grant)
+            }
+            _ => Err(access_denied()),
+        }
+    }
+
     /// Issues the tokens of a new grant: an access token, and a refresh token when configured for
     /// this grant and the client may use it.
     fn issue_new(
@@ -1195,6 +1297,113 @@ impl Shared {
         }
     }
 
+    // --- device authorization (RFC 8628) -----------------------------------------------------
+
+    /// §3.1-3.2: a device code for an authenticated client allowed the grant, with the user
+    /// code and where the user enters it.
+    fn device_authorization_endpoint(&self, request: &Request) -> Response {
+        let started = self.start_device_authorization(request);
+        match started {
+            Ok(body) => Response::json(200, &body).no_store(),
+            Err(error) => token_error_response(error.code, &error.description),
+        }
+    }
+
+    fn start_device_authorization(
+        &self,
+        request: &Request,
+    ) -> Result<serde_json::Value, OAuthError> {
+        if !request.has_media_type("application/x-www-form-urlencoded") {
+            return Err(OAuthError::new(
+                "invalid_request",
+                "the body must be application/x-www-form-urlencoded",
+            ));
+        }
+        let form = Form::parse(&request.body)?;
+        let client = self.authenticate(request, &form)?;
+        if !client.grants.contains(&GrantType::DeviceCode) {
+            return Err(OAuthError::new(
+                "unauthorized_client",
+                format!("client {} may not use the device code grant", client.id),
+            ));
+        }
+        let scope = negotiate_scope(form.get("scope"), &client.scopes)?;
+        let device_code = random_token()?;
+        let user_code = user_code()?;
+        let origin = self.origin.get().map_or("", String::as_str);
+        let body = json!({
+            "device_code": device_code,
+            "user_code": user_code,
+            "verification_uri": format!("{origin}/device"),
+            "verification_uri_complete": format!("{origin}/device?user_code={user_code}"),
+            "expires_in": DEVICE_CODE_LIFETIME.as_secs(),
+            "interval": DEVICE_POLL_INTERVAL_SECS,
+        });
+        self.lock().device_authorizations.insert(
+            device_code,
+            DeviceAuthorization {
+                client_id: client.id.clone(),
+                user_code,
+                scope,
+                issued: Instant::now(),
+                decision: None,
+            },
+        );
+        Ok(body)
+    }
+
+    /// §3.3: where the user enters the user code, or arrives with it in the URI
+    /// (`verification_uri_complete`). With automatic consent a known code is decided at once.
+    fn device_page(&self, request: &Request) -> Response {
+        let form = match Form::parse(request.query.as_bytes()) {
+            Ok(form) => form,
+            Err(error) => return html_error(400, &error.description),
+        };
+        let Some(entered) = form.get("user_code") else {
+            return device_entry_page();
+        };
+        match self.config.consent {
+            ConsentMode::AutoAllow => self.decide_device(entered, true),
+            ConsentMode::AutoDeny => self.decide_device(entered, false),
+            ConsentMode::Interactive => {
+                let state = self.lock();
+                match state.undecided_device(entered) {
+                    Some(authorization) => {
+                        device_consent_page(authorization, &self.config.resource_owner)
+                    }
+                    None => html_error(400, "unknown, expired or already used user code"),
+                }
+            }
+        }
+    }
+
+    /// The form posted from the device consent page.
+    fn device_decision(&self, request: &Request) -> Response {
+        let form = match Form::parse(&request.body) {
+            Ok(form) => form,
+            Err(error) => return html_error(400, &error.description),
+        };
+        let Some(entered) = form.get("user_code") else {
+            return html_error(400, "user_code is missing");
+        };
+        self.decide_device(entered, form.get("decision") == Some("allow"))
+    }
+
+    fn decide_device(&self, entered: &str, allow: bool) -> Response {
+        let mut state = self.lock();
+        let Some(authorization) = state.undecided_device_mut(entered) else {
+            return html_error(400, "unknown, expired or already used user code");
+        };
+        authorization.decision = Some(allow);
+        let outcome = if allow { "approved" } else { "denied" };
+        html_page(
+            200,
+            "Device",
+            &format!("<p>The device was {outcome}. You can close this page.</p>"),
+        )
+        .no_store()
+    }
+
     // --- protected API -------------------------------------------------------------------------
 
     fn api(&self, request: &Request) -> Response {
@@ -1237,6 +1446,22 @@ impl Shared {
 }
 
 impl State {
+    /// The device authorization still waiting for the user who typed `entered`: compared in
+    /// capitals without separators, as users type codes (RFC 8628 §6.1).
+    fn undecided_device(&self, entered: &str) -> Option<&DeviceAuthorization> {
+        let entered = normalized_user_code(entered);
+        self.device_authorizations
+            .values()
+            .find(|a| a.is_undecided() && normalized_user_code(&a.user_code) == entered)
+    }
+
+    fn undecided_device_mut(&mut self, entered: &str) -> Option<&mut DeviceAuthorization> {
+        let entered = normalized_user_code(entered);
+        self.device_authorizations
+            .values_mut()
+            .find(|a| a.is_undecided() && normalized_user_code(&a.user_code) == entered)
+    }
+
     fn new_family(&mut self) -> u64 {
         self.next_family += 1;
         self.next_family
@@ -1428,9 +1653,43 @@ fn bearer_token(header: &str) -> Option<&str> {
 /// 256 bits from the OS CSPRNG, base64url: unguessable tokens, codes and consent ids.
 fn random_token() -> Result<String, OAuthError> {
     let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes)
-        .map_err(|error| OAuthError::new("server_error", format!("no randomness: {error}")))?;
+    fill_random(&mut bytes)?;
     Ok(URL_SAFE_NO_PAD.encode(bytes))
+}
+
+fn fill_random(bytes: &mut [u8]) -> Result<(), OAuthError> {
+    getrandom::fill(bytes)
+        .map_err(|error| OAuthError::new("server_error", format!("no randomness: {error}")))
+}
+
+/// Eight letters of [`USER_CODE_ALPHABET`] as `XXXX-XXXX`, each drawn without modulo bias.
+fn user_code() -> Result<String, OAuthError> {
+    // 240 is the largest multiple of the alphabet's 20 letters that fits a byte.
+    const LIMIT: u8 = 240;
+    let mut code = String::with_capacity(9);
+    while code.len() < 9 {
+        let mut bytes = [0u8; 16];
+        fill_random(&mut bytes)?;
+        for byte in bytes.into_iter().filter(|&byte| byte < LIMIT) {
+            if code.len() == 4 {
+                code.push('-');
+            }
+            if code.len() == 9 {
+                break;
+            }
+            let letter = USER_CODE_ALPHABET[usize::from(byte) % USER_CODE_ALPHABET.len()];
+            code.push(char::from(letter));
+        }
+    }
+    Ok(code)
+}
+
+fn normalized_user_code(entered: &str) -> String {
+    entered
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_uppercase())
+        .collect()
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -1456,6 +1715,32 @@ fn consent_page(request_id: &str, authorization: &Authorization, owner: &str) ->
         request_id = escape_html(request_id),
     );
     html_page(200, "Authorize", &body).no_store()
+}
+
+fn device_entry_page() -> Response {
+    let body = "<form method=\"get\" action=\"/device\">\n\
+                <label>Code shown on your device <input name=\"user_code\" autocomplete=\"off\"></label>\n\
+                <button type=\"submit\">Continue</button>\n\
+                </form>";
+    html_page(200, "Connect a device", body).no_store()
+}
+
+fn device_consent_page(authorization: &DeviceAuthorization, owner: &str) -> Response {
+    let body = format!(
+        "<p>Signed in as <b>{owner}</b>.</p>\n\
+         <p>The device showing <b>{user_code}</b> asks for access for <b>{client}</b> with scope \
+         <code>{scope}</code>.</p>\n\
+         <form method=\"post\" action=\"/device/decision\">\n\
+         <input type=\"hidden\" name=\"user_code\" value=\"{user_code}\">\n\
+         <button type=\"submit\" name=\"decision\" value=\"allow\">Allow</button>\n\
+         <button type=\"submit\" name=\"decision\" value=\"deny\">Deny</button>\n\
+         </form>",
+        owner = escape_html(owner),
+        user_code = escape_html(&authorization.user_code),
+        client = escape_html(&authorization.client_id),
+        scope = escape_html(&authorization.scope.join(" ")),
+    );
+    html_page(200, "Connect a device", &body).no_store()
 }
 
 fn html_error(status: u16, message: &str) -> Response {
@@ -2476,6 +2761,167 @@ mod tests {
             answer.starts_with("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n"),
             "{answer}"
         );
+    }
+
+    const DEVICE_GRANT: (&str, &str) =
+        ("grant_type", "urn:ietf:params:oauth:grant-type:device_code");
+
+    fn start_device(provider: &Provider, client: Option<(&str, &str)>) -> serde_json::Value {
+        let mut request = agent().post(provider.device_authorization_url());
+        if let Some((id, secret)) = client {
+            request = request.header("Authorization", basic(id, secret));
+        }
+        let started = reply(request.send_form([("scope", "read")]));
+        assert_eq!(started.status, 200, "{}", started.body);
+        assert_eq!(started.header("cache-control"), Some("no-store"));
+        started.json()
+    }
+
+    fn poll(provider: &Provider, device_code: &str) -> Reply {
+        token(
+            provider,
+            DEMO,
+            &[DEVICE_GRANT, ("device_code", device_code)],
+        )
+    }
+
+    fn page(url: &str) -> Reply {
+        reply(agent().get(url).call())
+    }
+
+    #[test]
+    fn device_code_is_pending_until_the_user_approves_then_spent() {
+        let provider = start(|_| {});
+        let started = start_device(&provider, DEMO);
+        let device_code = started["device_code"].as_str().unwrap();
+        let user_code = started["user_code"].as_str().unwrap();
+        assert!(
+            user_code.len() == 9
+                && user_code.as_bytes()[4] == b'-'
+                && user_code
+                    .bytes()
+                    .filter(|&b| b != b'-')
+                    .all(|b| USER_CODE_ALPHABET.contains(&b)),
+            "{user_code}"
+        );
+        let base = provider.base_url();
+        assert_eq!(started["verification_uri"], format!("{base}/device"));
+        assert_eq!(
+            started["verification_uri_complete"],
+            format!("{base}/device?user_code={user_code}")
+        );
+        assert_eq!(started["expires_in"], 600);
+        assert_eq!(started["interval"], 5);
+
+        assert_eq!(
+            poll(&provider, device_code).error(),
+            (400, "authorization_pending".into())
+        );
+        // As typed by a user: lower case, without the hyphen.
+        let typed = user_code.replace('-', "").to_lowercase();
+        let approved = page(&format!("{base}/device?user_code={typed}"));
+        assert_eq!(approved.status, 200, "{}", approved.body);
+        assert!(approved.body.contains("approved"), "{}", approved.body);
+
+        let granted = poll(&provider, device_code);
+        let access_token = granted.access_token();
+        assert!(granted.refresh_token().is_some());
+        assert_eq!(granted.json()["scope"], "read");
+        let api = api(&provider, bearer(&access_token).as_deref());
+        assert_eq!(api.json()["sub"], "alice");
+        assert_eq!(
+            poll(&provider, device_code).error(),
+            (400, "invalid_grant".into())
+        );
+        // A spent code's user code opens nothing.
+        assert_eq!(
+            page(&format!("{base}/device?user_code={typed}")).status,
+            400
+        );
+        let recorded = provider.token_requests();
+        assert!(recorded.iter().all(|record| {
+            record
+                .param("device_code")
+                .is_none_or(|value| value == REDACTED)
+        }));
+    }
+
+    #[test]
+    fn device_code_denied_unknown_or_someone_elses_gets_no_token() {
+        let provider = start(|config| {
+            config.consent = ConsentMode::Interactive;
+            config
+                .clients
+                .push(ClientConfig::confidential("other", "other-secret"));
+        });
+        let started = start_device(&provider, DEMO);
+        let device_code = started["device_code"].as_str().unwrap();
+        let user_code = started["user_code"].as_str().unwrap();
+
+        let consent = page(started["verification_uri_complete"].as_str().unwrap());
+        assert_eq!(consent.status, 200);
+        assert!(
+            consent.body.contains(user_code) && consent.body.contains("demo-client"),
+            "{}",
+            consent.body
+        );
+        let other = token(
+            &provider,
+            Some(("other", "other-secret")),
+            &[DEVICE_GRANT, ("device_code", device_code)],
+        );
+        assert_eq!(other.error(), (400, "invalid_grant".into()));
+
+        let denied = reply(
+            agent()
+                .post(format!("{}/device/decision", provider.base_url()))
+                .send_form([("user_code", user_code), ("decision", "deny")]),
+        );
+        assert!(denied.body.contains("denied"), "{}", denied.body);
+        assert_eq!(
+            poll(&provider, device_code).error(),
+            (400, "access_denied".into())
+        );
+        assert_eq!(
+            poll(&provider, device_code).error(),
+            (400, "invalid_grant".into())
+        );
+        assert_eq!(
+            poll(&provider, "made-up").error(),
+            (400, "invalid_grant".into())
+        );
+        assert_eq!(
+            page(&format!(
+                "{}/device?user_code=BCDF-GHJK",
+                provider.base_url()
+            ))
+            .status,
+            400
+        );
+        let entry = page(&format!("{}/device", provider.base_url()));
+        assert!(entry.body.contains("name=\"user_code\""), "{}", entry.body);
+    }
+
+    #[test]
+    fn device_authorization_needs_an_authenticated_client_allowed_the_grant() {
+        let provider = start(|config| {
+            config.clients[0]
+                .grants
+                .retain(|grant| *grant != GrantType::DeviceCode);
+        });
+        let refused = |client| {
+            let mut request = agent().post(provider.device_authorization_url());
+            if let Some((id, secret)) = client {
+                request = request.header("Authorization", basic(id, secret));
+            }
+            reply(request.send_form([("scope", "read")])).error()
+        };
+        assert_eq!(refused(DEMO), (400, "unauthorized_client".into()));
+        assert_eq!(
+            refused(Some(("demo-client", "wrong"))),
+            (401, "invalid_client".into())
+        );
+        assert_eq!(refused(None), (401, "invalid_client".into()));
     }
 
     #[test]
