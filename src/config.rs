@@ -560,8 +560,9 @@ impl Config {
     /// `prefix` followed by [`Config::connection_key`], built in one string: the token's store
     /// key is derived on every decoration.
     pub fn prefixed_connection_key(&self, prefix: &str) -> String {
-        // The fields are gathered into one buffer and hashed in one call: the hasher's
-        // per-call buffering, once per field, cost as much as the hashing itself.
+        // The fields are gathered into one buffer and hashed in one call rather than two calls
+        // per field: the hasher's buffering, built for size with the rest of the component,
+        // then runs once.
         let mut input = Vec::with_capacity(256);
         let mut field = |value: &str| {
             input.extend_from_slice(&(value.len() as u64).to_le_bytes());
@@ -631,19 +632,14 @@ const HTTPS: &str = "https://";
 
 /// `prefix` followed by `bytes` in lowercase hexadecimal.
 pub fn hex(prefix: &str, bytes: &[u8]) -> String {
-    // Runs on every decoration (the token's store key): no formatting machinery, and the
-    // string sized once and filled with one copy.
+    // Runs on every decoration (the token's store key): no formatting machinery per byte, and
+    // the string sized once.
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(prefix.len() + 2 * bytes.len());
     out.push_str(prefix);
-    for chunk in bytes.chunks(16) {
-        let mut digits = [0; 32];
-        for (pair, byte) in digits.chunks_exact_mut(2).zip(chunk) {
-            pair[0] = DIGITS[usize::from(byte >> 4)];
-            pair[1] = DIGITS[usize::from(byte & 0x0f)];
-        }
-        let text = core::str::from_utf8(&digits[..2 * chunk.len()]).unwrap_or_default();
-        out.push_str(text);
+    for byte in bytes {
+        out.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        out.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
     }
     out
 }

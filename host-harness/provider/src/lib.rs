@@ -13,11 +13,12 @@
 //! ends the connections it holds and joins the runtime's thread before it returns. The OAuth
 //! logic below is plain synchronous code over [`Request`] and [`Response`].
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -36,8 +37,8 @@ const CODE_LIFETIME: Duration = Duration::from_secs(60);
 const DEVICE_CODE_LIFETIME: Duration = Duration::from_secs(600);
 /// The polling interval announced with a device code (RFC 8628 §3.2 `interval`).
 const DEVICE_POLL_INTERVAL_SECS: u64 = 5;
-/// User codes: consonants only, so that no word is spelled, and no vowel-like digits
-/// (RFC 8628 §6.1); eight of them carry about 34 bits.
+/// User codes: capital consonants only, so that no word is spelled (RFC 8628 §6.1); eight of
+/// them carry about 34.5 bits.
 const USER_CODE_ALPHABET: &[u8; 20] = b"BCDFGHJKLMNPQRSTVWXZ";
 /// The realm named in `WWW-Authenticate` challenges.
 const REALM: &str = "demo";
@@ -105,9 +106,9 @@ pub enum ClientAuthMethod {
 /// page once it is given a known user code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConsentMode {
-    /// Redirect with a code at once.
+    /// Redirect with a code at once; approve the device at once.
     AutoAllow,
-    /// Redirect with `error=access_denied` at once.
+    /// Redirect with `error=access_denied` at once; deny the device at once.
     AutoDeny,
     /// Show a page with "Allow" and "Deny" buttons (for browser tests).
     Interactive,
@@ -117,7 +118,7 @@ pub enum ConsentMode {
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
     pub id: String,
-    /// `None` makes a public client: authorization code (with PKCE) and refresh only.
+    /// `None` makes a public client: authorization code (with PKCE), device code and refresh only.
     pub secret: Option<String>,
     pub auth_method: ClientAuthMethod,
     pub grants: Vec<GrantType>,
@@ -303,18 +304,19 @@ pub struct Provider {
 impl Provider {
     /// Binds a free port on 127.0.0.1 and serves on a thread of its own.
     pub fn start(config: ProviderConfig) -> io::Result<Provider> {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
         let shared = Arc::new(Shared {
             config,
-            origin: OnceLock::new(),
+            origin: format!("http://{}", listener.local_addr()?),
             state: Mutex::default(),
         });
         let app = axum::Router::new()
             .fallback(serve)
             .with_state(Arc::clone(&shared));
-        let server = Server::start(app)?;
-        // Its own address, not a request's Host header, goes into the verification URI.
-        let _ = shared.origin.set(format!("http://{}", server.addr));
-        Ok(Provider { server, shared })
+        Ok(Provider {
+            server: Server::start(listener, app)?,
+            shared,
+        })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -323,7 +325,7 @@ impl Provider {
 
     /// `http://127.0.0.1:PORT`
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.server.addr)
+        self.shared.origin.clone()
     }
 
     pub fn token_url(&self) -> String {
@@ -424,6 +426,14 @@ impl Provider {
         }
     }
 
+    /// Makes every device code expire now: its next poll hears `expired_token`.
+    pub fn expire_device_codes(&self) {
+        let now = Instant::now();
+        for authorization in self.shared.lock().device_authorizations.values_mut() {
+            authorization.expires = now;
+        }
+    }
+
     /// Stops serving, closes the port and joins all threads (as dropping does).
     pub fn shutdown(self) {
         drop(self);
@@ -447,8 +457,7 @@ struct Server {
 }
 
 impl Server {
-    fn start(app: axum::Router) -> io::Result<Server> {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+    fn start(listener: TcpListener, app: axum::Router) -> io::Result<Server> {
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -559,8 +568,9 @@ impl Scripted {
                 into_axum(answer.status, answer.headers, answer.body)
             }
         });
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
         Ok(Scripted {
-            server: Server::start(app)?,
+            server: Server::start(listener, app)?,
         })
     }
 
@@ -646,8 +656,9 @@ async fn serve(
 
 struct Shared {
     config: ProviderConfig,
-    /// `http://127.0.0.1:PORT`, set once the port is bound.
-    origin: OnceLock<String>,
+    /// `http://127.0.0.1:PORT`: its own address, never a request's Host header, goes into the
+    /// verification URI.
+    origin: String,
     state: Mutex<State>,
 }
 
@@ -663,8 +674,10 @@ struct State {
     refresh_replays: usize,
     /// Authorization requests waiting for the user's decision, by the id on the consent page.
     pending_consents: HashMap<String, Authorization>,
-    /// Device authorizations, by device code, until they are redeemed or found expired.
+    /// Device authorizations, by device code, until they are redeemed or long expired.
     device_authorizations: HashMap<String, DeviceAuthorization>,
+    /// Device consent pages shown, by the id on the page: the device code each decides.
+    pending_device_consents: HashMap<String, String>,
     next_family: u64,
     injected: VecDeque<Response>,
     token_requests: Vec<TokenRequestRecord>,
@@ -708,14 +721,24 @@ struct DeviceAuthorization {
     client_id: String,
     user_code: String,
     scope: Vec<String>,
-    issued: Instant,
-    /// Allowed or denied; `None` while the user has not decided.
-    decision: Option<bool>,
+    expires: Instant,
+    decision: Decision,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Decision {
+    Pending,
+    Allowed,
+    Denied,
 }
 
 impl DeviceAuthorization {
+    fn is_expired(&self) -> bool {
+        Instant::now() >= self.expires
+    }
+
     fn is_undecided(&self) -> bool {
-        self.decision.is_none() && self.issued.elapsed() < DEVICE_CODE_LIFETIME
+        self.decision == Decision::Pending && !self.is_expired()
     }
 }
 
@@ -1176,31 +1199,29 @@ impl Shared {
         let device_code = form
             .get("device_code")
             .ok_or_else(|| OAuthError::new("invalid_request", "device_code is missing"))?;
-        let Some(authorization) = state
-            .device_authorizations
-            .get(device_code)
-            .filter(|authorization| authorization.client_id == client.id)
+        let unknown = || OAuthError::new("invalid_grant", "unknown device code");
+        let Entry::Occupied(entry) = state.device_authorizations.entry(device_code.to_owned())
         else {
-            return Err(OAuthError::new("invalid_grant", "unknown device code"));
+            return Err(unknown());
         };
-        let expired = authorization.issued.elapsed() >= DEVICE_CODE_LIFETIME;
-        let decision = authorization.decision;
-        if decision.is_none() && !expired {
+        if entry.get().client_id != client.id {
+            return Err(unknown());
+        }
+        if entry.get().is_undecided() {
             return Err(OAuthError::new(
                 "authorization_pending",
                 "the user has not decided yet",
             ));
         }
-        let authorization = state
-            .device_authorizations
-            .remove(device_code)
-            .ok_or_else(|| OAuthError::new("invalid_grant", "unknown device code"))?;
-        match decision {
-            _ if expired => Err(OAuthError::new(
+        let authorization = entry.remove();
+        if authorization.is_expired() {
+            return Err(OAuthError::new(
                 "expired_token",
                 "the device code expired: start again",
-            )),
-            Some(true) => {
+            ));
+        }
+        match authorization.decision {
+            Decision::Allowed => {
                 let grant = Grant {
                     client_id: client.id.clone(),
                     subject: self.config.resource_owner.clone(),
@@ -1209,7 +1230,7 @@ impl Shared {
                 };
                 self.issue_new(state, client, GrantType::DeviceCode, grant)
             }
-            _ => Err(access_denied()),
+            Decision::Denied | Decision::Pending => Err(access_denied()),
         }
     }
 
@@ -1329,8 +1350,20 @@ impl Shared {
         }
         let scope = negotiate_scope(form.get("scope"), &client.scopes)?;
         let device_code = random_token()?;
-        let user_code = user_code()?;
-        let origin = self.origin.get().map_or("", String::as_str);
+        let mut state = self.lock();
+        // Codes expired for a lifetime more are forgotten: until then a poll hears expired_token.
+        let forgotten = Instant::now().checked_sub(DEVICE_CODE_LIFETIME);
+        state.device_authorizations.retain(|_, authorization| {
+            forgotten.is_none_or(|forgotten| authorization.expires > forgotten)
+        });
+        // A user code stands for one waiting device at a time.
+        let user_code = loop {
+            let code = user_code()?;
+            if state.undecided_device_code(&code).is_none() {
+                break code;
+            }
+        };
+        let origin = &self.origin;
         let body = json!({
             "device_code": device_code,
             "user_code": user_code,
@@ -1339,14 +1372,14 @@ impl Shared {
             "expires_in": DEVICE_CODE_LIFETIME.as_secs(),
             "interval": DEVICE_POLL_INTERVAL_SECS,
         });
-        self.lock().device_authorizations.insert(
+        state.device_authorizations.insert(
             device_code,
             DeviceAuthorization {
                 client_id: client.id.clone(),
                 user_code,
                 scope,
-                issued: Instant::now(),
-                decision: None,
+                expires: Instant::now() + DEVICE_CODE_LIFETIME,
+                decision: Decision::Pending,
             },
         );
         Ok(body)
@@ -1362,46 +1395,50 @@ impl Shared {
         let Some(entered) = form.get("user_code") else {
             return device_entry_page();
         };
+        let mut state = self.lock();
+        let Some(device_code) = state.undecided_device_code(entered) else {
+            return html_error(400, "unknown, expired or already used user code");
+        };
         match self.config.consent {
-            ConsentMode::AutoAllow => self.decide_device(entered, true),
-            ConsentMode::AutoDeny => self.decide_device(entered, false),
+            ConsentMode::AutoAllow => state.decide_device(&device_code, Decision::Allowed),
+            ConsentMode::AutoDeny => state.decide_device(&device_code, Decision::Denied),
             ConsentMode::Interactive => {
-                let state = self.lock();
-                match state.undecided_device(entered) {
-                    Some(authorization) => {
-                        device_consent_page(authorization, &self.config.resource_owner)
-                    }
-                    None => html_error(400, "unknown, expired or already used user code"),
-                }
+                let id = match random_token() {
+                    Ok(id) => id,
+                    Err(error) => return html_error(500, &error.description),
+                };
+                let owner = &self.config.resource_owner;
+                let Some(page) = (state.device_authorizations.get(&device_code))
+                    .map(|authorization| device_consent_page(&id, authorization, owner))
+                else {
+                    return html_error(400, "unknown, expired or already used user code");
+                };
+                state.pending_device_consents.insert(id, device_code);
+                page
             }
         }
     }
 
-    /// The form posted from the device consent page.
+    /// The form posted from the device consent page: only a page this provider showed can
+    /// decide, once.
     fn device_decision(&self, request: &Request) -> Response {
         let form = match Form::parse(&request.body) {
             Ok(form) => form,
             Err(error) => return html_error(400, &error.description),
         };
-        let Some(entered) = form.get("user_code") else {
-            return html_error(400, "user_code is missing");
-        };
-        self.decide_device(entered, form.get("decision") == Some("allow"))
-    }
-
-    fn decide_device(&self, entered: &str, allow: bool) -> Response {
         let mut state = self.lock();
-        let Some(authorization) = state.undecided_device_mut(entered) else {
-            return html_error(400, "unknown, expired or already used user code");
+        let Some(device_code) = form
+            .get("request_id")
+            .and_then(|id| state.pending_device_consents.remove(id))
+        else {
+            return html_error(400, "unknown or already decided device authorization");
         };
-        authorization.decision = Some(allow);
-        let outcome = if allow { "approved" } else { "denied" };
-        html_page(
-            200,
-            "Device",
-            &format!("<p>The device was {outcome}. You can close this page.</p>"),
-        )
-        .no_store()
+        let decision = if form.get("decision") == Some("allow") {
+            Decision::Allowed
+        } else {
+            Decision::Denied
+        };
+        state.decide_device(&device_code, decision)
     }
 
     // --- protected API -------------------------------------------------------------------------
@@ -1446,20 +1483,37 @@ impl Shared {
 }
 
 impl State {
-    /// The device authorization still waiting for the user who typed `entered`: compared in
-    /// capitals without separators, as users type codes (RFC 8628 §6.1).
-    fn undecided_device(&self, entered: &str) -> Option<&DeviceAuthorization> {
+    /// The device code still waiting for the user who typed `entered`: compared in capitals
+    /// without separators, as users type codes (RFC 8628 §6.1).
+    fn undecided_device_code(&self, entered: &str) -> Option<String> {
         let entered = normalized_user_code(entered);
         self.device_authorizations
-            .values()
-            .find(|a| a.is_undecided() && normalized_user_code(&a.user_code) == entered)
+            .iter()
+            .find(|(_, a)| a.is_undecided() && normalized_user_code(&a.user_code) == entered)
+            .map(|(device_code, _)| device_code.clone())
     }
 
-    fn undecided_device_mut(&mut self, entered: &str) -> Option<&mut DeviceAuthorization> {
-        let entered = normalized_user_code(entered);
-        self.device_authorizations
-            .values_mut()
-            .find(|a| a.is_undecided() && normalized_user_code(&a.user_code) == entered)
+    /// Records the user's decision, unless the code expired or was decided meanwhile.
+    fn decide_device(&mut self, device_code: &str, decision: Decision) -> Response {
+        let Some(authorization) = self
+            .device_authorizations
+            .get_mut(device_code)
+            .filter(|authorization| authorization.is_undecided())
+        else {
+            return html_error(400, "unknown, expired or already used user code");
+        };
+        authorization.decision = decision;
+        let outcome = if decision == Decision::Allowed {
+            "approved"
+        } else {
+            "denied"
+        };
+        html_page(
+            200,
+            "Device",
+            &format!("<p>The device was {outcome}. You can close this page.</p>"),
+        )
+        .no_store()
     }
 
     fn new_family(&mut self) -> u64 {
@@ -1664,8 +1718,9 @@ fn fill_random(bytes: &mut [u8]) -> Result<(), OAuthError> {
 
 /// Eight letters of [`USER_CODE_ALPHABET`] as `XXXX-XXXX`, each drawn without modulo bias.
 fn user_code() -> Result<String, OAuthError> {
-    // 240 is the largest multiple of the alphabet's 20 letters that fits a byte.
-    const LIMIT: u8 = 240;
+    // The largest multiple of the alphabet's length that fits a byte: bytes from it up are
+    // drawn again, so every letter is equally likely.
+    const LIMIT: u8 = (256 / USER_CODE_ALPHABET.len() * USER_CODE_ALPHABET.len()) as u8;
     let mut code = String::with_capacity(9);
     while code.len() < 9 {
         let mut bytes = [0u8; 16];
@@ -1725,17 +1780,22 @@ fn device_entry_page() -> Response {
     html_page(200, "Connect a device", body).no_store()
 }
 
-fn device_consent_page(authorization: &DeviceAuthorization, owner: &str) -> Response {
+fn device_consent_page(
+    request_id: &str,
+    authorization: &DeviceAuthorization,
+    owner: &str,
+) -> Response {
     let body = format!(
         "<p>Signed in as <b>{owner}</b>.</p>\n\
          <p>The device showing <b>{user_code}</b> asks for access for <b>{client}</b> with scope \
          <code>{scope}</code>.</p>\n\
          <form method=\"post\" action=\"/device/decision\">\n\
-         <input type=\"hidden\" name=\"user_code\" value=\"{user_code}\">\n\
+         <input type=\"hidden\" name=\"request_id\" value=\"{request_id}\">\n\
          <button type=\"submit\" name=\"decision\" value=\"allow\">Allow</button>\n\
          <button type=\"submit\" name=\"decision\" value=\"deny\">Deny</button>\n\
          </form>",
         owner = escape_html(owner),
+        request_id = escape_html(request_id),
         user_code = escape_html(&authorization.user_code),
         client = escape_html(&authorization.client_id),
         scope = escape_html(&authorization.scope.join(" ")),
@@ -2872,12 +2932,26 @@ mod tests {
         );
         assert_eq!(other.error(), (400, "invalid_grant".into()));
 
-        let denied = reply(
-            agent()
-                .post(format!("{}/device/decision", provider.base_url()))
-                .send_form([("user_code", user_code), ("decision", "deny")]),
-        );
+        let decide = |fields: &[(&str, &str)]| {
+            reply(
+                agent()
+                    .post(format!("{}/device/decision", provider.base_url()))
+                    .send_form(fields.iter().copied()),
+            )
+        };
+        // Only the page the provider showed can decide: not the user code alone.
+        let forged = decide(&[("user_code", user_code), ("decision", "allow")]);
+        assert_eq!(forged.status, 400, "{}", forged.body);
+        let request_id = consent
+            .body
+            .split("name=\"request_id\" value=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .expect("the consent page carries its request id");
+        let denied = decide(&[("request_id", request_id), ("decision", "deny")]);
         assert!(denied.body.contains("denied"), "{}", denied.body);
+        let again = decide(&[("request_id", request_id), ("decision", "allow")]);
+        assert_eq!(again.status, 400, "{}", again.body);
         assert_eq!(
             poll(&provider, device_code).error(),
             (400, "access_denied".into())
@@ -2900,6 +2974,66 @@ mod tests {
         );
         let entry = page(&format!("{}/device", provider.base_url()));
         assert!(entry.body.contains("name=\"user_code\""), "{}", entry.body);
+    }
+
+    #[test]
+    fn device_code_expires_and_automatic_denial_denies() {
+        let provider = start(|config| config.consent = ConsentMode::AutoDeny);
+        let started = start_device(&provider, DEMO);
+        let device_code = started["device_code"].as_str().unwrap();
+        let denied = page(started["verification_uri_complete"].as_str().unwrap());
+        assert!(denied.body.contains("denied"), "{}", denied.body);
+        assert_eq!(
+            poll(&provider, device_code).error(),
+            (400, "access_denied".into())
+        );
+
+        let started = start_device(&provider, DEMO);
+        let device_code = started["device_code"].as_str().unwrap();
+        provider.expire_device_codes();
+        // An expired code can no longer be decided, and its poll says why.
+        assert_eq!(
+            page(started["verification_uri_complete"].as_str().unwrap()).status,
+            400
+        );
+        assert_eq!(
+            poll(&provider, device_code).error(),
+            (400, "expired_token".into())
+        );
+        assert_eq!(
+            poll(&provider, device_code).error(),
+            (400, "invalid_grant".into())
+        );
+    }
+
+    #[test]
+    fn a_public_client_may_use_the_device_code_grant() {
+        let provider = start(|config| {
+            let mut device = ClientConfig::public("tv-app", REDIRECT_URI);
+            device.grants.push(GrantType::DeviceCode);
+            config.clients.push(device);
+        });
+        let started = reply(
+            agent()
+                .post(provider.device_authorization_url())
+                .send_form([("client_id", "tv-app")]),
+        );
+        assert_eq!(started.status, 200, "{}", started.body);
+        let started = started.json();
+        page(started["verification_uri_complete"].as_str().unwrap());
+        let granted = post_token(
+            &provider,
+            None,
+            &[
+                DEVICE_GRANT,
+                ("client_id", "tv-app"),
+                ("device_code", started["device_code"].as_str().unwrap()),
+            ],
+        );
+        let access_token = granted.access_token();
+        assert_eq!(granted.json()["scope"], "read write");
+        let api = api(&provider, bearer(&access_token).as_deref());
+        assert_eq!(api.json()["client_id"], "tv-app");
     }
 
     #[test]
