@@ -1,13 +1,15 @@
 //! Every grant, run by the component inside wasmtime against the embedded provider over
-//! loopback HTTP: fetch, cached reuse, expiry, refresh with and without rotation, and the
-//! authorization-code flow with PKCE.
+//! loopback HTTP: fetch, cached reuse, expiry, refresh with and without rotation, the
+//! authorization-code flow with PKCE, and the device code grant.
 
 #![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 
 use common::*;
-use oauth2_runtime::{CallError, ClientAuth, GrantType, OauthError, SecretStore};
+use oauth2_runtime::{
+    CallError, ClientAuth, DevicePoll, GrantType, HttpRequest, OauthError, SecretStore,
+};
 use oauth2_test_provider::{ClientAuthUsed, Provider};
 
 #[test]
@@ -132,6 +134,59 @@ fn refresh_without_rotation_keeps_the_refresh_token() {
     }
     assert_eq!(provider.token_request_count("refresh_token"), 3);
     assert_eq!(provider.token_request_count("password"), 1);
+}
+
+#[test]
+fn device_code_grant_polls_slows_down_then_stores_and_refreshes_the_token() {
+    let mut provider_config = provider_config();
+    provider_config.device_poll_interval = std::time::Duration::from_secs(30);
+    let provider = Provider::start(provider_config).unwrap();
+    let host = Host::new();
+    let mut config = config(&provider, GrantType::DeviceCode);
+    config.device_authorization_url = Some(provider.device_authorization_url());
+
+    let started = plugin()
+        .start_device_authorization(&host.services, &config)
+        .unwrap();
+    assert_eq!(started.interval_seconds, 30);
+    let poll = || {
+        plugin()
+            .poll_device_authorization(&host.services, &config, &started.device_code)
+            .unwrap()
+    };
+    assert_eq!(poll(), DevicePoll::Pending);
+    // Polled again at once: the provider asks to slow down, and the component says so.
+    assert_eq!(poll(), DevicePoll::SlowDown);
+    assert!(
+        matches!(
+            plugin().ensure_token(&host.services, &config),
+            Err(CallError::OAuth(OauthError::AuthorizationRequired(_)))
+        ),
+        "no token before the user approves"
+    );
+
+    let page = started.verification_uri_complete.clone().unwrap();
+    let approved = host.services.http.send(&HttpRequest {
+        method: "GET".into(),
+        url: page,
+        headers: vec![],
+        body: vec![],
+    });
+    assert_eq!(approved.unwrap().status, 200);
+    let DevicePoll::Granted(token) = poll() else {
+        panic!("no token after the approval");
+    };
+    assert!(token.refresh_token.is_some());
+    assert_eq!(call_api(&provider, &host, &config).0, 200);
+    assert_eq!(
+        provider.token_request_count("urn:ietf:params:oauth:grant-type:device_code"),
+        3,
+        "the stored token is reused, not polled for again"
+    );
+
+    host.advance(3600);
+    assert_eq!(call_api(&provider, &host, &config).0, 200);
+    assert_eq!(provider.token_request_count("refresh_token"), 1);
 }
 
 #[test]

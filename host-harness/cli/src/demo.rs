@@ -222,8 +222,9 @@ impl Demo<'_> {
             out,
             "the user opened the verification page with the code and approved",
         )?;
-        // A host waits the provider's interval between polls; the demo's provider does not
-        // count it, so the demo polls again at once.
+        // The provider answers slow_down to a poll sooner than its interval.
+        let interval = Duration::from_secs(started.interval_seconds.into());
+        std::thread::sleep(interval);
         let token = match poll()? {
             DevicePoll::Granted(token) => token,
             other => bail!("expected the token after the approval, got {other:?}"),
@@ -235,8 +236,8 @@ impl Demo<'_> {
         step(
             out,
             format!(
-                "polled again (a host waits the {} s interval first): token stored: {}, with a refresh token",
-                started.interval_seconds,
+                "polled again after the {} s interval: token stored: {}, with a refresh token",
+                interval.as_secs(),
                 describe(&token, self.clock.now())
             ),
         )?;

@@ -35,8 +35,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 const CODE_LIFETIME: Duration = Duration::from_secs(60);
 /// How long a device code waits for the user's decision (RFC 8628 §3.2 `expires_in`).
 const DEVICE_CODE_LIFETIME: Duration = Duration::from_secs(600);
-/// The polling interval announced with a device code (RFC 8628 §3.2 `interval`).
-const DEVICE_POLL_INTERVAL_SECS: u64 = 5;
+/// What a poll sooner than the interval adds to it (RFC 8628 §3.5 `slow_down`).
+const SLOW_DOWN: Duration = Duration::from_secs(5);
 /// User codes: capital consonants only, so that no word is spelled (RFC 8628 §6.1); eight of
 /// them carry about 34.5 bits.
 const USER_CODE_ALPHABET: &[u8; 20] = b"BCDFGHJKLMNPQRSTVWXZ";
@@ -184,13 +184,17 @@ pub struct ProviderConfig {
     /// How long the token endpoint takes before it answers, as a distant provider would: what
     /// gives concurrent clients time to collide.
     pub token_delay: Duration,
+    /// The polling interval announced with a device code (RFC 8628 §3.2, whole seconds): a poll
+    /// sooner than that after the code's previous one is answered `slow_down`, and the code's
+    /// interval grows by 5 s (§3.5).
+    pub device_poll_interval: Duration,
 }
 
 impl ProviderConfig {
     /// The confidential client `demo-client` / `demo-secret` (every grant, either authentication
     /// method, scopes `read write`, the given redirect URI), the user `alice` / `wonderland`,
     /// one-hour access tokens, refresh tokens for password, authorization code and device code,
-    /// rotation on, automatic consent.
+    /// rotation on, automatic consent, device codes polled at most once a second.
     ///
     /// The redirect URI is the caller's: it picks the port of its callback listener first.
     pub fn demo(redirect_uri: &str) -> Self {
@@ -212,6 +216,7 @@ impl ProviderConfig {
             ],
             consent: ConsentMode::AutoAllow,
             token_delay: Duration::ZERO,
+            device_poll_interval: Duration::from_secs(1),
         }
     }
 }
@@ -723,6 +728,9 @@ struct DeviceAuthorization {
     scope: Vec<String>,
     expires: Instant,
     decision: Decision,
+    /// Between polls, as announced and then slowed down.
+    interval: Duration,
+    last_poll: Option<Instant>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -1200,14 +1208,30 @@ impl Shared {
             .get("device_code")
             .ok_or_else(|| OAuthError::new("invalid_request", "device_code is missing"))?;
         let unknown = || OAuthError::new("invalid_grant", "unknown device code");
-        let Entry::Occupied(entry) = state.device_authorizations.entry(device_code.to_owned())
+        let Entry::Occupied(mut entry) = state.device_authorizations.entry(device_code.to_owned())
         else {
             return Err(unknown());
         };
         if entry.get().client_id != client.id {
             return Err(unknown());
         }
-        if entry.get().is_undecided() {
+        let waiting = entry.get_mut();
+        if waiting.is_undecided() {
+            let now = Instant::now();
+            let too_soon = waiting
+                .last_poll
+                .is_some_and(|last| now.duration_since(last) < waiting.interval);
+            waiting.last_poll = Some(now);
+            if too_soon {
+                waiting.interval += SLOW_DOWN;
+                return Err(OAuthError::new(
+                    "slow_down",
+                    format!(
+                        "polled sooner than the interval: poll every {} s from now on",
+                        waiting.interval.as_secs()
+                    ),
+                ));
+            }
             return Err(OAuthError::new(
                 "authorization_pending",
                 "the user has not decided yet",
@@ -1370,7 +1394,7 @@ impl Shared {
             "verification_uri": format!("{origin}/device"),
             "verification_uri_complete": format!("{origin}/device?user_code={user_code}"),
             "expires_in": DEVICE_CODE_LIFETIME.as_secs(),
-            "interval": DEVICE_POLL_INTERVAL_SECS,
+            "interval": self.config.device_poll_interval.as_secs(),
         });
         state.device_authorizations.insert(
             device_code,
@@ -1380,6 +1404,8 @@ impl Shared {
                 scope,
                 expires: Instant::now() + DEVICE_CODE_LIFETIME,
                 decision: Decision::Pending,
+                interval: self.config.device_poll_interval,
+                last_poll: None,
             },
         );
         Ok(body)
@@ -2871,7 +2897,7 @@ mod tests {
             format!("{base}/device?user_code={user_code}")
         );
         assert_eq!(started["expires_in"], 600);
-        assert_eq!(started["interval"], 5);
+        assert_eq!(started["interval"], 1);
 
         assert_eq!(
             poll(&provider, device_code).error(),
@@ -3004,6 +3030,36 @@ mod tests {
             poll(&provider, device_code).error(),
             (400, "invalid_grant".into())
         );
+    }
+
+    #[test]
+    fn polling_sooner_than_the_interval_slows_the_code_down() {
+        let provider = start(|config| config.device_poll_interval = Duration::from_secs(30));
+        let started = start_device(&provider, DEMO);
+        assert_eq!(started["interval"], 30);
+        let device_code = started["device_code"].as_str().unwrap();
+        assert_eq!(
+            poll(&provider, device_code).error(),
+            (400, "authorization_pending".into())
+        );
+        for interval in [35, 40] {
+            let slowed = poll(&provider, device_code);
+            assert_eq!(slowed.error(), (400, "slow_down".into()));
+            let description = slowed.json()["error_description"].to_string();
+            assert!(
+                description.contains(&format!("every {interval} s")),
+                "{description}"
+            );
+        }
+        // Another device's code keeps its own interval.
+        let other = start_device(&provider, DEMO);
+        assert_eq!(
+            poll(&provider, other["device_code"].as_str().unwrap()).error(),
+            (400, "authorization_pending".into())
+        );
+        // Once the user decided, the answer comes whatever the interval.
+        page(started["verification_uri_complete"].as_str().unwrap());
+        poll(&provider, device_code).access_token();
     }
 
     #[test]
