@@ -557,16 +557,13 @@ impl Config {
         self.prefixed_connection_key("")
     }
 
-    /// `prefix` followed by [`Config::connection_key`], built in one string: the token's store
-    /// key is derived on every decoration.
+    /// `prefix` followed by [`Config::connection_key`], built in one allocation: the token's
+    /// store key is derived on every decoration.
     pub fn prefixed_connection_key(&self, prefix: &str) -> String {
-        // The fields are gathered into one buffer and hashed in one call rather than two calls
-        // per field: the hasher's buffering, built for size with the rest of the component,
-        // then runs once.
-        let mut input = Vec::with_capacity(256);
+        let mut hash = Sha256::new();
         let mut field = |value: &str| {
-            input.extend_from_slice(&(value.len() as u64).to_le_bytes());
-            input.extend_from_slice(value.as_bytes());
+            hash.update((value.len() as u64).to_le_bytes());
+            hash.update(value.as_bytes());
         };
         field(self.grant_type.as_str());
         field(&self.token_url);
@@ -595,7 +592,7 @@ impl Config {
                 field(value);
             }
         }
-        hex(prefix, &Sha256::digest(&input)[..16])
+        hex(prefix, &hash.finalize()[..16])
     }
 }
 

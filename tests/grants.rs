@@ -179,7 +179,7 @@ fn device_code_grant_polls_slows_down_then_stores_and_refreshes_the_token() {
     assert!(token.refresh_token.is_some());
     assert_eq!(call_api(&provider, &host, &config).0, 200);
     assert_eq!(
-        provider.token_request_count("urn:ietf:params:oauth:grant-type:device_code"),
+        provider.token_request_count(oauth2_test_provider::GrantType::DeviceCode.as_str()),
         3,
         "the stored token is reused, not polled for again"
     );

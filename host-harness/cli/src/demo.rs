@@ -17,7 +17,7 @@ use oauth2_runtime::message::HttpRequest;
 use oauth2_runtime::plugin::{DevicePoll, Plugin, Services, Token};
 use oauth2_runtime::secret_store::{MemoryStore, SecretStore};
 use oauth2_runtime::{ClientAuth, ConnectionConfig, GrantType, Pair, RevocationOutcome};
-use oauth2_test_provider::{Provider, ProviderConfig};
+use oauth2_test_provider::{GrantType as ProviderGrant, Provider, ProviderConfig};
 
 /// How far the demo moves the component's clock to make a one-hour token expire.
 const ONE_HOUR: Duration = Duration::from_secs(3600);
@@ -241,7 +241,7 @@ impl Demo<'_> {
                 describe(&token, self.clock.now())
             ),
         )?;
-        self.api_round(out, &config, "urn:ietf:params:oauth:grant-type:device_code")?;
+        self.api_round(out, &config, ProviderGrant::DeviceCode.as_str())?;
         self.expire_and_refresh(out, &config, &token)?;
         writeln!(out)?;
         Ok(())
